@@ -1,0 +1,1 @@
+//! CIDR arithmetic (filled in by the planner work).
