@@ -4,6 +4,7 @@
 //! shared by the IPAM and the agent. No I/O happens here.
 
 pub mod cidr;
+pub mod cluster;
 pub mod dynamic_pool;
 pub mod finding;
 pub mod planner;
