@@ -195,9 +195,8 @@ impl Agent {
                     let now = Instant::now();
                     let wanted: BTreeSet<Ipv4Addr> = plan.release.iter().copied().collect();
                     self.pending_release.retain(|a, _| wanted.contains(a));
-                    for a in &plan.release {
-                        self.pending_release.entry(*a).or_insert(now);
-                    }
+                    // Ready: out of the conflist since an earlier reconcile,
+                    // and for at least the grace period.
                     let grace = self.cfg.release_grace;
                     let ready: Vec<Ipv4Addr> = self
                         .pending_release
@@ -205,6 +204,9 @@ impl Agent {
                         .filter(|(_, t)| now.duration_since(**t) >= grace)
                         .map(|(a, _)| *a)
                         .collect();
+                    for a in &plan.release {
+                        self.pending_release.entry(*a).or_insert(now);
+                    }
                     if !ready.is_empty() {
                         let data_dir = self.cfg.ipam_data_dir.clone();
                         // Under the plugin's lock: nothing allocates while we check.
