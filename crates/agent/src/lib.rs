@@ -17,7 +17,9 @@ pub mod ipam_disk;
 pub mod kernel;
 pub mod kv;
 pub mod routes;
+pub mod signals;
 pub mod snat;
+pub mod store_url;
 pub mod view;
 
 pub use agent::{Agent, AgentConfig, Report};

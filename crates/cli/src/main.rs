@@ -22,6 +22,12 @@ struct Cli {
 enum Command {
     /// Check a cluster network design before it is built.
     Plan(commands::plan::PlanArgs),
+    /// Store a cluster network in the cluster store, or show it.
+    Cluster(commands::cluster::ClusterArgs),
+    /// List the cluster's nodes, or remove one.
+    Node(commands::node::NodeArgs),
+    /// Run the node agent.
+    Agent(commands::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +41,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Cluster(args) => commands::cluster::run(&args),
+        Command::Node(args) => commands::node::run(&args),
+        Command::Agent(args) => commands::agent::run(&args),
     };
     match result {
         Ok(code) => code,
