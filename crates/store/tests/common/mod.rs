@@ -394,6 +394,10 @@ pub fn txn_rejects_bad_shapes(s: &Arc<dyn Store>) {
         s.txn(overlap),
         Err(StoreError::InvalidArgument(_))
     ));
+    let all = Txn::new().and_then([TxnOp::delete_prefix("")]);
+    assert!(matches!(s.txn(all), Err(StoreError::InvalidKey { .. })));
+    let big = Txn::new().and_then((0..129).map(|i| TxnOp::get(format!("/x/{i}"))));
+    assert!(matches!(s.txn(big), Err(StoreError::InvalidArgument(_))));
     let empty = Txn::new().when([Compare::absent("")]);
     assert!(matches!(s.txn(empty), Err(StoreError::InvalidKey { .. })));
     assert!(get(s, "/x").is_none() && get(s, "/x/y").is_none());
