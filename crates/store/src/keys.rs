@@ -28,6 +28,9 @@ pub const BLOCKS: &str = "/aksnet/blocks/";
 pub const POOLS: &str = "/aksnet/pools/";
 /// Prefix of the fabric route table: `/aksnet/routes/<node>`.
 pub const ROUTES: &str = "/aksnet/routes/";
+/// Prefix of the route-table slots: `/aksnet/route-slots/<NNNN>`, one per
+/// allowed route-table entry; claiming a slot bounds the table's size.
+pub const ROUTE_SLOTS: &str = "/aksnet/route-slots/";
 
 /// Writes a CIDR as a key segment: `10.244.3.0/24` → `10.244.3.0-24`.
 pub fn cidr_segment(net: &IpNet) -> String {
@@ -79,6 +82,16 @@ pub fn parse_pool(key: &str) -> Option<(IpNet, IpNet)> {
 /// `/aksnet/routes/<node>`.
 pub fn route(node: &str) -> String {
     format!("{ROUTES}{node}")
+}
+
+/// `/aksnet/route-slots/<NNNN>` (zero-padded so that slots sort by number).
+pub fn route_slot(index: u32) -> String {
+    format!("{ROUTE_SLOTS}{index:04}")
+}
+
+/// Every route-table slot key of a table with `limit` entries.
+pub fn route_slots(limit: u32) -> Vec<String> {
+    (0..limit).map(route_slot).collect()
 }
 
 /// Rejects keys no backend can hold.
@@ -144,6 +157,9 @@ mod tests {
         assert_eq!(node("n1"), "/aksnet/nodes/n1");
         assert_eq!(route("n1"), "/aksnet/routes/n1");
         assert_eq!(alive("n1"), "/aksnet/alive/n1");
+        assert_eq!(route_slot(7), "/aksnet/route-slots/0007");
+        assert_eq!(route_slots(400).len(), 400);
+        assert!(route_slots(400).windows(2).all(|p| p[0] < p[1]));
     }
 
     #[test]

@@ -44,6 +44,7 @@
 pub mod claim;
 mod error;
 pub mod etcd;
+mod keepalive;
 pub mod keys;
 pub mod sqlite;
 mod store;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 
 pub use error::{BoxError, Result, StoreError};
 pub use etcd::{EtcdOptions, EtcdStore};
+pub use keepalive::KeepAlive;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{Store, Watcher};
 pub use types::{

@@ -64,7 +64,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Revokes a lease now, deleting its keys.
     fn lease_revoke(&self, id: LeaseId) -> Result<()>;
 
-    /// Seconds left on a lease, or `None` if it does not exist any more.
+    /// Whole seconds left on a lease (etcd rounds down, so a lease in its
+    /// last second shows 0), or `None` if it does not exist any more.
     fn lease_ttl(&self, id: LeaseId) -> Result<Option<i64>>;
 
     /// Watches every key under `prefix` (all keys for `""`), starting at

@@ -250,6 +250,9 @@ pub struct Txn {
 }
 
 impl Txn {
+    /// etcd's default `--max-txn-ops`; both backends enforce it.
+    pub const MAX_OPS: usize = 128;
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -266,11 +269,25 @@ impl Txn {
         self
     }
 
-    /// Checks the shape both backends accept: non-empty keys, and no key
-    /// written twice in one branch (etcd rejects that as "duplicate key").
+    /// Checks the shape both backends accept: non-empty keys and
+    /// prefixes to delete, at most [`Txn::MAX_OPS`] compares and ops per
+    /// branch, and no key written twice in one branch (etcd rejects that as
+    /// "duplicate key").
     pub fn validate(&self) -> Result<()> {
         for c in &self.compares {
             crate::keys::check_key(&c.key)?;
+        }
+        for (what, n) in [
+            ("compares", self.compares.len()),
+            ("success ops", self.success.len()),
+            ("failure ops", self.failure.len()),
+        ] {
+            if n > Self::MAX_OPS {
+                return Err(StoreError::InvalidArgument(format!(
+                    "transaction has {n} {what}; etcd allows at most {}",
+                    Self::MAX_OPS
+                )));
+            }
         }
         for branch in [&self.success, &self.failure] {
             let mut written: Vec<&str> = Vec::new();
@@ -286,7 +303,16 @@ impl Txn {
                         }
                         written.push(key);
                     }
-                    TxnOp::DeletePrefix { prefix } => prefixes.push(prefix),
+                    TxnOp::DeletePrefix { prefix } => {
+                        if prefix.is_empty() {
+                            return Err(StoreError::InvalidKey {
+                                key: String::new(),
+                                reason: "refusing to delete every key: give a non-empty prefix"
+                                    .into(),
+                            });
+                        }
+                        prefixes.push(prefix)
+                    }
                     TxnOp::Get { key } => crate::keys::check_key(key)?,
                     TxnOp::Range { .. } => {}
                 }

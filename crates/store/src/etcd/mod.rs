@@ -42,7 +42,7 @@ impl Default for EtcdOptions {
     fn default() -> Self {
         EtcdOptions {
             request_timeout: Duration::from_secs(5),
-            retry_for: Duration::from_secs(30),
+            retry_for: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(2),
             runtime_threads: 2,
         }
@@ -326,7 +326,8 @@ impl Store for EtcdStore {
             "reading a lease",
             move |mut c| async move {
                 let r = c.lease_time_to_live(id.0, None).await?;
-                Ok((r.ttl() > 0).then_some(r.ttl()))
+                // etcd answers -1 for a lease it does not know.
+                Ok((r.ttl() >= 0).then_some(r.ttl()))
             },
             |_| None,
         )

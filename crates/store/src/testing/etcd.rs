@@ -304,6 +304,32 @@ impl EtcdCluster {
         self.wait_ready(Duration::from_secs(30))
     }
 
+    /// Index of the member that is the raft leader now, if one answers.
+    pub fn leader(&self) -> Option<usize> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            for (i, m) in self.members.iter().enumerate() {
+                if m.child.is_none() {
+                    continue;
+                }
+                let ep = format!("http://127.0.0.1:{}", m.client_port);
+                let fut = async {
+                    let mut c = etcd_client::Client::connect([ep], None).await?;
+                    c.status().await
+                };
+                if let Ok(Ok(st)) = tokio::time::timeout(Duration::from_secs(2), fut).await {
+                    if st.header().map(|h| h.member_id()) == Some(st.leader()) {
+                        return Some(i);
+                    }
+                }
+            }
+            None
+        })
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.members.len()

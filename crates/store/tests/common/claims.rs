@@ -191,3 +191,43 @@ pub fn claim_race_100(s: &Arc<dyn Store>) {
         assert!(t.succeeded);
     }
 }
+
+/// The route-table pattern: a node claims one of `limit` slots and writes
+/// its route entry in the same transaction; with more nodes than slots the
+/// extra ones are told the table is full, and no entry exists without a slot.
+pub fn bounded_route_table(s: &Arc<dyn Store>) {
+    let limit = 5;
+    let slots = keys::route_slots(limit);
+    let store = Arc::clone(s);
+    let outcomes = together(8, move |i| {
+        let node = format!("node-{i}");
+        let route = keys::route(&node);
+        let entry = format!(
+            r#"{{"destination":"10.244.{i}.0/24","next_hop":"10.224.0.{}"}}"#,
+            i + 4
+        );
+        Claimer::new(&*store, node.clone())
+            .skip_taken_under(keys::ROUTE_SLOTS)
+            .spread_by(&node)
+            .when([Compare::absent(route.clone())])
+            .with_ops(move |_slot| vec![TxnOp::put(route.clone(), entry.clone())])
+            .claim_first_free(slots.clone())
+            .unwrap()
+    });
+    let claimed = outcomes.iter().filter(|o| o.key().is_some()).count();
+    let full = outcomes
+        .iter()
+        .filter(|o| matches!(o, ClaimOutcome::Exhausted { .. }))
+        .count();
+    assert_eq!((claimed, full), (5, 3), "{outcomes:?}");
+    let slot_kvs = s.range(keys::ROUTE_SLOTS).unwrap().kvs;
+    let routes = s.range(keys::ROUTES).unwrap().kvs;
+    assert_eq!((slot_kvs.len(), routes.len()), (5, 5));
+    for kv in &slot_kvs {
+        let node = kv.value_str().unwrap();
+        assert!(
+            routes.iter().any(|r| r.key == keys::route(node)),
+            "{node} holds a slot and has its route"
+        );
+    }
+}

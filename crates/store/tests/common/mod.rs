@@ -33,7 +33,7 @@ macro_rules! store_suite {
             compare_missing_keys, txn_branches_and_responses, txn_rejects_bad_shapes,
             create_if_absent_race, lease_expiry_deletes_keys, lease_keep_alive_and_revoke,
             lease_attach_rules, watch_from_revision, watch_from_now_and_prefix_isolation,
-            watch_sees_lease_expiry, compaction, claim_helper_semantics, claim_race_100);
+            watch_sees_lease_expiry, compaction, claim_helper_semantics, claim_race_100, bounded_route_table);
     };
     (@tests $setup:path; $($name:ident),* $(,)?) => {
         $(
@@ -47,7 +47,9 @@ macro_rules! store_suite {
     };
 }
 
-pub use claims::{claim_helper_semantics, claim_race_100, create_if_absent_race};
+pub use claims::{
+    bounded_route_table, claim_helper_semantics, claim_race_100, create_if_absent_race,
+};
 pub use leases::{lease_attach_rules, lease_expiry_deletes_keys, lease_keep_alive_and_revoke};
 pub use watches::{
     compaction, watch_from_now_and_prefix_isolation, watch_from_revision, watch_sees_lease_expiry,
@@ -392,6 +394,10 @@ pub fn txn_rejects_bad_shapes(s: &Arc<dyn Store>) {
         s.txn(overlap),
         Err(StoreError::InvalidArgument(_))
     ));
+    let all = Txn::new().and_then([TxnOp::delete_prefix("")]);
+    assert!(matches!(s.txn(all), Err(StoreError::InvalidKey { .. })));
+    let big = Txn::new().and_then((0..129).map(|i| TxnOp::get(format!("/x/{i}"))));
+    assert!(matches!(s.txn(big), Err(StoreError::InvalidArgument(_))));
     let empty = Txn::new().when([Compare::absent("")]);
     assert!(matches!(s.txn(empty), Err(StoreError::InvalidKey { .. })));
     assert!(get(s, "/x").is_none() && get(s, "/x/y").is_none());
