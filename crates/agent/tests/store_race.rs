@@ -80,3 +80,12 @@ fn hundred_agents_on_sqlite() {
     let url = format!("sqlite:{}", dir.path().join("race.db").display());
     race(store_url::open(&url).unwrap(), 100);
 }
+
+#[test]
+fn hundred_agents_on_etcd() {
+    let Some(bin) = aksnet_store::testing::etcd::require_etcd("100 agents on etcd") else {
+        return;
+    };
+    let cluster = aksnet_store::testing::etcd::EtcdCluster::single(&bin).expect("etcd");
+    race(store_url::open(&cluster.store_url()).unwrap(), 100);
+}

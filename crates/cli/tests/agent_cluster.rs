@@ -236,3 +236,35 @@ fn overlay_vxlan_on_sqlite() {
         |_| None,
     );
 }
+
+#[test]
+fn kubenet_host_gw_on_a_three_member_etcd_cluster_with_a_member_stopped() {
+    if !can_run("the etcd cluster test", &TOOLS, true) {
+        return;
+    }
+    let Some(etcd) = aksnet_store::testing::etcd::require_etcd("etcd cluster agent test") else {
+        return;
+    };
+    let mut cluster =
+        aksnet_store::testing::etcd::EtcdCluster::start(&etcd, 3).expect("3-member etcd");
+    let store = cluster.store_url();
+    let victim = std::cell::Cell::new(None);
+    run_scenario(
+        "etcd",
+        Scenario {
+            store: &store,
+            design: &["--network-plugin", "kubenet"],
+            routes: "host-gw",
+            mode: "bridge",
+        },
+        |_| {
+            // Stop the leader: the agents must carry on through the election.
+            let i = cluster.leader().unwrap_or(0);
+            eprintln!("stopping etcd member {i} (the leader)");
+            cluster.stop_member(i);
+            victim.set(Some(i));
+            Some(3)
+        },
+    );
+    assert!(victim.get().is_some());
+}
