@@ -3,6 +3,7 @@
 //! differs, so a restarted agent leaves a working node exactly as it is.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use aksnet_core::cluster::{Condition, NodeRecord, RouteMode, NETWORK_UNAVAILABLE};
 use aksnet_core::spec::NetworkPlugin;
@@ -15,6 +16,10 @@ use crate::kernel::KernelError;
 use crate::routes::{self, vxlan};
 use crate::snat::{self, MasqPolicy};
 use crate::view::ClusterView;
+
+/// How long a SNAT table (or forwarding) found right is trusted before it
+/// is read again.
+const SNAT_RECHECK: Duration = Duration::from_secs(30);
 
 fn kerr(e: KernelError) -> AgentError {
     AgentError::Kernel(e.to_string())
@@ -29,10 +34,18 @@ impl Agent {
         underlay_mtu: u32,
         report: &mut Report,
     ) -> Result<Option<Condition>, AgentError> {
-        if self.kernel.sysctl("net.ipv4.ip_forward").map_err(kerr)? != "1" {
-            self.kernel
-                .set_sysctl("net.ipv4.ip_forward", "1")
-                .map_err(kerr)?;
+        // Entering the namespace to read a sysctl costs milliseconds: check
+        // forwarding on the first reconcile and then every SNAT_RECHECK.
+        if self
+            .forward_verified
+            .is_none_or(|at| at.elapsed() >= SNAT_RECHECK)
+        {
+            if self.kernel.sysctl("net.ipv4.ip_forward").map_err(kerr)? != "1" {
+                self.kernel
+                    .set_sysctl("net.ipv4.ip_forward", "1")
+                    .map_err(kerr)?;
+            }
+            self.forward_verified = Some(Instant::now());
         }
         self.snat_step(rec, report)?;
         let others = view
@@ -124,6 +137,14 @@ impl Agent {
             return Ok(());
         }
         let want = snat::digest(&policy);
+        // Listing the table costs a process; re-read it when the rule set
+        // changed, and otherwise every SNAT_RECHECK (someone may have
+        // flushed the ruleset).
+        if let Some((d, at)) = &self.snat_verified {
+            if *d == want && at.elapsed() < SNAT_RECHECK {
+                return Ok(());
+            }
+        }
         let have = self
             .kernel
             .nft_list_table(snat::FAMILY, snat::TABLE)
@@ -133,6 +154,7 @@ impl Agent {
             self.kernel.nft_apply(&snat::batch(&policy)).map_err(kerr)?;
             report.snat_applied = true;
         }
+        self.snat_verified = Some((want, Instant::now()));
         Ok(())
     }
 }

@@ -75,6 +75,12 @@ pub struct Agent {
     pending_release: BTreeMap<Ipv4Addr, Instant>,
     /// Store revision the last reconcile read.
     seen_revision: i64,
+    /// Last time the lease was renewed from the reconcile path.
+    last_renewal: Instant,
+    /// SNAT digest last found (or put) in the kernel, and when.
+    snat_verified: Option<(String, Instant)>,
+    /// When IPv4 forwarding was last found on.
+    forward_verified: Option<Instant>,
 }
 
 impl Agent {
@@ -120,6 +126,9 @@ impl Agent {
             record,
             pending_release: BTreeMap::new(),
             seen_revision: 0,
+            last_renewal: Instant::now(),
+            snat_verified: None,
+            forward_verified: None,
         };
         agent.register()?;
         Ok(agent)
@@ -192,8 +201,17 @@ impl Agent {
         Ok(())
     }
 
+    /// The keeper thread renews the lease; a reconcile renews it itself only
+    /// when it has not been renewed for a third of its TTL (a caller driving
+    /// `reconcile` without `run`), or when the keeper found it gone.
     fn renew_lease_if_lost(&mut self) -> Result<(), AgentError> {
-        if self.lease_lost.swap(false, Ordering::SeqCst) || !self.kv.keep_alive(self.lease)? {
+        let lost = self.lease_lost.swap(false, Ordering::SeqCst);
+        let due = self.last_renewal.elapsed() >= self.cfg.lease_ttl / 3;
+        let gone = lost || (due && !self.kv.keep_alive(self.lease)?);
+        if due {
+            self.last_renewal = Instant::now();
+        }
+        if gone {
             tracing::warn!(node = %self.cfg.node, "lease lost; registering again");
             self.lease = self.kv.grant(self.cfg.lease_ttl)?;
             self.record_rev = None;

@@ -56,7 +56,14 @@ impl Agent {
             return Err(AgentError::Removed(self.cfg.node.clone()));
         }
         report.orphans_released = claims::release_orphans(self.kv.as_ref(), &view)?;
-        claims::ensure_node_ip(self.kv.as_ref(), &self.cfg.node, self.cfg.node_ip)?;
+        let ip_is_ours = view.ips.get(&self.cfg.node_ip).is_some_and(|c| {
+            c.value.as_ref().is_some_and(|c| {
+                c.node == self.cfg.node && c.kind == aksnet_core::cluster::ClaimKind::NodeIp
+            })
+        });
+        if !ip_is_ours {
+            claims::ensure_node_ip(self.kv.as_ref(), &self.cfg.node, self.cfg.node_ip)?;
+        }
 
         let mut rec = self.record.clone();
         rec.ip = self.cfg.node_ip;
@@ -64,14 +71,16 @@ impl Agent {
         let mut condition: Option<Condition> = None;
 
         let ranges = match self.net.network_plugin {
-            NetworkPlugin::Kubenet | NetworkPlugin::Overlay => match self.block_step(&mut rec) {
-                Ok(b) => Some(PodRanges::Block(b)),
-                Err(AgentError::Exhausted(m)) => {
-                    condition = Some(cond(true, "PodCidrExhausted", m));
-                    None
+            NetworkPlugin::Kubenet | NetworkPlugin::Overlay => {
+                match self.block_step(&view, &mut rec) {
+                    Ok(b) => Some(PodRanges::Block(b)),
+                    Err(AgentError::Exhausted(m)) => {
+                        condition = Some(cond(true, "PodCidrExhausted", m));
+                        None
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            },
+            }
             NetworkPlugin::Azure => {
                 let (ranges, c) = self.pool_step(&mut rec, &mut report)?;
                 condition = c;
@@ -150,11 +159,16 @@ impl Agent {
 
     fn block_step(
         &mut self,
+        view: &ClusterView,
         rec: &mut aksnet_core::cluster::NodeRecord,
     ) -> Result<Ipv4Net, AgentError> {
         let Some(pod_cidr) = self.net.effective_pod_cidr() else {
             return Err(AgentError::Exhausted("the cluster has no pod CIDR".into()));
         };
+        if let Some(b) = view.blocks_of(&self.cfg.node).next() {
+            rec.block = Some(b);
+            return Ok(b);
+        }
         let previous = conflist::previous_block(&self.cfg.cni_conf_dir).or(rec.block);
         let b = block::ensure_block(self.kv.as_ref(), &self.cfg.node, &pod_cidr, previous)?;
         rec.block = Some(b);
