@@ -268,3 +268,104 @@ fn kubenet_host_gw_on_a_three_member_etcd_cluster_with_a_member_stopped() {
     );
     assert!(victim.get().is_some());
 }
+
+fn node_json(store: &str, name: &str) -> Value {
+    let list: Value = serde_json::from_str(&aksnet_ok(&[
+        "node", "list", "--store", store, "--output", "json",
+    ]))
+    .unwrap();
+    list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn conflist_size(n: &Node) -> u64 {
+    let c = n.conflist().unwrap_or(Value::Null);
+    c["plugins"][0]["ipam"]["ranges"][0]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    let s: std::net::Ipv4Addr = r["rangeStart"].as_str().unwrap().parse().unwrap();
+                    let e: std::net::Ipv4Addr = r["rangeEnd"].as_str().unwrap().parse().unwrap();
+                    u64::from(u32::from(e) - u32::from(s) + 1)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Azure CNI with a pod subnet: the node holds 16 addresses, grows by a
+/// batch of 16 when pods leave fewer than 8 free, and gives the batch back
+/// when they go; the conflist follows.
+#[test]
+fn azure_dynamic_pool_follows_the_pods() {
+    if !can_run("the azure dynamic pool test", &TOOLS, true) {
+        return;
+    }
+    let tmp = tempfile::Builder::new().prefix("ak4-").tempdir().unwrap();
+    let store = format!("sqlite:{}", tmp.path().join("cluster.db").display());
+    let f = Fabric::new("dyn", 2);
+    aksnet_ok(&[
+        "cluster",
+        "init",
+        "--store",
+        &store,
+        "--network-plugin",
+        "azure",
+        "--vnet-cidr",
+        "10.224.0.0/12",
+        "--subnet-cidr",
+        "10.224.0.0/16",
+        "--pod-subnet-cidr",
+        "10.225.0.0/16",
+    ]);
+    let mut agents: Vec<AgentProc> = (0..2).map(|i| f.start_agent(&store, i, "fabric")).collect();
+    wait_converged(&f, &[0, 1], &mut agents, "fabric");
+    let n0 = &f.nodes[0];
+    assert_eq!(n0.conflist().unwrap()["plugins"][0]["mode"], "transparent");
+    wait_for("an initial batch of 16", Duration::from_secs(10), || {
+        node_json(&store, "node-0")["pool_size"] == 16 && conflist_size(n0) == 16
+    });
+
+    let pods: Vec<Pod> = (0..10).map(|i| Pod::add(n0, &format!("d{i}"))).collect();
+    let pool: BTreeSet<String> = pods.iter().map(|p| p.ip.to_string()).collect();
+    assert_eq!(pool.len(), 10);
+    assert!(
+        pods.iter().all(|p| p.ip.octets()[..2] == [10, 225]),
+        "pod addresses from the pod subnet"
+    );
+    wait_for(
+        "a second batch (10 used, 8 must stay free)",
+        Duration::from_secs(15),
+        || {
+            let n = node_json(&store, "node-0");
+            n["pool_size"] == 32 && n["pool_used"] == 10 && conflist_size(n0) == 32
+        },
+    );
+    eprintln!("{}", aksnet_ok(&["node", "list", "--store", &store]));
+    let other = node_json(&store, "node-1");
+    assert_eq!(other["pool_size"], 16);
+
+    for p in &pods {
+        p.del(n0);
+    }
+    wait_for(
+        "the second batch given back",
+        Duration::from_secs(20),
+        || {
+            let n = node_json(&store, "node-0");
+            n["pool_size"] == 16 && n["pool_used"] == 0 && conflist_size(n0) == 16
+        },
+    );
+    let show: Value = serde_json::from_str(&aksnet_ok(&[
+        "cluster", "show", "--store", &store, "--output", "json",
+    ]))
+    .unwrap();
+    assert_eq!(show["usage"]["pod_ips_claimed"], 32, "16 per node");
+    assert_eq!(show["usage"]["node_ips_claimed"], 2);
+}
