@@ -156,7 +156,10 @@ fn run_scenario(tag: &str, s: Scenario<'_>, mid_run: impl FnOnce(&Fabric) -> Opt
     eprintln!("{}", aksnet_ok(&["node", "list", "--store", s.store]));
 
     // kill -9 and restart node 1's agent: nothing in its kernel changes and
-    // its pod keeps working.
+    // its pod keeps working; a connection open across the restart survives.
+    let echo_addr = echo_server(&pods[1].ns.path(), pods[1].ip);
+    let mut conn = connect_from(&pods[0].ns.path(), echo_addr);
+    echo(&mut conn, "before restart").unwrap();
     let before = snapshot(&f.nodes[1]);
     let conf_before = std::fs::metadata(f.nodes[1].conf_dir().join("10-aksnet.conflist"))
         .unwrap()
@@ -188,10 +191,43 @@ fn run_scenario(tag: &str, s: Scenario<'_>, mid_run: impl FnOnce(&Fabric) -> Opt
         probe_from(&pods[0].ns.path(), probe.addr).unwrap(),
         pods[0].ip.to_string()
     );
+    echo(&mut conn, "after restart").expect("the open connection survived the restart");
 
+    // `aksnet node remove` while the node's agent runs: the agent stops, the
+    // block goes back, and the other nodes drop their route to it.
+    let gone = *active.last().unwrap();
+    let gone_name = f.nodes[gone].name.clone();
     for (k, i) in active.iter().enumerate() {
         pods[k].del(&f.nodes[*i]);
     }
+    aksnet_ok(&["node", "remove", &gone_name, "--store", s.store]);
+    wait_for(
+        "the removed node's agent to stop",
+        Duration::from_secs(15),
+        || matches!(agents[gone].child.try_wait(), Ok(Some(_))),
+    );
+    assert!(agent_log(&agents[gone]).contains("was removed from the cluster"));
+    if s.routes != "fabric" {
+        let left: Vec<usize> = active.iter().copied().filter(|i| *i != gone).collect();
+        wait_for(
+            "peers to drop the removed node's route",
+            Duration::from_secs(15),
+            || {
+                left.iter()
+                    .all(|i| proto_routes(&f.nodes[*i]) == left.len() - 1)
+            },
+        );
+    }
+    let show: Value = serde_json::from_str(&aksnet_ok(&[
+        "cluster", "show", "--store", s.store, "--output", "json",
+    ]))
+    .unwrap();
+    assert_eq!(show["usage"]["nodes"], active.len() - 1);
+    assert_eq!(
+        show["usage"]["blocks_claimed"],
+        active.len() - 1,
+        "the block went back"
+    );
 }
 
 #[test]

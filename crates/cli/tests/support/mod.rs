@@ -138,6 +138,45 @@ impl Probe {
     }
 }
 
+/// An echo server in a namespace (each connection gets its bytes back).
+pub fn echo_server(ns: &Path, ip: Ipv4Addr) -> SocketAddr {
+    let listener = in_netns(ns, move || TcpListener::bind((ip, 0)).expect("bind echo"));
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = [0u8; 512];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A connection opened from a namespace (it stays there).
+pub fn connect_from(ns: &Path, to: SocketAddr) -> TcpStream {
+    let s = in_netns(ns, move || {
+        TcpStream::connect_timeout(&to, Duration::from_secs(3)).expect("connect")
+    });
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+/// Sends `msg` and reads it back.
+pub fn echo(s: &mut TcpStream, msg: &str) -> Result<(), String> {
+    s.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; msg.len()];
+    s.read_exact(&mut buf).map_err(|e| e.to_string())?;
+    (buf == msg.as_bytes())
+        .then_some(())
+        .ok_or_else(|| "echo differs".to_string())
+}
+
 /// Connects from a namespace; returns what the probe saw as our address.
 pub fn probe_from(ns: &Path, to: SocketAddr) -> Result<String, String> {
     in_netns(ns, move || {
