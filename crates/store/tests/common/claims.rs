@@ -8,21 +8,10 @@ use aksnet_store::claim::{self, ClaimOutcome, Claimer};
 use aksnet_store::testing::race_claims;
 use aksnet_store::{keys, Compare, CompareOp, Store, TxnOp};
 
-/// The block and route keys of the cluster layout (`aksnet_core::cluster`).
-const BLOCKS: &str = "/aksnet/blocks/";
-const ROUTES: &str = "/aksnet/routes/";
-
-fn block_key(net: &IpNet) -> String {
-    format!("{BLOCKS}{}", keys::cidr_segment(net))
-}
-
-fn parse_block_key(key: &str) -> Option<IpNet> {
-    keys::parse_cidr_segment(key.strip_prefix(BLOCKS)?)
-}
-
-fn route_key(slot: u32) -> String {
-    format!("{ROUTES}{slot:05}")
-}
+// The cluster key layout, as the agent uses it.
+use aksnet_core::cluster::{
+    block_key, parse_block_key, route_key, BLOCKS_PREFIX as BLOCKS, ROUTES_PREFIX as ROUTES,
+};
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{get, put, together};
@@ -149,7 +138,7 @@ pub fn claim_race_100(s: &Arc<dyn Store>) {
     let candidates: Vec<String> = pod_cidr
         .subnets(24)
         .unwrap()
-        .map(|n| block_key(&IpNet::V4(n)))
+        .map(|n| block_key(&n))
         .collect();
     assert_eq!(candidates.len(), 256);
     for spread in [false, true] {
@@ -172,7 +161,12 @@ pub fn claim_race_100(s: &Arc<dyn Store>) {
                 panic!("{key} claimed by both {other} and {}", r.name);
             }
             let net = parse_block_key(key).expect("a block key");
-            assert!(IpNet::V4(pod_cidr).contains(&net) && net.prefix_len() == 24);
+            assert!(pod_cidr.contains(&net) && net.prefix_len() == 24);
+            // The store's own CIDR segment form is the same as the layout's.
+            assert_eq!(
+                keys::parse_cidr_segment(&key[BLOCKS.len()..]),
+                Some(IpNet::V4(net))
+            );
         }
         assert_eq!(by_key.len(), 100);
         let stored = s.range(BLOCKS).unwrap().kvs;
