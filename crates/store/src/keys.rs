@@ -1,8 +1,9 @@
-//! Key helpers and the aksnet key layout (see `docs/store.md`).
+//! Key helpers shared by both backends.
 //!
-//! Every aksnet key lives under [`ROOT`]. CIDRs in keys are written
-//! `ADDR-LEN` (`10.244.3.0-24`), as flannel does, so that a `/` always
-//! separates path segments.
+//! The cluster's key layout (which object lives under which key) is defined
+//! with the cluster objects in `aksnet_core::cluster`; `docs/store.md`
+//! describes it. This module only holds what the store itself needs: key
+//! checks, prefix ranges, and the `ADDR-LEN` form of a CIDR in a key.
 
 use ipnet::IpNet;
 
@@ -14,25 +15,9 @@ pub const MAX_KEY_LEN: usize = 4096;
 
 /// Root of every aksnet key.
 pub const ROOT: &str = "/aksnet/";
-/// The cluster network object (JSON), written once by `cluster init`.
-pub const CLUSTER_NETWORK: &str = "/aksnet/cluster/network";
-/// Prefix of node objects: `/aksnet/nodes/<name>`.
-pub const NODES: &str = "/aksnet/nodes/";
-/// Prefix of node liveness keys, attached to the node's lease:
-/// `/aksnet/alive/<name>`.
-pub const ALIVE: &str = "/aksnet/alive/";
-/// Prefix of pod CIDR block claims: `/aksnet/blocks/<cidr>` (value: owner).
-pub const BLOCKS: &str = "/aksnet/blocks/";
-/// Prefix of VNet address pool claims (azure mode):
-/// `/aksnet/pools/<subnet>/<range>` (value: owner).
-pub const POOLS: &str = "/aksnet/pools/";
-/// Prefix of the fabric route table: `/aksnet/routes/<node>`.
-pub const ROUTES: &str = "/aksnet/routes/";
-/// Prefix of the route-table slots: `/aksnet/route-slots/<NNNN>`, one per
-/// allowed route-table entry; claiming a slot bounds the table's size.
-pub const ROUTE_SLOTS: &str = "/aksnet/route-slots/";
 
-/// Writes a CIDR as a key segment: `10.244.3.0/24` → `10.244.3.0-24`.
+/// Writes a CIDR as one key segment: `10.244.3.0/24` → `10.244.3.0-24`
+/// (no `/` inside a segment, as flannel writes its subnet keys).
 pub fn cidr_segment(net: &IpNet) -> String {
     format!("{}-{}", net.addr(), net.prefix_len())
 }
@@ -41,57 +26,6 @@ pub fn cidr_segment(net: &IpNet) -> String {
 pub fn parse_cidr_segment(segment: &str) -> Option<IpNet> {
     let (addr, len) = segment.rsplit_once('-')?;
     format!("{addr}/{len}").parse().ok()
-}
-
-/// `/aksnet/nodes/<name>`.
-pub fn node(name: &str) -> String {
-    format!("{NODES}{name}")
-}
-
-/// `/aksnet/alive/<name>`.
-pub fn alive(name: &str) -> String {
-    format!("{ALIVE}{name}")
-}
-
-/// `/aksnet/blocks/<cidr>`.
-pub fn block(net: &IpNet) -> String {
-    format!("{BLOCKS}{}", cidr_segment(net))
-}
-
-/// The CIDR of a block key, if it is one.
-pub fn parse_block(key: &str) -> Option<IpNet> {
-    parse_cidr_segment(key.strip_prefix(BLOCKS)?)
-}
-
-/// `/aksnet/pools/<subnet>/` (the prefix of one subnet's pool claims).
-pub fn pool_prefix(subnet: &IpNet) -> String {
-    format!("{POOLS}{}/", cidr_segment(subnet))
-}
-
-/// `/aksnet/pools/<subnet>/<range>`.
-pub fn pool(subnet: &IpNet, range: &IpNet) -> String {
-    format!("{}{}", pool_prefix(subnet), cidr_segment(range))
-}
-
-/// The (subnet, range) of a pool key, if it is one.
-pub fn parse_pool(key: &str) -> Option<(IpNet, IpNet)> {
-    let (subnet, range) = key.strip_prefix(POOLS)?.split_once('/')?;
-    Some((parse_cidr_segment(subnet)?, parse_cidr_segment(range)?))
-}
-
-/// `/aksnet/routes/<node>`.
-pub fn route(node: &str) -> String {
-    format!("{ROUTES}{node}")
-}
-
-/// `/aksnet/route-slots/<NNNN>` (zero-padded so that slots sort by number).
-pub fn route_slot(index: u32) -> String {
-    format!("{ROUTE_SLOTS}{index:04}")
-}
-
-/// Every route-table slot key of a table with `limit` entries.
-pub fn route_slots(limit: u32) -> Vec<String> {
-    (0..limit).map(route_slot).collect()
 }
 
 /// Rejects keys no backend can hold.
@@ -139,27 +73,17 @@ mod tests {
     }
 
     #[test]
-    fn layout_round_trips() {
-        let net: IpNet = "10.244.3.0/24".parse().unwrap();
-        assert_eq!(block(&net), "/aksnet/blocks/10.244.3.0-24");
-        assert_eq!(parse_block(&block(&net)), Some(net));
-        assert_eq!(parse_block("/aksnet/blocks/nonsense"), None);
-        assert_eq!(parse_block("/aksnet/nodes/a"), None);
-        let subnet: IpNet = "10.224.0.0/16".parse().unwrap();
-        let range: IpNet = "10.224.1.16/28".parse().unwrap();
+    fn cidr_segments_round_trip() {
+        for s in ["10.244.3.0/24", "10.224.1.16/28", "fd00::/64"] {
+            let net: IpNet = s.parse().unwrap();
+            assert_eq!(parse_cidr_segment(&cidr_segment(&net)), Some(net));
+        }
         assert_eq!(
-            pool(&subnet, &range),
-            "/aksnet/pools/10.224.0.0-16/10.224.1.16-28"
+            cidr_segment(&"10.244.3.0/24".parse().unwrap()),
+            "10.244.3.0-24"
         );
-        assert_eq!(parse_pool(&pool(&subnet, &range)), Some((subnet, range)));
-        let v6: IpNet = "fd00::/64".parse().unwrap();
-        assert_eq!(parse_block(&block(&v6)), Some(v6));
-        assert_eq!(node("n1"), "/aksnet/nodes/n1");
-        assert_eq!(route("n1"), "/aksnet/routes/n1");
-        assert_eq!(alive("n1"), "/aksnet/alive/n1");
-        assert_eq!(route_slot(7), "/aksnet/route-slots/0007");
-        assert_eq!(route_slots(400).len(), 400);
-        assert!(route_slots(400).windows(2).all(|p| p[0] < p[1]));
+        assert_eq!(parse_cidr_segment("nonsense"), None);
+        assert_eq!(parse_cidr_segment("10.0.0.0-99"), None);
     }
 
     #[test]

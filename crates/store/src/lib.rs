@@ -38,8 +38,10 @@
 //!
 //! [`claim::Claimer`] claims the first free key among candidates with one
 //! create-if-absent transaction per try: the building block for node CIDR
-//! blocks, VNet address batches and route-table entries. [`keys`] holds the
-//! key layout (documented in `docs/store.md`).
+//! blocks, VNet address batches and route-table entries. [`KeepAlive`]
+//! refreshes a lease from a background thread. The cluster's key layout is
+//! defined with the cluster objects in `aksnet_core::cluster` and described
+//! in `docs/store.md`; [`keys`] holds the store's own key helpers.
 
 pub mod claim;
 mod error;

@@ -7,6 +7,11 @@ use std::time::Instant;
 use aksnet_store::claim::{self, ClaimOutcome, Claimer};
 use aksnet_store::testing::race_claims;
 use aksnet_store::{keys, Compare, CompareOp, Store, TxnOp};
+
+// The cluster key layout, as the agent uses it.
+use aksnet_core::cluster::{
+    block_key, parse_block_key, route_key, BLOCKS_PREFIX as BLOCKS, ROUTES_PREFIX as ROUTES,
+};
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{get, put, together};
@@ -133,13 +138,13 @@ pub fn claim_race_100(s: &Arc<dyn Store>) {
     let candidates: Vec<String> = pod_cidr
         .subnets(24)
         .unwrap()
-        .map(|n| keys::block(&IpNet::V4(n)))
+        .map(|n| block_key(&n))
         .collect();
     assert_eq!(candidates.len(), 256);
     for spread in [false, true] {
-        s.delete_prefix(keys::BLOCKS).unwrap();
+        s.delete_prefix(BLOCKS).unwrap();
         let started = Instant::now();
-        let results = race_claims(Arc::clone(s), 100, keys::BLOCKS, &candidates, spread, None)
+        let results = race_claims(Arc::clone(s), 100, BLOCKS, &candidates, spread, None)
             .unwrap_or_else(|e| panic!("race: {e}"));
         let took = started.elapsed();
         let mut by_key: HashMap<&str, &str> = HashMap::new();
@@ -155,11 +160,16 @@ pub fn claim_race_100(s: &Arc<dyn Store>) {
             if let Some(other) = by_key.insert(key, &r.name) {
                 panic!("{key} claimed by both {other} and {}", r.name);
             }
-            let net = keys::parse_block(key).expect("a block key");
-            assert!(IpNet::V4(pod_cidr).contains(&net) && net.prefix_len() == 24);
+            let net = parse_block_key(key).expect("a block key");
+            assert!(pod_cidr.contains(&net) && net.prefix_len() == 24);
+            // The store's own CIDR segment form is the same as the layout's.
+            assert_eq!(
+                keys::parse_cidr_segment(&key[BLOCKS.len()..]),
+                Some(IpNet::V4(net))
+            );
         }
         assert_eq!(by_key.len(), 100);
-        let stored = s.range(keys::BLOCKS).unwrap().kvs;
+        let stored = s.range(BLOCKS).unwrap().kvs;
         assert_eq!(stored.len(), 100, "exactly the 100 claims are stored");
         for kv in &stored {
             assert_eq!(
@@ -192,42 +202,51 @@ pub fn claim_race_100(s: &Arc<dyn Store>) {
     }
 }
 
-/// The route-table pattern: a node claims one of `limit` slots and writes
-/// its route entry in the same transaction; with more nodes than slots the
-/// extra ones are told the table is full, and no entry exists without a slot.
+/// The route-table pattern of the cluster layout: `limit` slot keys; a
+/// node claims one with its route entry as the value. With more nodes than
+/// slots the extra ones are told the table is full, and a node that claims
+/// again finds its own slot.
 pub fn bounded_route_table(s: &Arc<dyn Store>) {
     let limit = 5;
-    let slots = keys::route_slots(limit);
-    let store = Arc::clone(s);
-    let outcomes = together(8, move |i| {
-        let node = format!("node-{i}");
-        let route = keys::route(&node);
-        let entry = format!(
-            r#"{{"destination":"10.244.{i}.0/24","next_hop":"10.224.0.{}"}}"#,
+    let slots: Vec<String> = (0..limit).map(route_key).collect();
+    let entry = |i: usize| {
+        format!(
+            r#"{{"node":"node-{i}","destination":"10.244.{i}.0/24","next_hop":"10.224.0.{}"}}"#,
             i + 4
-        );
-        Claimer::new(&*store, node.clone())
-            .skip_taken_under(keys::ROUTE_SLOTS)
-            .spread_by(&node)
-            .when([Compare::absent(route.clone())])
-            .with_ops(move |_slot| vec![TxnOp::put(route.clone(), entry.clone())])
-            .claim_first_free(slots.clone())
-            .unwrap()
-    });
-    let claimed = outcomes.iter().filter(|o| o.key().is_some()).count();
+        )
+    };
+    let claim = {
+        let slots = slots.clone();
+        move |store: &dyn Store, i: usize| {
+            Claimer::new(store, entry(i))
+                .skip_taken_under(ROUTES)
+                .spread_by(&format!("node-{i}"))
+                .claim_first_free(slots.clone())
+                .unwrap()
+        }
+    };
+    let store = Arc::clone(s);
+    let claim2 = claim.clone();
+    let outcomes = together(8, move |i| claim2(&*store, i));
+    let claimed: Vec<(usize, &str)> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.key().map(|k| (i, k)))
+        .collect();
     let full = outcomes
         .iter()
         .filter(|o| matches!(o, ClaimOutcome::Exhausted { .. }))
         .count();
-    assert_eq!((claimed, full), (5, 3), "{outcomes:?}");
-    let slot_kvs = s.range(keys::ROUTE_SLOTS).unwrap().kvs;
-    let routes = s.range(keys::ROUTES).unwrap().kvs;
-    assert_eq!((slot_kvs.len(), routes.len()), (5, 5));
-    for kv in &slot_kvs {
-        let node = kv.value_str().unwrap();
-        assert!(
-            routes.iter().any(|r| r.key == keys::route(node)),
-            "{node} holds a slot and has its route"
-        );
+    assert_eq!((claimed.len(), full), (5, 3), "{outcomes:?}");
+    let routes = s.range(ROUTES).unwrap().kvs;
+    assert_eq!(routes.len(), 5, "the table never exceeds its limit");
+    for (i, key) in &claimed {
+        let kv = routes
+            .iter()
+            .find(|kv| kv.key == *key)
+            .expect("claimed slot stored");
+        assert_eq!(kv.value, entry(*i).as_bytes());
+        // Claiming again (an agent restart) finds the same slot.
+        assert_eq!(claim(&**s, *i).key(), Some(*key));
     }
 }
