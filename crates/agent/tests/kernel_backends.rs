@@ -155,3 +155,32 @@ fn exercise(k: &mut dyn Kernel, l2: &L2) {
         .unwrap();
     assert_eq!(other, "0");
 }
+
+#[test]
+fn one_unreachable_peer_does_not_keep_the_others_out() {
+    if !can_run("kernel backend test", &["ip"]) {
+        return;
+    }
+    let l2 = L2::new("kbad", 1);
+    let mut k = NetlinkKernel::new(Some(&l2.nodes[0].path())).unwrap();
+    let r = |dst: &str, via: &str| Route {
+        dst: dst.parse().unwrap(),
+        via: via.parse().unwrap(),
+        dev: None,
+        onlink: false,
+    };
+    // 192.0.2.1 is on no connected network of the node: the kernel refuses it.
+    let err = k
+        .program_routes(
+            &[
+                r("10.244.1.0/24", "192.0.2.1"),
+                r("10.244.2.0/24", "10.224.0.6"),
+            ],
+            &[],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("10.244.1.0/24"), "{err}");
+    let got = k.routes().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].dst.to_string(), "10.244.2.0/24");
+}

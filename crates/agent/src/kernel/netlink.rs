@@ -118,28 +118,45 @@ impl Kernel for NetlinkKernel {
             .collect())
     }
 
+    /// Every route is tried: one peer whose next hop the kernel refuses
+    /// (not on a connected network, say) does not keep the others out. The
+    /// failures are reported together.
     fn program_routes(&mut self, replace: &[Route], delete: &[Route]) -> Result<(), KernelError> {
+        let mut failed = Vec::new();
         for r in delete {
             let mut lr = lroute::Route::new(IpNet::V4(r.dst)).table(TABLE_MAIN);
             lr.protocol = Some(RTPROT_AKSNET);
-            self.sock.del_route(&lr).map_err(kerr)?;
+            if let Err(e) = self.sock.del_route(&lr) {
+                failed.push(format!("delete {}: {e}", r.dst));
+            }
         }
         for r in replace {
             let mut lr = lroute::Route::new(IpNet::V4(r.dst)).via(IpAddr::V4(r.via));
             if let Some(d) = &r.dev {
-                let idx = self.index_of(d)?.ok_or_else(|| KernelError::Command {
-                    command: format!("route {} dev {d}", r.dst),
-                    message: format!("no link {d}"),
-                })?;
-                lr = lr.dev(idx);
+                match self.index_of(d)? {
+                    Some(idx) => lr = lr.dev(idx),
+                    None => {
+                        failed.push(format!("{} dev {d}: no such link", r.dst));
+                        continue;
+                    }
+                }
             }
             if r.onlink {
                 lr = lr.onlink();
             }
             lr.protocol = Some(RTPROT_AKSNET);
-            self.sock.replace_route(&lr).map_err(kerr)?;
+            if let Err(e) = self.sock.replace_route(&lr) {
+                failed.push(format!("{} via {}: {e}", r.dst, r.via));
+            }
         }
-        Ok(())
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(KernelError::Command {
+                command: format!("program {} route(s)", replace.len() + delete.len()),
+                message: failed.join("; "),
+            })
+        }
     }
 
     fn ensure_vxlan(&mut self, d: &VxlanDevice) -> Result<bool, KernelError> {
