@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Check a cluster network design before it is built.
     Plan(commands::plan::PlanArgs),
+    /// An Azure VNet with nodes and pods in network namespaces: the three models for real.
+    Lab(commands::lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Lab(args) => commands::lab::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod design;
+pub mod lab;
 pub mod plan;
 
 /// Exit status for a design the planner rejects.
