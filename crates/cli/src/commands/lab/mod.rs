@@ -441,10 +441,9 @@ fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
         }
         Output::Table => {
             println!(
-                "lab {} is up in {secs:.1} s: {} {}, {} nodes, {} pods; `aksnet lab check --name {}` probes it, `aksnet lab down --name {}` removes it",
+                "lab {} is up in {secs:.1} s: {} network, {} nodes, {} pods; `aksnet lab check --name {}` probes it, `aksnet lab down --name {}` removes it",
                 state.name,
                 state.network.network_plugin,
-                "network",
                 state.nodes.len(),
                 state.pods.len(),
                 state.name,
