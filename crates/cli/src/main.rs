@@ -24,6 +24,12 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// An Azure VNet with nodes and pods in network namespaces: the three models for real.
     Lab(commands::lab::LabArgs),
+    /// Store a cluster network in the cluster store, or show it.
+    Cluster(commands::cluster::ClusterArgs),
+    /// List the cluster's nodes, or remove one.
+    Node(commands::node::NodeArgs),
+    /// Run the node agent.
+    Agent(commands::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Lab(args) => commands::lab::run(args),
+        Command::Cluster(args) => commands::cluster::run(&args),
+        Command::Node(args) => commands::node::run(&args),
+        Command::Agent(args) => commands::agent::run(&args),
     };
     match result {
         Ok(code) => code,

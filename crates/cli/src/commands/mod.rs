@@ -1,8 +1,12 @@
 //! One module per subcommand.
 
+pub mod agent;
+pub mod cluster;
 pub mod design;
 pub mod lab;
+pub mod node;
 pub mod plan;
+pub mod store;
 
 /// Exit status for a design the planner rejects.
 pub const EXIT_INVALID: u8 = 1;

@@ -1,5 +1,6 @@
 //! Human-readable output. JSON output is the serde form of the same data.
 
+pub mod cluster;
 pub mod plan;
 
 use comfy_table::{ContentArrangement, Table};
