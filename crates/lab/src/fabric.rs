@@ -50,7 +50,6 @@ pub fn build(state: &LabState) -> Result<()> {
             ("net/ipv4/conf/all/rp_filter", "0"),
             ("net/ipv4/conf/default/rp_filter", "0"),
             ("net/ipv4/conf/default/proxy_arp", "1"),
-            ("net/ipv4/neigh/default/proxy_delay", "0"),
         ],
     )?;
     let mut f = vec![
@@ -88,6 +87,7 @@ pub fn build(state: &LabState) -> Result<()> {
         f.push(format!("route add unreachable {r}"));
     }
     ip::batch(&fabric, &f)?;
+    port_sysctls(state, &[VM_PORT.to_string(), INTERNET_PORT.to_string()])?;
     ip::batch(
         &names.vm(),
         &[
@@ -141,7 +141,7 @@ pub fn virtual_network(state: &LabState) -> Vec<Ipv4Net> {
 pub fn nft_script(state: &LabState) -> String {
     let vnet = virtual_network(state);
     format!(
-        "table ip aksnet_lab\ndelete table ip aksnet_lab\ntable ip aksnet_lab {{\n  chain mark {{\n    type filter hook prerouting priority mangle; policy accept;\n    iifname \"n*\" meta mark set {mark:#x} comment \"from the node subnet: its route table applies\"\n  }}\n{nsg}  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    meta mark {mark:#x} jump nsg_out\n    oifname \"n*\" jump nsg_in\n  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{INTERNET_PORT}\" snat to {public} comment \"outbound SNAT to the public IP\"\n  }}\n}}\n",
+        "table ip aksnet_lab\ndelete table ip aksnet_lab\ntable ip aksnet_lab {{\n  chain tag_node_subnet {{\n    type filter hook prerouting priority mangle; policy accept;\n    iifname \"n*\" meta mark set {mark:#x} comment \"from the node subnet: its route table applies\"\n  }}\n{nsg}  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    meta mark {mark:#x} jump nsg_out\n    oifname \"n*\" jump nsg_in\n  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{INTERNET_PORT}\" snat to {public} comment \"outbound SNAT to the public IP\"\n  }}\n}}\n",
         mark = NODE_SUBNET_MARK,
         nsg = nsg::render_chains(&state.nsg, &vnet),
         public = state.addressing.public_ip,
@@ -175,6 +175,26 @@ pub fn plug_node_lines(state: &LabState, index: u32, ip: Ipv4Addr) -> (Vec<Strin
             format!("route add default via {}", a.node_gateway),
         ],
     )
+}
+
+/// Proxy ARP on fabric ports, answered at once: a namespace other than the
+/// first has no `neigh/default` to inherit `proxy_delay` from, and the
+/// kernel's default delays proxied replies by up to 0.8 s.
+pub fn port_sysctls(state: &LabState, ports: &[String]) -> Result<()> {
+    let settings: Vec<(String, String)> = ports
+        .iter()
+        .flat_map(|p| {
+            [
+                (format!("net/ipv4/conf/{p}/proxy_arp"), "1".to_string()),
+                (format!("net/ipv4/neigh/{p}/proxy_delay"), "0".to_string()),
+            ]
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    netns::sysctls(&netns_path(&state.names().fabric()), &refs)
 }
 
 /// Removes node `index`'s NIC from the fabric (its /32 goes with the link).
@@ -217,7 +237,7 @@ pub fn sync_routes(dir: &LabDir, state: &LabState, snap: &Snapshot) -> Result<De
     let desired = routes::desired(&state.network, snap, &ports(state));
     let mut current = BTreeSet::new();
     for t in TABLES {
-        let v = ip::json(&fabric, &["route", "show", "table", &t.to_string()])?;
+        let v = ip::routes_json(&fabric, t)?;
         current.extend(routes::parse_ip_json(t, &v));
     }
     let lines = routes::diff(&current, &desired.routes);
@@ -230,12 +250,9 @@ pub fn sync_routes(dir: &LabDir, state: &LabState, snap: &Snapshot) -> Result<De
 
 /// Entries of the kubenet route table as the fabric holds them now.
 pub fn udr_entries(state: &LabState) -> usize {
-    ip::json(
-        &state.names().fabric(),
-        &["route", "show", "table", &TABLE_UDR.to_string()],
-    )
-    .map(|v| routes::parse_ip_json(TABLE_UDR, &v).len())
-    .unwrap_or(0)
+    ip::routes_json(&state.names().fabric(), TABLE_UDR)
+        .map(|v| routes::parse_ip_json(TABLE_UDR, &v).len())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -95,6 +95,16 @@ pub fn json(ns: &str, args: &[&str]) -> Result<serde_json::Value> {
     })
 }
 
+/// `ip -j -n NS route show table T`; a table with no route yet is empty.
+pub fn routes_json(ns: &str, table: u32) -> Result<serde_json::Value> {
+    match json(ns, &["route", "show", "table", &table.to_string()]) {
+        Err(LabError::Command { stderr, .. }) if stderr.contains("table does not exist") => {
+            Ok(serde_json::Value::Array(vec![]))
+        }
+        r => r,
+    }
+}
+
 /// Applies an nftables script (`nft -f -`) inside the namespace `ns`.
 pub fn nft(ns: &str, script: &str) -> Result<()> {
     let mut cmd = Command::new("nft");

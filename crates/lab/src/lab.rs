@@ -104,22 +104,13 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     progress.length(4 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
     dir.create()?;
     let _lock = dir.lock()?;
-    let mut state = LabState {
-        version: 1,
-        name: opts.name.clone(),
-        network: opts.network.clone(),
+    let mut state = LabState::new(
+        &opts.name,
+        opts.network.clone(),
         addressing,
-        exe: env.exe.clone(),
-        cni_bin_dir: env.cni_bin_dir.clone(),
-        phase: Phase::Building,
-        controller_pid: None,
-        vm_probe_pid: None,
-        internet_probe_pid: None,
-        nodes: vec![],
-        pods: vec![],
-        nsg: vec![],
-        next_node: 1,
-    };
+        env.exe.clone(),
+        env.cni_bin_dir.clone(),
+    );
     dir.save(&state)?;
     ip::netns_batch(&[
         format!("netns add {}", names.fabric()),

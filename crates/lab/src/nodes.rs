@@ -130,6 +130,12 @@ pub fn add(
         .flat_map(|n| fabric::plug_node_lines(state, n.index, n.ip).0)
         .collect();
     ip::batch(&names.fabric(), &fabric_lines)?;
+    fabric::port_sysctls(
+        state,
+        &new.iter()
+            .map(|n| topology::node_port(n.index))
+            .collect::<Vec<_>>(),
+    )?;
     // The node side once its veth exists.
     for n in &new {
         let (_, node_lines) = fabric::plug_node_lines(state, n.index, n.ip);

@@ -74,6 +74,32 @@ pub struct LabState {
 }
 
 impl LabState {
+    /// A lab with no node yet, still building.
+    pub fn new(
+        name: &str,
+        network: ClusterNetwork,
+        addressing: Addressing,
+        exe: PathBuf,
+        cni_bin_dir: PathBuf,
+    ) -> Self {
+        Self {
+            version: 1,
+            name: name.to_string(),
+            network,
+            addressing,
+            exe,
+            cni_bin_dir,
+            phase: Phase::Building,
+            controller_pid: None,
+            vm_probe_pid: None,
+            internet_probe_pid: None,
+            nodes: vec![],
+            pods: vec![],
+            nsg: vec![],
+            next_node: 1,
+        }
+    }
+
     pub fn names(&self) -> Names {
         Names::new(&self.name)
     }
