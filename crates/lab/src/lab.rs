@@ -134,7 +134,7 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     progress.step("fabric controller");
     let snap = store::snapshot(&dir)?;
     let added = nodes::add(&dir, &mut state, &snap, opts.nodes, &|m| progress.step(m))?;
-    sync(&dir, &state)?;
+    settle(&dir, &state, SETTLE)?;
     for n in &added {
         if opts.pods_per_node > 0 {
             pods::add(&dir, &mut state, n, opts.pods_per_node, &|m| {
@@ -142,7 +142,7 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
             })?;
         }
     }
-    sync(&dir, &state)?;
+    settle(&dir, &state, SETTLE)?;
     state.phase = Phase::Ready;
     dir.save(&state)?;
     progress.step("ready");
@@ -163,6 +163,45 @@ fn start_controller(dir: &LabDir, state: &LabState) -> Result<u32> {
         env: vec![],
     })
 }
+
+/// Whether every node's agent has published what the fabric routes by:
+/// its route (or `NetworkUnavailable`) for kubenet, its block for overlay,
+/// its addresses for Azure CNI.
+pub fn converged(state: &LabState, snap: &Snapshot) -> bool {
+    use aksnet_core::spec::NetworkPlugin;
+    state.nodes.iter().all(|n| {
+        let Some(rec) = snap.node(&n.name) else {
+            return false;
+        };
+        match state.network.network_plugin {
+            NetworkPlugin::Kubenet => {
+                rec.network_unavailable() || snap.routes.iter().any(|(_, r)| r.node == n.name)
+            }
+            NetworkPlugin::Overlay => snap.block_of(&n.name).is_some(),
+            NetworkPlugin::Azure => snap.pod_ips_of(&n.name).next().is_some(),
+        }
+    })
+}
+
+/// Waits (up to `timeout`) until the agents have published their nodes'
+/// routes, blocks or addresses, then programs the fabric from the store.
+pub fn settle(dir: &LabDir, state: &LabState, timeout: Duration) -> Result<Snapshot> {
+    let start = Instant::now();
+    loop {
+        let snap = store::snapshot(dir)?;
+        if converged(state, &snap) || start.elapsed() > timeout {
+            if !converged(state, &snap) {
+                tracing::warn!("the agents have not published every node within {timeout:?}");
+            }
+            fabric::sync_routes(dir, state, &snap)?;
+            return Ok(snap);
+        }
+        store::wait_change(dir, snap.revision, Duration::from_millis(100));
+    }
+}
+
+/// How long commands wait for the agents to publish their nodes.
+pub const SETTLE: Duration = Duration::from_secs(15);
 
 /// Programs the fabric from the store now.
 pub fn sync(dir: &LabDir, state: &LabState) -> Result<crate::routes::Desired> {
@@ -215,13 +254,13 @@ pub fn add_nodes(
     progress.length(u64::from(count) * (2 + u64::from(pods_each)));
     let snap = store::snapshot(dir)?;
     let added = nodes::add(dir, &mut state, &snap, count, &|m| progress.step(m))?;
-    sync(dir, &state)?;
+    settle(dir, &state, SETTLE)?;
     for n in &added {
         if pods_each > 0 {
             pods::add(dir, &mut state, n, pods_each, &|m| progress.step(m))?;
         }
     }
-    sync(dir, &state)?;
+    settle(dir, &state, SETTLE)?;
     Ok(added)
 }
 
@@ -297,8 +336,7 @@ pub fn remove_pod(dir: &LabDir, pod: &str) -> Result<()> {
 pub fn check(dir: &LabDir) -> Result<CheckReport> {
     require_root()?;
     let state = dir.load()?;
-    let snap = store::snapshot(dir)?;
-    fabric::sync_routes(dir, &state, &snap)?;
+    let snap = settle(dir, &state, SETTLE)?;
     Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
 }
 
