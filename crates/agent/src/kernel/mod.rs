@@ -1,14 +1,18 @@
 //! The kernel state the agent manages in its node's network namespace,
 //! behind a trait so every decision above it is tested with [`fake::FakeKernel`].
 //!
-//! The agent process never enters the node namespace itself: the real
-//! implementation ([`iproute::IprouteKernel`]) runs `ip`, `bridge` and `nft`
-//! as children that `setns` into it before `exec` (see [`exec`]). The
-//! agent's own sockets, such as its store connection, stay where they are.
+//! The agent process never moves into the node namespace: the default
+//! implementation ([`netlink::NetlinkKernel`]) talks rtnetlink through a
+//! socket created inside it (a thread enters under a guard just for the
+//! socket's creation), and runs `nft` and `sysctl` as children that `setns`
+//! before `exec` ([`exec`]). [`iproute::IprouteKernel`] does everything with
+//! iproute2 the same way; the tests run both. The agent's own sockets, such
+//! as its store connection, stay in the agent's namespace.
 
 pub mod exec;
 pub mod fake;
 pub mod iproute;
+pub mod netlink;
 
 use std::net::Ipv4Addr;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aksnet_agent::kernel::iproute::IprouteKernel;
+use aksnet_agent::kernel::netlink::NetlinkKernel;
 use aksnet_agent::{Agent, AgentConfig, AgentError};
 use aksnet_core::cluster::RouteMode;
 use anyhow::Context;
@@ -85,7 +85,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     cfg.resync = Duration::from_secs(args.resync.max(1));
     let stop = aksnet_agent::signals::stop_flag();
     let kv = args.store.open()?;
-    let kernel = IprouteKernel::new(cfg.netns.as_deref())
+    let kernel = NetlinkKernel::new(cfg.netns.as_deref())
         .with_context(|| format!("managing namespace {:?}", cfg.netns))?;
     let agent = Agent::start(cfg, kv, Box::new(kernel))?;
     tracing::info!(node = %args.node, "agent started");

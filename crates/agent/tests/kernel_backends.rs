@@ -1,8 +1,10 @@
-//! The iproute2/nft kernel backend in namespaces the test creates.
+//! Both kernel backends (rtnetlink, and iproute2) against real namespaces
+//! the test creates: same operations, same read-back.
 
 mod common;
 
 use aksnet_agent::kernel::iproute::IprouteKernel;
+use aksnet_agent::kernel::netlink::NetlinkKernel;
 use aksnet_agent::kernel::Kernel;
 use aksnet_agent::routes::vxlan::{self, Fdb, Neigh};
 use aksnet_agent::routes::{self, Route};
@@ -10,13 +12,27 @@ use aksnet_agent::snat;
 use common::*;
 
 #[test]
-fn routes_vxlan_l2_and_nft_in_a_namespace() {
+fn netlink_backend() {
     if !can_run("kernel backend test", &["ip", "bridge", "nft", "sysctl"]) {
         return;
     }
-    let l2 = L2::new("kb", 2);
+    let l2 = L2::new("knl", 2);
+    let mut k = NetlinkKernel::new(Some(&l2.nodes[0].path())).unwrap();
+    exercise(&mut k, &l2);
+}
+
+#[test]
+fn iproute_backend() {
+    if !can_run("kernel backend test", &["ip", "bridge", "nft", "sysctl"]) {
+        return;
+    }
+    let l2 = L2::new("kip", 2);
+    let mut k = IprouteKernel::new(Some(&l2.nodes[0].path())).unwrap();
+    exercise(&mut k, &l2);
+}
+
+fn exercise(k: &mut dyn Kernel, l2: &L2) {
     let n0 = &l2.nodes[0];
-    let mut k = IprouteKernel::new(Some(&n0.path())).unwrap();
 
     // The node link is found by its address.
     let link = k

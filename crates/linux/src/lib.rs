@@ -1,0 +1,33 @@
+//! aksnet-linux: the only aksnet crate that touches the kernel.
+//!
+//! * [`netns`]: open network namespaces and enter them with a guard that
+//!   always switches the thread back ([`NetnsGuard`]).
+//! * [`netlink::Socket`]: a blocking rtnetlink socket bound to the namespace
+//!   it was created in, with typed operations for links ([`link`]),
+//!   addresses ([`addr`]), routes ([`route`]) and neighbour/FDB entries
+//!   ([`neigh`]).
+//! * [`sysctl`]: read and write `/proc/sys` keys of the calling thread's
+//!   namespace.
+//! * [`nft`]: nftables rule sets as data, applied as one atomic
+//!   `nft -j -f -` batch, and listings of a table.
+//!
+//! Everything here is synchronous: CNI plugins are short-lived processes and
+//! a thread that entered a namespace must not be shared with an async
+//! executor.
+
+pub mod addr;
+pub mod error;
+pub mod link;
+pub mod mac;
+pub mod neigh;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+pub mod route;
+pub mod sysctl;
+pub mod vtep;
+
+pub use error::{Error, Result};
+pub use mac::MacAddr;
+pub use netlink::Socket;
+pub use netns::{Netns, NetnsGuard};
