@@ -1,44 +1,39 @@
-//! Entering a lab namespace: from a thread of this process (probes,
-//! sysctls), or in a child process before it executes (plugins, probe
-//! servers, agents' helpers, `lab exec`). The calling thread is never the
-//! main one, so the CLI itself always stays in the root namespace.
+//! Entering a lab namespace, through `aksnet-linux` ([`Netns`], whose guard
+//! always switches the thread back): from a thread of this process (probes,
+//! sysctls), or in a child process between fork and exec (plugins, probe
+//! servers, `lab exec`). The CLI's main thread never leaves the root
+//! namespace.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use aksnet_linux::{Netns, NetnsGuard};
 
 use crate::error::{LabError, Result};
 
-fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|source| LabError::Netns {
+fn err(path: &Path, e: aksnet_linux::Error) -> LabError {
+    LabError::Netns {
         path: path.to_path_buf(),
-        source,
-    })
+        source: std::io::Error::other(e.to_string()),
+    }
 }
 
-/// Moves the calling thread into the namespace at `path`. Only for threads
-/// that end when their work is done ([`run_in`] spawns one).
-pub fn enter_current_thread(path: &Path) -> Result<()> {
-    let f = open(path)?;
-    // SAFETY: setns on a valid, open namespace file descriptor; it changes
-    // only the calling thread's network namespace.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(LabError::Netns {
-            path: path.to_path_buf(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+pub fn open(path: &Path) -> Result<Netns> {
+    Netns::open(path).map_err(|e| err(path, e))
+}
+
+/// Moves the calling thread into the namespace at `path` until the guard
+/// is dropped.
+pub fn enter(path: &Path) -> Result<NetnsGuard> {
+    open(path)?.enter().map_err(|e| err(path, e))
 }
 
 /// Runs `f` on a fresh thread inside the namespace at `path`.
 pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T> {
     std::thread::scope(|s| {
         s.spawn(|| -> Result<T> {
-            enter_current_thread(path)?;
+            let _guard = enter(path)?;
             Ok(f())
         })
         .join()
@@ -49,12 +44,13 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T> {
 /// Makes `cmd` start inside the namespace at `path` (setns between fork and
 /// exec, as `ip netns exec` does, without its mount namespace).
 pub fn command_in(cmd: &mut Command, path: &Path) -> Result<()> {
-    let f = open(path)?;
+    let ns = open(path)?;
     // SAFETY: only an async-signal-safe call (setns) between fork and exec;
-    // the file is owned by the closure, so it stays open until spawn is done.
+    // the namespace file is owned by the closure, so it stays open until
+    // spawn is done.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+            if libc::setns(ns.raw_fd(), libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -63,16 +59,12 @@ pub fn command_in(cmd: &mut Command, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a sysctl (`net/ipv4/ip_forward`) inside the namespace at `path`.
+/// Writes sysctls (`net/ipv4/ip_forward`, …) inside the namespace at `path`.
 pub fn sysctls(path: &Path, settings: &[(&str, &str)]) -> Result<()> {
-    let owned: Vec<(String, String)> = settings
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    run_in(path, move || -> Result<()> {
-        for (k, v) in &owned {
-            let p = PathBuf::from("/proc/sys").join(k);
-            std::fs::write(&p, v).map_err(|e| LabError::io(&p, e))?;
+    run_in(path, || -> Result<()> {
+        for (k, v) in settings {
+            let parts: Vec<&str> = k.split('/').collect();
+            aksnet_linux::sysctl::set(&parts, v).map_err(|e| err(path, e))?;
         }
         Ok(())
     })?

@@ -97,8 +97,8 @@ pub fn run_all(probes: &[Probe], parallel: usize, timeout: Duration) -> Vec<Outc
                     i
                 };
                 let Some(p) = probes.get(i) else { return };
-                let outcome = match netns::enter_current_thread(&p.from_netns) {
-                    Ok(()) => connect(p.to, p.port, timeout),
+                let outcome = match netns::enter(&p.from_netns) {
+                    Ok(_guard) => connect(p.to, p.port, timeout),
                     Err(e) => Outcome::failed(e),
                 };
                 if let Ok(mut r) = results.lock() {

@@ -38,7 +38,7 @@ fn root_or_skip() -> bool {
 fn serve_in(ns: &str, label: &'static str) {
     let path = netns_path(ns);
     std::thread::spawn(move || {
-        if netns::enter_current_thread(&path).is_ok() {
+        if let Ok(_guard) = netns::enter(&path) {
             let _ = probe::serve(Ipv4Addr::UNSPECIFIED, PROBE_PORT, label);
         }
     });
