@@ -45,7 +45,7 @@ pub struct OutputArg {
 #[derive(Args, Debug, Clone)]
 pub struct BinArg {
     /// Where aksnet-cni, aksnet-ipam and aksnet-portmap are. Default: beside this binary.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "AKSNET_CNI_BIN_DIR")]
     pub cni_bin_dir: Option<PathBuf>,
 }
 
