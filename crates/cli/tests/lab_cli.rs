@@ -45,12 +45,14 @@ fn json(out: &Output) -> Value {
 
 /// `AKSNET_CNI_BIN_DIR`, else beside `aksnet` (where `lab up` looks too).
 fn bin_dir() -> PathBuf {
-    std::env::var_os("AKSNET_CNI_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_BIN_EXE_aksnet"))
-            .parent()
-            .expect("binary directory")
-            .to_path_buf()
-    })
+    std::env::var_os("AKSNET_CNI_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_BIN_EXE_aksnet"))
+                .parent()
+                .expect("binary directory")
+                .to_path_buf()
+        })
 }
 
 /// Root, iproute2, nftables and the CNI plugins beside `aksnet`.
