@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::sync::Arc;
 
 use aksnet_linux::link::{LinkChange, VxlanSpec};
 use aksnet_linux::route::{self as lroute, TABLE_MAIN};
-use aksnet_linux::{MacAddr, Netns, Socket};
+use aksnet_linux::{sysctl, MacAddr, Netns, Socket};
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::Value;
 
@@ -23,7 +24,9 @@ use crate::routes::{Route, RTPROT_AKSNET};
 
 pub struct NetlinkKernel {
     sock: Socket,
-    /// nft and sysctl go through child processes in the namespace.
+    /// The managed namespace (`None`: the agent's own).
+    netns: Option<Arc<Netns>>,
+    /// nft goes through child processes in the namespace.
     exec: IprouteKernel,
 }
 
@@ -41,19 +44,39 @@ fn mac(s: &str) -> Result<MacAddr, KernelError> {
 
 impl NetlinkKernel {
     pub fn new(netns: Option<&Path>) -> Result<Self, KernelError> {
-        let sock = match netns {
-            Some(p) => {
-                let ns = Netns::open(p).map_err(kerr)?;
-                Socket::new_in(&ns).map_err(kerr)?
-            }
+        let ns = netns
+            .map(|p| Netns::open(p).map(Arc::new))
+            .transpose()
+            .map_err(kerr)?;
+        let sock = match &ns {
+            Some(ns) => Socket::new_in(ns).map_err(kerr)?,
             None => Socket::new().map_err(kerr)?,
         };
         // Fail early on an unusable namespace path for the child processes too.
         NetnsExec::new(netns)?;
         Ok(Self {
             sock,
+            netns: ns,
             exec: IprouteKernel::new(netns)?,
         })
+    }
+
+    /// Runs a `/proc/sys` access in the managed namespace: on a short-lived
+    /// thread that enters it under a guard (net.* keys follow the opening
+    /// thread's namespace), so the agent's own threads never move.
+    fn in_netns<T: Send>(
+        &self,
+        f: impl FnOnce() -> aksnet_linux::Result<T> + Send,
+    ) -> Result<T, KernelError> {
+        match &self.netns {
+            None => f().map_err(kerr),
+            Some(ns) => std::thread::scope(|s| {
+                s.spawn(|| ns.run(f))
+                    .join()
+                    .map_err(|_| KernelError::Parse("namespace thread panicked".into()))?
+                    .map_err(kerr)
+            }),
+        }
     }
 
     fn index_of(&mut self, name: &str) -> Result<Option<u32>, KernelError> {
@@ -263,11 +286,13 @@ impl Kernel for NetlinkKernel {
     }
 
     fn sysctl(&mut self, name: &str) -> Result<String, KernelError> {
-        self.exec.sysctl(name)
+        let parts: Vec<&str> = name.split('.').collect();
+        self.in_netns(|| sysctl::get(&parts))
     }
 
     fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), KernelError> {
-        self.exec.set_sysctl(name, value)
+        let parts: Vec<&str> = name.split('.').collect();
+        self.in_netns(|| sysctl::set(&parts, value))
     }
 
     fn link_with_address(&mut self, ip: Ipv4Addr) -> Result<Option<AddressedLink>, KernelError> {
