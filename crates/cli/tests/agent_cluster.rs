@@ -32,10 +32,13 @@ fn proto_routes(n: &Node) -> usize {
 
 /// The kernel state an agent owns on a node, for before/after comparisons.
 fn snapshot(n: &Node) -> String {
+    // Links without `-d` (bridge timers tick); the VTEP with its details.
     format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}\n{}",
         n.ns.exec("ip -4 route show table main"),
-        n.ns.exec("ip -d link show"),
+        n.ns.exec("ip link show"),
+        n.ns.exec("ip -d link show type vxlan"),
+        n.ns.exec("bridge fdb show dev aksnet.1 2>/dev/null || true"),
         n.ns.exec("ip neigh show nud permanent"),
         n.ns.exec("nft list ruleset")
     )
