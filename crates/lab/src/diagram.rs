@@ -265,11 +265,14 @@ pub fn render(m: &Model) -> String {
         );
     }
     s.text(
-        width - 260,
+        width - 340,
         fabric_y + 48,
         12,
         "normal",
-        &format!("NSG on the node subnet: {} rule(s) + defaults", m.nsg_rules),
+        &format!(
+            "NSG on the node subnet: {} rule(s) + Azure's defaults",
+            m.nsg_rules
+        ),
     );
     // Node subnet.
     s.rect(

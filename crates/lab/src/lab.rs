@@ -64,15 +64,23 @@ pub fn require_root() -> Result<()> {
     Ok(())
 }
 
-fn check_programs(env: &Env) -> Result<()> {
+/// The CNI plugins a node's conflist chains (needed once pods start).
+pub fn check_plugins(dir: &std::path::Path) -> Result<()> {
     for bin in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
-        let p = env.cni_bin_dir.join(bin);
+        let p = dir.join(bin);
         if !p.exists() {
             return Err(LabError::Invalid(format!(
-                "{} is missing: build the CNI plugins (`cargo build --workspace`) or point --cni-bin-dir at them",
+                "{} is missing: build the CNI plugins (`cargo build --workspace`) or point --cni-bin-dir (AKSNET_CNI_BIN_DIR) at them",
                 p.display()
             )));
         }
+    }
+    Ok(())
+}
+
+fn check_programs(env: &Env, pods: bool) -> Result<()> {
+    if pods {
+        check_plugins(&env.cni_bin_dir)?;
     }
     for tool in ["ip", "nft"] {
         if !which(tool) {
@@ -99,7 +107,7 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     if dir.exists() || ip::netns_exists(&names.fabric()) {
         return Err(LabError::Exists(opts.name.clone()));
     }
-    check_programs(env)?;
+    check_programs(env, opts.pods_per_node > 0)?;
     let addressing = Addressing::plan(&opts.network, opts.vm_subnet)?;
     progress.length(4 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
     dir.create()?;

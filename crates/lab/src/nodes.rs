@@ -233,12 +233,20 @@ pub fn log_tail(path: &std::path::Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Stops a node's agent and probe server (by PID, verified).
-pub fn stop_processes(dir: &LabDir, state: &LabState, node: &NodeState) {
+/// A node's agent and probe server, with the argument that proves each PID
+/// is still the lab's.
+pub fn processes(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<(u32, String)> {
+    let mut v = vec![];
     if let Some(pid) = node.agent_pid {
-        process::stop(pid, &agent_marker(state, node), Duration::from_secs(2));
+        v.push((pid, agent_marker(state, node)));
     }
     if let Some(pid) = node.probe_pid {
-        process::stop(pid, &dir.marker(), Duration::from_millis(500));
+        v.push((pid, dir.marker()));
     }
+    v
+}
+
+/// Stops a node's agent and probe server (by PID, verified).
+pub fn stop_processes(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<u32> {
+    process::stop_all(&processes(dir, state, node), Duration::from_secs(3))
 }

@@ -95,6 +95,49 @@ pub fn stop(pid: u32, marker: &str, grace: Duration) -> bool {
     true
 }
 
+/// Stops every `(pid, marker)` that is still ours at once: SIGTERM to all,
+/// then SIGKILL to whatever is left after `grace`. Returns the PIDs stopped.
+pub fn stop_all(list: &[(u32, String)], grace: Duration) -> Vec<u32> {
+    let ours: Vec<u32> = list
+        .iter()
+        .filter(|(pid, marker)| {
+            let mine = is_ours(*pid, marker);
+            if !mine {
+                reap(*pid);
+            }
+            mine
+        })
+        .map(|(pid, _)| *pid)
+        .collect();
+    let signal = |sig| {
+        for pid in &ours {
+            if let Ok(p) = i32::try_from(*pid) {
+                if p > 1 {
+                    // SAFETY: kill(2) on PIDs verified as the lab's just above.
+                    unsafe { libc::kill(p, sig) };
+                }
+            }
+        }
+    };
+    let wait = |limit: Duration| {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            ours.iter().for_each(|p| reap(*p));
+            if ours.iter().all(|p| !alive(*p)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    };
+    signal(libc::SIGTERM);
+    if !wait(grace) {
+        signal(libc::SIGKILL);
+        wait(Duration::from_secs(2));
+    }
+    ours
+}
+
 /// SIGTERM then SIGKILL, for a PID already established as the lab's.
 pub fn stop_pid(pid: u32, grace: Duration) {
     let Ok(p) = i32::try_from(pid) else { return };

@@ -86,14 +86,25 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
         }
         // Pods are released the way a runtime releases them (CNI DEL), so
         // nothing the plugins keep outside the lab directory is left.
+        let probes: Vec<(u32, String)> = st
+            .pods
+            .iter()
+            .filter_map(|p| p.probe_pid)
+            .chain(
+                [st.vm_probe_pid, st.internet_probe_pid]
+                    .into_iter()
+                    .flatten(),
+            )
+            .map(|pid| (pid, dir.marker()))
+            .collect();
+        report
+            .processes_stopped
+            .extend(process::stop_all(&probes, Duration::from_millis(500)));
         let names = &names;
         std::thread::scope(|s| {
             for chunk in st.pods.chunks(st.pods.len().div_ceil(4).max(1)) {
                 s.spawn(move || {
                     for p in chunk {
-                        if let Some(pid) = p.probe_pid {
-                            process::stop(pid, &dir.marker(), Duration::from_millis(300));
-                        }
                         if ip::netns_exists(&names.pod(p.node_index, p.index)) {
                             if let Err(e) = pods::cni_del(dir, st, p) {
                                 tracing::warn!(pod = %p.name, "CNI DEL: {e}");
@@ -103,15 +114,14 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
                 });
             }
         });
-        for n in &st.nodes {
-            nodes::stop_processes(dir, st, n);
-        }
-        for pid in [st.vm_probe_pid, st.internet_probe_pid]
-            .into_iter()
-            .flatten()
-        {
-            process::stop(pid, &dir.marker(), Duration::from_millis(300));
-        }
+        let node_procs: Vec<(u32, String)> = st
+            .nodes
+            .iter()
+            .flat_map(|n| nodes::processes(dir, st, n))
+            .collect();
+        report
+            .processes_stopped
+            .extend(process::stop_all(&node_procs, Duration::from_secs(3)));
     }
     // Whatever is left, found by namespace and arguments.
     for _ in 0..3 {
