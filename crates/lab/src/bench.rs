@@ -37,6 +37,8 @@ pub struct BenchReport {
     pub rows: Vec<BenchRow>,
     /// Same-node pod → pod over the bare veth pair.
     pub same_node_ratio: Option<f64>,
+    /// `/proc/loadavg` before the run: other work on the machine skews it.
+    pub load_average: String,
 }
 
 struct Case {
@@ -98,6 +100,9 @@ pub fn run(dir: &LabDir, seconds: u32, repeats: u32) -> Result<BenchReport> {
         });
     }
     let mtu = link_mtu(&local[0].1, "eth0").unwrap_or(1500);
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     let (a, b) = (names.bench("a"), names.bench("b"));
     let _cleanup = BenchNamespaces(vec![a.clone(), b.clone()]);
     ip::netns_batch(&[format!("netns add {a}"), format!("netns add {b}")])?;
@@ -157,6 +162,7 @@ pub fn run(dir: &LabDir, seconds: u32, repeats: u32) -> Result<BenchReport> {
         mtu,
         rows,
         same_node_ratio,
+        load_average,
     })
 }
 

@@ -260,8 +260,8 @@ pub fn bench(r: &BenchReport) -> String {
         ]);
     }
     let mut out = format!(
-        "{} lab, iperf3 one TCP stream, {} s × {} runs, MTU {}\n{t}\n",
-        r.network_plugin, r.seconds_per_run, r.repeats, r.mtu
+        "{} lab, iperf3 one TCP stream, {} s × {} runs, MTU {}, load average before: {}\n{t}\n",
+        r.network_plugin, r.seconds_per_run, r.repeats, r.mtu, r.load_average
     );
     if let Some(ratio) = r.same_node_ratio {
         let _ = writeln!(
