@@ -57,8 +57,12 @@ fn bin_dir() -> PathBuf {
 
 /// Root, iproute2, nftables and the CNI plugins beside `aksnet`.
 fn ready(extra: &[&str]) -> bool {
-    // SAFETY: no preconditions.
+    ready_for(extra, true)
+}
+
+fn ready_for(extra: &[&str], plugins: bool) -> bool {
     let mut missing = vec![];
+    // SAFETY: no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         missing.push("root".to_string());
     }
@@ -68,7 +72,7 @@ fn ready(extra: &[&str]) -> bool {
         }
     }
     for p in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
-        if !bin_dir().join(p).exists() {
+        if plugins && !bin_dir().join(p).exists() {
             missing.push(format!(
                 "{p} in {} (cargo build --workspace)",
                 bin_dir().display()
@@ -217,6 +221,61 @@ fn up_refuses_a_design_the_planner_rejects() {
     let bad = aksnet(&["lab", "status", "--name", "Bad_Name"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not usable"));
+}
+
+#[test]
+fn nodes_and_fabric_of_each_model_without_pods() {
+    if !ready_for(&[], false) {
+        return;
+    }
+    for (plugin, mode, routes, vnet_ips, fabric_table) in [
+        ("kubenet", None, 2, 2, "200"),
+        ("azure", None, 0, 2 * 31, "100"),
+        ("azure", Some("overlay"), 0, 2, "300"),
+    ] {
+        let name = unique(&plugin[..2]);
+        let mut args = vec![
+            "--network-plugin",
+            plugin,
+            "--nodes",
+            "2",
+            "--pods-per-node",
+            "0",
+        ];
+        if let Some(m) = mode {
+            args.extend(["--network-plugin-mode", m]);
+        }
+        let (lab, up) = Lab::up(&name, &args);
+        assert_eq!(
+            up["route_table_entries"], routes,
+            "{plugin} {mode:?}: {up:#}"
+        );
+        assert_eq!(up["vnet_ips_used"], vnet_ips, "{plugin} {mode:?}");
+        assert!(up["controller_running"] == true);
+        assert!(up["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["agent_running"] == true && n["pod_range"].is_string()));
+        // The fabric table of the model holds the nodes' routes (a /24 each,
+        // or the Azure CNI node's 30 reserved addresses).
+        let fabric = format!("aksnet-lab-{name}-fabric");
+        let out = Command::new("ip")
+            .args(["-n", &fabric, "route", "show", "table", fabric_table])
+            .output()
+            .unwrap();
+        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(
+            lines,
+            if plugin == "azure" && mode.is_none() {
+                60
+            } else {
+                2
+            },
+            "{plugin} {mode:?}"
+        );
+        drop(lab);
+    }
 }
 
 #[test]
