@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Check a cluster network design before it is built.
     Plan(commands::plan::PlanArgs),
+    /// An Azure VNet with nodes and pods in network namespaces: the three models for real.
+    Lab(commands::lab::LabArgs),
     /// Store a cluster network in the cluster store, or show it.
     Cluster(commands::cluster::ClusterArgs),
     /// List the cluster's nodes, or remove one.
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Lab(args) => commands::lab::run(args),
         Command::Cluster(args) => commands::cluster::run(&args),
         Command::Node(args) => commands::node::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
