@@ -1,1 +1,2 @@
 pub mod cidr;
+pub mod cni;
