@@ -9,14 +9,7 @@
 //! * [`portmap::PortmapPlugin`] (`aksnet-portmap`): chained host ports in
 //!   nftables.
 
-pub mod bridge;
-pub mod common;
-pub mod delegate;
 pub mod ipam;
-pub mod masq;
-pub mod netconf;
-pub mod plugin;
 pub mod portmap;
 pub mod skel;
 pub mod tag;
-pub mod transparent;
