@@ -6,17 +6,15 @@
 //!   [`transparent`].
 //! * [`ipam::IpamPlugin`] (`aksnet-ipam`): host-local compatible, also
 //!   called in-process by `aksnet-cni` when its IPAM type is `aksnet-ipam`.
-//! * [`portmap::PortmapPlugin`] (`aksnet-portmap`): chained host ports in
-//!   nftables.
 
 pub mod bridge;
+pub mod check;
 pub mod common;
 pub mod delegate;
 pub mod ipam;
 pub mod masq;
 pub mod netconf;
 pub mod plugin;
-pub mod portmap;
 pub mod skel;
 pub mod tag;
 pub mod transparent;
