@@ -9,7 +9,15 @@
 //! * [`portmap::PortmapPlugin`] (`aksnet-portmap`): chained host ports in
 //!   nftables.
 
+pub mod bridge;
+pub mod check;
+pub mod common;
+pub mod delegate;
 pub mod ipam;
+pub mod masq;
+pub mod netconf;
+pub mod plugin;
 pub mod portmap;
 pub mod skel;
 pub mod tag;
+pub mod transparent;

@@ -119,7 +119,11 @@ pub fn read_request(stdin: Vec<u8>) -> Result<Request, (CniError, String)> {
     // The version to print errors in: the configuration's if readable.
     let ver_s = serde_json::from_slice::<Value>(&stdin)
         .ok()
-        .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(str::to_string))
+        .and_then(|v| {
+            v.get("cniVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or(fallback);
     let fail = |e: CniError| (e, ver_s.clone());
     let (conf, raw, version) = NetConf::from_slice(&stdin).map_err(fail)?;
@@ -215,9 +219,7 @@ pub fn init_logging() {
                 .ok()
         });
     let _ = match file {
-        Some(f) => builder
-            .with_writer(std::sync::Mutex::new(f))
-            .try_init(),
+        Some(f) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
         None => builder.with_writer(std::io::stderr).try_init(),
     };
 }
@@ -257,7 +259,9 @@ pub fn run(plugin: &dyn Plugin) -> ExitCode {
     .entered();
     let ver = req.version.as_str();
     let outcome = match req.command {
-        Command::Add => plugin.add(&req).map(|r| print_json(&r.to_json(req.version))),
+        Command::Add => plugin
+            .add(&req)
+            .map(|r| print_json(&r.to_json(req.version))),
         Command::Del => plugin.del(&req),
         Command::Check => plugin.check(&req),
         Command::Status => plugin.status(&req),

@@ -79,9 +79,6 @@ mod tests {
         assert!(t.starts_with(&net_prefix(&long)));
         let t2 = attachment_tag("x".repeat(60).as_str(), &id, "eth0");
         assert!(t2.len() <= MAX_TAG);
-        assert_ne!(
-            attachment_tag("x".repeat(60).as_str(), &id, "eth1"),
-            t2
-        );
+        assert_ne!(attachment_tag("x".repeat(60).as_str(), &id, "eth1"), t2);
     }
 }

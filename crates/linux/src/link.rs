@@ -37,6 +37,8 @@ pub struct Link {
     pub link: Option<u32>,
     /// Namespace id of the peer's namespace (`IFLA_LINK_NETNSID`), if any.
     pub link_netnsid: Option<i32>,
+    /// Interface alias (`IFLA_IFALIAS`), if set.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -55,6 +57,7 @@ impl Link {
                 LinkAttribute::Controller(v) => l.master = Some(v),
                 LinkAttribute::Link(v) => l.link = Some(v),
                 LinkAttribute::LinkNetNsId(v) => l.link_netnsid = Some(v),
+                LinkAttribute::IfAlias(a) if !a.is_empty() => l.alias = Some(a),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {
@@ -85,6 +88,8 @@ pub struct VethSpec {
     pub master: Option<u32>,
     /// Bring the local end up at creation.
     pub up: bool,
+    /// Alias of the local end (an ownership tag, listed by [`Socket::links`]).
+    pub alias: Option<String>,
     /// Name of the peer.
     pub peer_name: String,
     /// MAC of the peer (random if `None`).
@@ -214,6 +219,9 @@ impl Socket {
         }
         if let Some(master) = spec.master {
             m.attributes.push(LinkAttribute::Controller(master));
+        }
+        if let Some(alias) = &spec.alias {
+            m.attributes.push(LinkAttribute::IfAlias(alias.clone()));
         }
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),

@@ -96,6 +96,7 @@ fn veth_peer_born_in_other_namespace_with_bridge_addr_route_neigh() {
         mtu: Some(1400),
         master: Some(br.index),
         up: true,
+        alias: Some("aksnet test".into()),
         peer_name: "eth0".into(),
         peer_mac: Some(pmac),
         peer_netns: Some(pod.raw_fd()),
@@ -103,6 +104,7 @@ fn veth_peer_born_in_other_namespace_with_bridge_addr_route_neigh() {
     .unwrap();
     let hv = hs.link_by_name("ak3veth0").unwrap().unwrap();
     assert_eq!(hv.master, Some(br.index));
+    assert_eq!(hv.alias.as_deref(), Some("aksnet test"));
     assert_eq!(hv.mac, Some(hmac));
     assert!(hv.up);
     assert!(

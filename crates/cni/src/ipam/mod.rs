@@ -94,7 +94,10 @@ pub fn allocate(req: &Request) -> Result<Allocated, CniError> {
                 if used.contains(ip) || !store.reserve(*ip, id, ifname)? {
                     return Err(CniError::new(
                         code::INTERNAL,
-                        format!("requested address {ip} is already allocated in network {}", req.conf.name),
+                        format!(
+                            "requested address {ip} is already allocated in network {}",
+                            req.conf.name
+                        ),
                         "",
                     ));
                 }
@@ -246,10 +249,7 @@ pub fn status(req: &Request) -> Result<(), CniError> {
     for set in &sets {
         let taken = used
             .iter()
-            .filter(|ip| {
-                set.range_for(**ip)
-                    .is_some_and(|r| r.gateway != Some(**ip))
-            })
+            .filter(|ip| set.range_for(**ip).is_some_and(|r| r.gateway != Some(**ip)))
             .count() as u128;
         if taken >= set.capacity() {
             return Err(CniError::new(

@@ -10,11 +10,12 @@
 //! both plugins can share a directory.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use aksnet_core::cni::ipam::{owner_content, parse_owner, Allocation};
 use aksnet_core::cni::{code, CniError};
@@ -28,6 +29,44 @@ pub struct Store {
 
 fn io_err(what: String, e: io::Error) -> CniError {
     CniError::new(code::IO, what, e.to_string())
+}
+
+/// How long to wait for the store lock before answering "try again later"
+/// (11): `$AKSNET_IPAM_LOCK_TIMEOUT_MS`, else 30 s. A holder that long is
+/// stuck; the runtime retries rather than hang.
+fn lock_timeout() -> Duration {
+    std::env::var("AKSNET_IPAM_LOCK_TIMEOUT_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+}
+
+/// `flock` the store, polling with a short back-off up to [`lock_timeout`].
+fn take_lock(lock: &File, path: &Path) -> Result<(), CniError> {
+    let deadline = Instant::now() + lock_timeout();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(CniError::new(
+                    code::TRY_AGAIN,
+                    format!(
+                        "the IPAM store {} is locked by another process",
+                        path.display()
+                    ),
+                    format!("waited {:?}; try again later", lock_timeout()),
+                ))
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(io_err(format!("cannot lock {}", path.display()), e))
+            }
+        }
+    }
 }
 
 impl Store {
@@ -53,8 +92,7 @@ impl Store {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| io_err(format!("cannot open {}", lock_path.display()), e))?;
-        lock.lock()
-            .map_err(|e| io_err(format!("cannot lock {}", lock_path.display()), e))?;
+        take_lock(&lock, &lock_path)?;
         Ok(Store { dir, _lock: lock })
     }
 

@@ -66,7 +66,9 @@ impl NetConf {
         let ver = match raw.get("cniVersion") {
             Some(Value::String(s)) => Version::parse(s)?,
             Some(_) => {
-                return Err(CniError::config("cniVersion must be a string such as \"1.0.0\""))
+                return Err(CniError::config(
+                    "cniVersion must be a string such as \"1.0.0\"",
+                ))
             }
             None => {
                 return Err(CniError::config(
@@ -127,7 +129,9 @@ mod tests {
         assert_eq!(NetConf::from_slice(b"{").unwrap_err().code, 6);
         assert_eq!(NetConf::from_slice(b"[]").unwrap_err().code, 6);
         assert_eq!(
-            NetConf::from_slice(br#"{"cniVersion":"0.2.0"}"#).unwrap_err().code,
+            NetConf::from_slice(br#"{"cniVersion":"0.2.0"}"#)
+                .unwrap_err()
+                .code,
             1
         );
         assert_eq!(NetConf::from_slice(br#"{"name":"x"}"#).unwrap_err().code, 7);

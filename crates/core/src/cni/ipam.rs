@@ -107,12 +107,19 @@ impl Range {
             return Err(CniError::config(format!(
                 "ipam range subnet {subnet} is too small to allocate from (at most /{} for {})",
                 subnet.max_prefix_len() - 2,
-                if subnet.addr().is_ipv4() { "IPv4" } else { "IPv6" }
+                if subnet.addr().is_ipv4() {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                }
             )));
         }
         let net = to_u128(subnet.network());
         let last = to_u128(subnet.broadcast());
-        let gateway = Some(c.gateway.unwrap_or_else(|| from_u128(subnet.addr(), net + 1)));
+        let gateway = Some(
+            c.gateway
+                .unwrap_or_else(|| from_u128(subnet.addr(), net + 1)),
+        );
         let inside = |ip: IpAddr, what: &str| -> Result<u128, CniError> {
             if !same_family(ip, subnet.addr()) || !subnet.contains(&ip) {
                 return Err(CniError::config(format!(
@@ -310,29 +317,29 @@ impl IpamConf {
     /// it, else `ranges`, else the legacy top-level range. Sets must not be
     /// empty, mix families or overlap.
     pub fn range_sets(&self, conf: &NetConf) -> Result<Vec<RangeSet>, CniError> {
-        let runtime: Option<Vec<Vec<RangeConf>>> = match conf.runtime("ipRanges") {
-            Some(Value::Null) | None => None,
-            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
-                CniError::config(format!("invalid runtimeConfig.ipRanges: {e}"))
-            })?),
-        };
-        let confs: Vec<Vec<RangeConf>> = match runtime {
-            Some(r) if !r.is_empty() => r,
-            _ if !self.ranges.is_empty() => self.ranges.clone(),
-            _ => match &self.subnet {
-                Some(s) => vec![vec![RangeConf {
-                    subnet: s.clone(),
-                    range_start: self.range_start,
-                    range_end: self.range_end,
-                    gateway: self.gateway,
-                }]],
-                None => {
-                    return Err(CniError::config(
+        let runtime: Option<Vec<Vec<RangeConf>>> =
+            match conf.runtime("ipRanges") {
+                Some(Value::Null) | None => None,
+                Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
+                    CniError::config(format!("invalid runtimeConfig.ipRanges: {e}"))
+                })?),
+            };
+        let confs: Vec<Vec<RangeConf>> =
+            match runtime {
+                Some(r) if !r.is_empty() => r,
+                _ if !self.ranges.is_empty() => self.ranges.clone(),
+                _ => match &self.subnet {
+                    Some(s) => vec![vec![RangeConf {
+                        subnet: s.clone(),
+                        range_start: self.range_start,
+                        range_end: self.range_end,
+                        gateway: self.gateway,
+                    }]],
+                    None => return Err(CniError::config(
                         "ipam has no ranges (e.g. \"ranges\": [[{\"subnet\": \"10.244.0.0/24\"}]])",
-                    ))
-                }
-            },
-        };
+                    )),
+                },
+            };
         let mut sets: Vec<RangeSet> = Vec::with_capacity(confs.len());
         for (i, set) in confs.iter().enumerate() {
             if set.is_empty() {
@@ -395,7 +402,9 @@ pub fn requested_ips(conf: &NetConf, args: &CniArgs) -> Result<Vec<IpAddr>, CniE
     ] {
         let Some(v) = v else { continue };
         let Some(list) = v.as_array() else {
-            return Err(CniError::config(format!("{src} must be a list of addresses")));
+            return Err(CniError::config(format!(
+                "{src} must be a list of addresses"
+            )));
         };
         for item in list {
             let s = item.as_str().unwrap_or_default();

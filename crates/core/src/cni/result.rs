@@ -142,7 +142,8 @@ const V1_1_IFACE_FIELDS: [&str; 3] = ["mtu", "socketPath", "pciID"];
 impl CniResult {
     /// Render in `version`, with `cniVersion` set.
     pub fn to_json(&self, version: Version) -> Value {
-        let mut v = serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()));
+        let mut v =
+            serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()));
         let Some(obj) = v.as_object_mut() else {
             return v;
         };
@@ -150,7 +151,11 @@ impl CniResult {
             if let Some(ips) = obj.get_mut("ips").and_then(Value::as_array_mut) {
                 for (ip, cfg) in ips.iter_mut().zip(&self.ips) {
                     if let Some(o) = ip.as_object_mut() {
-                        let fam = if cfg.address.addr().is_ipv4() { "4" } else { "6" };
+                        let fam = if cfg.address.addr().is_ipv4() {
+                            "4"
+                        } else {
+                            "6"
+                        };
                         o.insert("version".into(), fam.into());
                     }
                 }

@@ -60,7 +60,10 @@ fn range_sets_from_config_runtime_and_legacy() {
         "runtimeConfig": {"ipRanges": [[{"subnet": "10.9.0.0/24"}]]},
         "ipam": {"type": "aksnet-ipam", "subnet": "10.1.0.0/24", "dataDir": "/tmp/x/"}}));
     let ipam = IpamConf::from_netconf(&c).unwrap();
-    assert_eq!(ipam.range_sets(&c).unwrap()[0].0[0].subnet.to_string(), "10.9.0.0/24");
+    assert_eq!(
+        ipam.range_sets(&c).unwrap()[0].0[0].subnet.to_string(),
+        "10.9.0.0/24"
+    );
     assert_eq!(ipam.store_dir("n"), "/tmp/x/n");
 
     let c = conf(json!({"cniVersion": "1.0.0", "name": "n",
@@ -89,20 +92,34 @@ fn candidate_order_matches_host_local() {
     c.gateway = Some("10.0.0.3".parse().unwrap());
     let set = RangeSet(vec![Range::from_conf(&c).unwrap()]);
     let all: Vec<String> = set.candidates(None).map(|i| i.to_string()).collect();
-    assert_eq!(all, ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"]);
+    assert_eq!(
+        all,
+        ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+    );
     let from: Vec<String> = set
         .candidates(Some("10.0.0.4".parse().unwrap()))
         .map(|i| i.to_string())
         .collect();
-    assert_eq!(from, ["10.0.0.5", "10.0.0.6", "10.0.0.1", "10.0.0.2", "10.0.0.4"]);
+    assert_eq!(
+        from,
+        ["10.0.0.5", "10.0.0.6", "10.0.0.1", "10.0.0.2", "10.0.0.4"]
+    );
     // A last-reserved address outside the set starts from the beginning.
     assert_eq!(
-        set.candidates(Some("192.168.0.1".parse().unwrap())).next().unwrap().to_string(),
+        set.candidates(Some("192.168.0.1".parse().unwrap()))
+            .next()
+            .unwrap()
+            .to_string(),
         "10.0.0.1"
     );
-    let used: HashSet<IpAddr> = ["10.0.0.5", "10.0.0.6"].iter().map(|s| s.parse().unwrap()).collect();
+    let used: HashSet<IpAddr> = ["10.0.0.5", "10.0.0.6"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
     assert_eq!(
-        set.next_free(Some("10.0.0.4".parse().unwrap()), &used).unwrap().to_string(),
+        set.next_free(Some("10.0.0.4".parse().unwrap()), &used)
+            .unwrap()
+            .to_string(),
         "10.0.0.1"
     );
 }
@@ -113,32 +130,70 @@ fn requested_from_all_sources() {
         "args": {"cni": {"ips": ["10.0.0.8"]}},
         "runtimeConfig": {"ips": ["10.0.0.9/24", "10.0.0.8"]}}));
     let a = CniArgs::parse("IP=10.0.0.7").unwrap();
-    let ips: Vec<String> = requested_ips(&c, &a).unwrap().iter().map(|i| i.to_string()).collect();
+    let ips: Vec<String> = requested_ips(&c, &a)
+        .unwrap()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
     assert_eq!(ips, ["10.0.0.7", "10.0.0.8", "10.0.0.9"]);
     let bad = conf(json!({"cniVersion": "1.0.0", "name": "n", "runtimeConfig": {"ips": [5]}}));
-    assert_eq!(requested_ips(&bad, &CniArgs::default()).unwrap_err().code, 7);
+    assert_eq!(
+        requested_ips(&bad, &CniArgs::default()).unwrap_err().code,
+        7
+    );
     let bad = conf(json!({"cniVersion": "1.0.0", "name": "n", "runtimeConfig": {"ips": "x"}}));
-    assert_eq!(requested_ips(&bad, &CniArgs::default()).unwrap_err().code, 7);
+    assert_eq!(
+        requested_ips(&bad, &CniArgs::default()).unwrap_err().code,
+        7
+    );
 }
 
 #[test]
 fn owner_files_and_gc() {
     assert_eq!(owner_content("abc", "eth0"), "abc\r\neth0");
-    assert_eq!(parse_owner("abc\r\neth0"), Some(("abc".into(), Some("eth0".into()))));
+    assert_eq!(
+        parse_owner("abc\r\neth0"),
+        Some(("abc".into(), Some("eth0".into())))
+    );
     assert_eq!(parse_owner("abc"), Some(("abc".into(), None)));
     assert_eq!(parse_owner("abc\n"), Some(("abc".into(), None)));
     assert_eq!(parse_owner(""), None);
     let allocs = vec![
-        Allocation { ip: "10.0.0.2".parse().unwrap(), container_id: "a".into(), ifname: Some("eth0".into()) },
-        Allocation { ip: "10.0.0.3".parse().unwrap(), container_id: "b".into(), ifname: Some("eth0".into()) },
-        Allocation { ip: "10.0.0.4".parse().unwrap(), container_id: "c".into(), ifname: None },
-        Allocation { ip: "10.0.0.5".parse().unwrap(), container_id: "a".into(), ifname: Some("eth1".into()) },
+        Allocation {
+            ip: "10.0.0.2".parse().unwrap(),
+            container_id: "a".into(),
+            ifname: Some("eth0".into()),
+        },
+        Allocation {
+            ip: "10.0.0.3".parse().unwrap(),
+            container_id: "b".into(),
+            ifname: Some("eth0".into()),
+        },
+        Allocation {
+            ip: "10.0.0.4".parse().unwrap(),
+            container_id: "c".into(),
+            ifname: None,
+        },
+        Allocation {
+            ip: "10.0.0.5".parse().unwrap(),
+            container_id: "a".into(),
+            ifname: Some("eth1".into()),
+        },
     ];
     let valid = vec![
-        Attachment { container_id: "a".into(), ifname: "eth0".into() },
-        Attachment { container_id: "c".into(), ifname: "eth0".into() },
+        Attachment {
+            container_id: "a".into(),
+            ifname: "eth0".into(),
+        },
+        Attachment {
+            container_id: "c".into(),
+            ifname: "eth0".into(),
+        },
     ];
-    let s: Vec<String> = stale(&allocs, &valid).iter().map(|a| a.ip.to_string()).collect();
+    let s: Vec<String> = stale(&allocs, &valid)
+        .iter()
+        .map(|a| a.ip.to_string())
+        .collect();
     assert_eq!(s, ["10.0.0.3", "10.0.0.5"]);
     assert!(allocs[2].owned_by("c", "eth9"));
     assert!(!allocs[0].owned_by("a", "eth1"));
@@ -146,7 +201,9 @@ fn owner_files_and_gc() {
 
 #[test]
 fn resolv_conf() {
-    let d = parse_resolv_conf("# c\nnameserver 10.0.0.10\nnameserver 8.8.8.8\nsearch a b\ndomain x\noptions ndots:5\n");
+    let d = parse_resolv_conf(
+        "# c\nnameserver 10.0.0.10\nnameserver 8.8.8.8\nsearch a b\ndomain x\noptions ndots:5\n",
+    );
     assert_eq!(d.nameservers, ["10.0.0.10", "8.8.8.8"]);
     assert_eq!(d.search, ["a", "b"]);
     assert_eq!(d.domain.as_deref(), Some("x"));
