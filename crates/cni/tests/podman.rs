@@ -298,7 +298,7 @@ fn podman_runs_containers_on_an_aksnet_network_with_a_published_port() {
         "run", "--rm", "--name", "client", "--network", "aksnet", "--cap-add", "NET_RAW",
         "--rootfs", &client_rootfs, "/bin/sh", "-c",
         &format!(
-            "ip -4 -o addr show eth0; ip route; ping -c 1 -W 2 {GATEWAY} && ping -c 1 -W 2 {ip} && wget -q -O - http://{ip}/index.html"
+            "ip -4 -o addr show eth0; ip route; ping -c 1 -W 2 {GATEWAY} && ping -c 1 -W 2 {ip} && wget -q -O - http://{ip}/index.html && wget -q -O - http://{NODE_IP}:8080/index.html"
         ),
     ]);
     assert!(client.contains("1 packets received"), "{client}");
