@@ -142,10 +142,11 @@ pub fn check(req: &Request, conf: &MainConf, prev: &CniResult) -> Result<(), Cni
         )));
     }
     if conf.is_gateway {
+        let (_, our_ips) = crate::check::ours(req, prev)?;
         let have = host
             .addresses(Some(br.index))
             .map_err(|e| kerr(format!("cannot list addresses of {}", conf.bridge), e))?;
-        for ip in &prev.ips {
+        for ip in our_ips {
             if let Some(gw) = ip.gateway {
                 if !have.iter().any(|a| a.addr.addr() == gw) {
                     return Err(common::check_failed(format!(

@@ -4,13 +4,38 @@
 
 use std::net::IpAddr;
 
-use aksnet_core::cni::{CniError, CniResult};
+use aksnet_core::cni::{CniError, CniResult, IpConfig};
 use aksnet_linux::link::Link;
 use aksnet_linux::{MacAddr, Socket};
 
 use crate::common::{self, check_failed, kerr};
 use crate::skel::Request;
 use crate::tag;
+
+/// The attachment's own entries of `prevResult` (which may also hold
+/// earlier plugins' interfaces): the index of the interface named
+/// `CNI_IFNAME` in a sandbox, and the IPs bound to it.
+pub fn ours<'a>(
+    req: &Request,
+    prev: &'a CniResult,
+) -> Result<(usize, Vec<&'a IpConfig>), CniError> {
+    let ifname = req.env.ifname.as_str();
+    let idx = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == ifname && i.sandbox.is_some())
+        .ok_or_else(|| {
+            check_failed(format!(
+                "prevResult lists no interface {ifname} in a sandbox"
+            ))
+        })?;
+    let ips = prev
+        .ips
+        .iter()
+        .filter(|i| i.interface == Some(idx))
+        .collect();
+    Ok((idx, ips))
+}
 
 /// The host end of the attachment's veth: it must exist and be up.
 pub fn host_veth(host: &mut Socket, req: &Request) -> Result<Link, CniError> {
@@ -35,15 +60,7 @@ pub fn pod_side(
     gateway: Option<(IpAddr, MacAddr)>,
 ) -> Result<(), CniError> {
     let ifname = req.env.ifname.as_str();
-    let pod_iface = prev
-        .interfaces
-        .iter()
-        .position(|i| i.name == ifname && i.sandbox.is_some());
-    let Some(pod_iface) = pod_iface else {
-        return Err(check_failed(format!(
-            "prevResult lists no interface {ifname} in a sandbox"
-        )));
-    };
+    let (pod_iface, our_ips) = ours(req, prev)?;
     let ns = common::open_pod_netns(req)?;
     let mut pod = common::pod_socket(&ns)?;
     let l = pod
@@ -64,7 +81,7 @@ pub fn pod_side(
     let addrs = pod
         .addresses(Some(l.index))
         .map_err(|e| kerr(format!("cannot list addresses of {ifname}"), e))?;
-    for ip in prev.ips.iter().filter(|i| i.interface == Some(pod_iface)) {
+    for ip in our_ips {
         if !addrs.iter().any(|a| a.addr == ip.address) {
             return Err(check_failed(format!(
                 "{ifname} in the pod does not have address {}",

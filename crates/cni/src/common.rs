@@ -56,7 +56,7 @@ pub struct Veth {
 }
 
 /// Create the pod's veth pair: the host end (named from container ID and
-/// ifname, tagged with the attachment, up, optionally enslaved) in the
+/// ifname, optionally enslaved, then tagged with the attachment) in the
 /// node's namespace and the pod end born directly in the pod's namespace,
 /// then bring both up. A host end left by an earlier ADD of the
 /// same attachment is replaced (see the repeated-ADD rule in docs/cni.md).
@@ -81,11 +81,6 @@ pub fn create_veth(
         // leaves the peer without carrier once it comes up (seen on 6.x
         // kernels); both ends are brought up below, pod end first.
         up: false,
-        alias: Some(tag::attachment_tag(
-            &req.conf.name,
-            &req.env.container_id,
-            &req.env.ifname,
-        )),
         peer_name: req.env.ifname.clone(),
         peer_mac: Some(rnd("the pod interface")?),
         peer_netns: Some(pod_ns.raw_fd()),
@@ -137,10 +132,17 @@ pub fn create_veth(
         },
     )
     .map_err(|e| kerr(format!("cannot bring {} up in the pod", req.env.ifname), e))?;
+    // Up, and tagged with the attachment for GC (the kernel ignores an
+    // alias given at creation).
     host.set_link(
         host_link.index,
         &LinkChange {
             up: Some(true),
+            alias: Some(tag::attachment_tag(
+                &req.conf.name,
+                &req.env.container_id,
+                &req.env.ifname,
+            )),
             ..LinkChange::default()
         },
     )

@@ -127,9 +127,9 @@ pub fn check(req: &Request, prev: &CniResult) -> Result<(), CniError> {
     let mac: MacAddr = hv
         .mac
         .ok_or_else(|| common::check_failed(format!("{} has no MAC", hv.name)))?;
+    let (_, our_ips) = crate::check::ours(req, prev)?;
     for v6 in [false, true] {
-        let ips: Vec<IpAddr> = prev
-            .ips
+        let ips: Vec<IpAddr> = our_ips
             .iter()
             .map(|i| i.address.addr())
             .filter(|a| a.is_ipv6() == v6)
@@ -152,7 +152,7 @@ pub fn check(req: &Request, prev: &CniResult) -> Result<(), CniError> {
             }
         }
     }
-    let first = prev.ips.first().map(|i| i.address.addr());
+    let first = our_ips.first().map(|i| i.address.addr());
     let gw = first.map(|a| (gateway_of(a), mac));
     crate::check::pod_side(req, prev, gw)
 }

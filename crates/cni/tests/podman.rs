@@ -11,13 +11,13 @@
 //! The commands and their output are printed (run with `--nocapture`), and
 //! written to `$AKSNET_PODMAN_TRANSCRIPT` when set (docs/podman.md holds one).
 
-mod common;
+mod nsutil;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{can_run, Ns};
+use nsutil::{can_run, Ns};
 use serde_json::json;
 
 const PODMAN: &str = "/usr/bin/podman";

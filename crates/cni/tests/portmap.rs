@@ -8,12 +8,12 @@
 //! the pod runs a probe server answering with the source address it saw,
 //! so masquerading is visible.
 
-mod common;
+mod nsutil;
 
 use std::process::Output;
 
 use aksnet_linux::nft::{self, Family, Table};
-use common::{can_run, cni, probe_server, tcp_probe, udp_probe, Ns};
+use nsutil::{can_run, cni, probe_server, tcp_probe, udp_probe, Ns};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet-portmap");

@@ -88,8 +88,6 @@ pub struct VethSpec {
     pub master: Option<u32>,
     /// Bring the local end up at creation.
     pub up: bool,
-    /// Alias of the local end (an ownership tag, listed by [`Socket::links`]).
-    pub alias: Option<String>,
     /// Name of the peer.
     pub peer_name: String,
     /// MAC of the peer (random if `None`).
@@ -140,6 +138,9 @@ pub struct LinkChange {
     pub name: Option<String>,
     /// Move to the namespace with this fd.
     pub netns: Option<RawFd>,
+    /// New alias (`IFLA_IFALIAS`). The kernel applies an alias only to an
+    /// existing link, never at creation.
+    pub alias: Option<String>,
 }
 
 fn link_msg(index: u32) -> LinkMessage {
@@ -219,9 +220,6 @@ impl Socket {
         }
         if let Some(master) = spec.master {
             m.attributes.push(LinkAttribute::Controller(master));
-        }
-        if let Some(alias) = &spec.alias {
-            m.attributes.push(LinkAttribute::IfAlias(alias.clone()));
         }
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
@@ -353,6 +351,9 @@ impl Socket {
         }
         if let Some(fd) = change.netns {
             m.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        if let Some(alias) = &change.alias {
+            m.attributes.push(LinkAttribute::IfAlias(alias.clone()));
         }
         let op = || format!("change link #{index}");
         self.ack(RouteNetlinkMessage::SetLink(m), 0, &op)

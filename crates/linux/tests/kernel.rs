@@ -96,7 +96,6 @@ fn veth_peer_born_in_other_namespace_with_bridge_addr_route_neigh() {
         mtu: Some(1400),
         master: Some(br.index),
         up: true,
-        alias: Some("aksnet test".into()),
         peer_name: "eth0".into(),
         peer_mac: Some(pmac),
         peer_netns: Some(pod.raw_fd()),
@@ -104,6 +103,16 @@ fn veth_peer_born_in_other_namespace_with_bridge_addr_route_neigh() {
     .unwrap();
     let hv = hs.link_by_name("ak3veth0").unwrap().unwrap();
     assert_eq!(hv.master, Some(br.index));
+    assert_eq!(hv.alias, None);
+    hs.set_link(
+        hv.index,
+        &LinkChange {
+            alias: Some("aksnet test".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let hv = hs.link_by_name("ak3veth0").unwrap().unwrap();
     assert_eq!(hv.alias.as_deref(), Some("aksnet test"));
     assert_eq!(hv.mac, Some(hmac));
     assert!(hv.up);

@@ -1,206 +1,400 @@
-//! Helpers of the kernel tests: named network namespaces that are deleted
-//! when dropped, commands run inside them, and root/binary checks that
-//! skip outside CI and fail under `CI=true`.
+//! Test harness: named network namespaces that delete themselves, running
+//! a plugin with its network namespace set to a test's "host" namespace,
+//! and an ICMP echo from inside a namespace.
+//!
+//! Nothing here touches the root namespace: every kernel object lives in
+//! namespaces the test created.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use aksnet_linux::Netns;
+use aksnet_linux::addr::AddrOptions;
+use aksnet_linux::link::LinkChange;
+use aksnet_linux::{Netns, Socket};
+use serde_json::Value;
 
-/// True when the test may run: root and every binary in `bins` present.
-/// Otherwise it prints why and returns false, or panics when `CI=true`.
-pub fn can_run(test: &str, bins: &[&str]) -> bool {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let mut why = Vec::new();
-    if !nix::unistd::geteuid().is_root() {
-        why.push("root is needed".to_string());
-    }
-    for b in bins {
-        if !Path::new(b).exists() {
-            why.push(format!("{b} is missing"));
-        }
-    }
-    if why.is_empty() {
+/// The reference plugins (Debian `containernetworking-plugins`).
+pub const REF_DIR: &str = "/usr/lib/cni";
+
+/// Root is needed: skip (with a reason) unless CI=true, where it fails.
+pub fn need_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
         return true;
     }
-    let msg = format!("{test}: {}", why.join(", "));
-    if ci {
-        panic!("{msg} (CI=true: kernel tests must run)");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("these tests need root (CI=true)");
     }
-    eprintln!("skipped: {msg}");
+    eprintln!("skipped: these tests need root");
     false
 }
 
-/// Run a command; panic with its output if it fails.
-pub fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A binary is needed: skip (with a reason) unless CI=true, where it fails.
+pub fn need_binary(p: &str) -> bool {
+    if Path::new(p).is_file() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{p} is missing (CI=true): install containernetworking-plugins");
+    }
+    eprintln!("skipped: {p} is missing (install containernetworking-plugins)");
+    false
 }
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+/// The directory holding our plugin binaries (for CNI_PATH).
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_aksnet-cni"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
 
-/// A named namespace (`/run/netns/NAME`), deleted on drop.
-pub struct Ns {
+/// `CNI_PATH`: our binaries, then the reference plugins.
+pub fn cni_path() -> String {
+    format!("{}:{REF_DIR}", bin_dir().display())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short name: `<prefix><pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A namespace made with `ip netns add`, deleted on drop (also when the
+/// test panics).
+pub struct NamedNs {
+    /// Its name.
     pub name: String,
+    /// Its path under /run/netns.
+    pub path: String,
+    /// An open handle.
+    pub ns: Netns,
 }
 
-impl Ns {
-    /// A new namespace named `pm<pid>-<seq>-<role>` with `lo` up.
-    pub fn new(role: &str) -> Ns {
-        let name = format!(
-            "pm{}-{}-{role}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        run(&["ip", "netns", "add", &name]);
-        let ns = Ns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+impl NamedNs {
+    /// A new namespace named `<prefix><pid>-<n>`.
+    pub fn new(prefix: &str) -> NamedNs {
+        let name = unique(prefix);
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add");
+        assert!(st.success(), "ip netns add {name}");
+        let path = format!("/run/netns/{name}");
+        let ns = Netns::open(&path).expect("open netns");
+        NamedNs { name, path, ns }
     }
 
-    /// `/run/netns/NAME`.
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
+    /// A netlink socket in it.
+    pub fn socket(&self) -> Socket {
+        Socket::new_in(&self.ns).expect("socket in netns")
     }
 
-    /// `ip -n NAME ARGS...`.
-    pub fn ip(&self, args: &[&str]) -> String {
-        let mut v = vec!["ip", "-n", &self.name];
-        v.extend_from_slice(args);
-        run(&v)
+    /// Bring `lo` up and give it `addr` (a "node IP" for a host namespace,
+    /// so that it has a source address to reach pods with).
+    pub fn with_node_ip(self, addr: &str) -> NamedNs {
+        let mut s = self.socket();
+        let lo = s.link_by_name("lo").unwrap().unwrap();
+        s.set_link(
+            lo.index,
+            &LinkChange {
+                up: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        s.add_address(lo.index, addr.parse().unwrap(), AddrOptions::default())
+            .unwrap();
+        self
     }
 
-    /// `ip netns exec NAME ARGS...`, checked.
-    pub fn exec(&self, args: &[&str]) -> String {
-        let mut v = vec!["ip", "netns", "exec", &self.name];
-        v.extend_from_slice(args);
-        run(&v)
-    }
-
-    /// Open it.
-    pub fn open(&self) -> Netns {
-        Netns::open(self.path()).expect("open netns")
-    }
-
-    /// Run `f` on the calling thread inside this namespace.
-    pub fn within<T>(&self, f: impl FnOnce() -> T) -> T {
-        let ns = self.open();
-        let _g = ns.enter().expect("enter netns");
-        f()
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
+    /// Delete it now (like a pod that went away).
+    pub fn delete(&self) {
+        if !Path::new(&self.path).exists() {
+            return;
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
             .status();
     }
 }
 
-/// A TCP server in `ns` on `port` answering each connection with
-/// `from <peer address>\n`, and a UDP server on `port` answering each
-/// datagram the same way. Both serve from background threads until the
-/// test process exits; their sockets belong to `ns`.
-pub fn probe_server(ns: &Ns, port: u16) {
-    let (tcp, udp) = ns.within(|| {
-        (
-            TcpListener::bind(("0.0.0.0", port)).expect("bind tcp"),
-            UdpSocket::bind(("0.0.0.0", port)).expect("bind udp"),
-        )
-    });
-    std::thread::spawn(move || {
-        for s in tcp.incoming() {
-            let Ok(mut s) = s else { continue };
-            if let Ok(peer) = s.peer_addr() {
-                let _ = writeln!(s, "from {}", peer.ip());
+impl Drop for NamedNs {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// What a plugin run gave back.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Stdout as JSON (Null when empty or not JSON).
+    pub json: Value,
+    /// Raw stdout.
+    pub stdout: String,
+    /// Stderr.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Assert success and return the JSON.
+    pub fn ok(&self) -> &Value {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "plugin failed: stdout {} stderr {}",
+            self.stdout,
+            self.stderr
+        );
+        &self.json
+    }
+
+    /// Assert failure with CNI error `code` and return the message.
+    pub fn err(&self, code: u64) -> String {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected error {code}: stdout {} stderr {}",
+            self.stdout,
+            self.stderr
+        );
+        assert_eq!(
+            self.json["code"].as_u64(),
+            Some(code),
+            "stdout {} stderr {}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(self.json["cniVersion"].is_string(), "{}", self.stdout);
+        self.json["msg"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// A plugin invocation.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Binary.
+    pub bin: PathBuf,
+    /// CNI_COMMAND.
+    pub command: String,
+    /// CNI_CONTAINERID.
+    pub id: String,
+    /// CNI_IFNAME.
+    pub ifname: String,
+    /// CNI_NETNS.
+    pub netns: String,
+    /// CNI_ARGS.
+    pub args: String,
+    /// CNI_PATH.
+    pub path: String,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl Call {
+    /// A call of `bin` with `command` for container `id`, ifname eth0.
+    pub fn new(bin: impl Into<PathBuf>, command: &str, id: &str, netns: &str) -> Call {
+        Call {
+            bin: bin.into(),
+            command: command.into(),
+            id: id.into(),
+            ifname: "eth0".into(),
+            netns: netns.into(),
+            args: String::new(),
+            path: cni_path(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Run with `stdin`, the process in network namespace `host`.
+    pub fn run(&self, host: &Netns, stdin: &[u8]) -> Outcome {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env_clear()
+            .env("CNI_COMMAND", &self.command)
+            .env("CNI_CONTAINERID", &self.id)
+            .env("CNI_IFNAME", &self.ifname)
+            .env("CNI_NETNS", &self.netns)
+            .env("CNI_ARGS", &self.args)
+            .env("CNI_PATH", &self.path)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let fd = host.raw_fd();
+        // SAFETY: setns is async-signal-safe; fd stays open in the parent
+        // (and so in the child) until the spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawn plugin");
+        if let Some(mut s) = child.stdin.take() {
+            let _ = s.write_all(stdin);
+        }
+        let out = child.wait_with_output().expect("wait plugin");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        Outcome {
+            code: out.status.code(),
+            json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+            stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+}
+
+/// The address of the first IP of a result.
+pub fn first_ip(r: &Value) -> IpAddr {
+    let a = r["ips"][0]["address"].as_str().expect("result has an IP");
+    a.split('/').next().unwrap().parse().unwrap()
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in b.chunks(2) {
+        let w = if c.len() == 2 {
+            u32::from(u16::from_be_bytes([c[0], c[1]]))
+        } else {
+            u32::from(c[0]) << 8
+        };
+        sum = sum.wrapping_add(w);
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Send ICMP echo requests to `dst` from inside `ns` until a reply comes
+/// (true) or `timeout` passes (false).
+pub fn ping(ns: &Netns, dst: Ipv4Addr, timeout: Duration) -> bool {
+    let sock = {
+        let _g = ns.enter().expect("enter netns");
+        // SAFETY: plain socket(2) call.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) }
+    };
+    assert!(sock >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh, valid descriptor this function owns.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(sock) };
+    let id: u16 = (std::process::id() as u16) ^ 0x5a5a;
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: valid fd and option value.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(dst).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let deadline = Instant::now() + timeout;
+    let mut seq: u16 = 0;
+    while Instant::now() < deadline {
+        seq = seq.wrapping_add(1);
+        let mut pkt = [0u8; 16];
+        pkt[0] = 8;
+        pkt[4..6].copy_from_slice(&id.to_be_bytes());
+        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+        let c = checksum(&pkt);
+        pkt[2..4].copy_from_slice(&c.to_be_bytes());
+        // SAFETY: valid buffer and address.
+        unsafe {
+            libc::sendto(
+                sock.as_raw_fd(),
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                0,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+        }
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until {
+            let mut buf = [0u8; 1500];
+            // SAFETY: valid buffer.
+            let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n <= 0 {
+                break;
+            }
+            let n = n as usize;
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            if n < ihl + 8 {
+                continue;
+            }
+            let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
+            let icmp = &buf[ihl..n];
+            if icmp[0] == 0 && src == dst && icmp[4..6] == id.to_be_bytes() {
+                return true;
             }
         }
-    });
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok((_, peer)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(format!("from {}\n", peer.ip()).as_bytes(), peer);
-        }
-    });
+    }
+    false
 }
 
-/// Connect over TCP from inside `ns` to `to` and return the server's
-/// answer (`from ADDR`), or the error as text.
-pub fn tcp_probe(ns: &Ns, to: &str) -> Result<String, String> {
-    let addr: SocketAddr = to.parse().map_err(|e| format!("{to}: {e}"))?;
-    let mut s = ns
-        .within(|| TcpStream::connect_timeout(&addr, Duration::from_secs(3)))
-        .map_err(|e| format!("connect {to}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)
-        .map_err(|e| format!("read {to}: {e}"))?;
-    Ok(out.trim().to_string())
+/// Files named by an address in an IPAM store directory.
+pub fn allocated(dir: &Path) -> Vec<IpAddr> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<IpAddr> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    v.sort();
+    v
 }
 
-/// Send a UDP datagram from inside `ns` to `to` and return the answer.
-pub fn udp_probe(ns: &Ns, to: &str) -> Result<String, String> {
-    let sock = ns
-        .within(|| UdpSocket::bind("0.0.0.0:0"))
-        .map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(|e| e.to_string())?;
-    sock.send_to(b"hi", to)
-        .map_err(|e| format!("send {to}: {e}"))?;
-    let mut buf = [0u8; 512];
-    let (n, _) = sock
-        .recv_from(&mut buf)
-        .map_err(|e| format!("recv from {to}: {e}"))?;
-    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Create one.
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(unique("aksnet-cni-test-"));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Its path as a string.
+    pub fn s(&self) -> String {
+        self.0.display().to_string()
+    }
 }
 
-/// Run a CNI plugin binary inside `ns` with `command`, the container
-/// ID/ifname/netns given, and `conf` on stdin.
-pub fn cni(
-    bin: &str,
-    ns: &Ns,
-    command: &str,
-    id: &str,
-    ifname: &str,
-    netns: &str,
-    conf: &serde_json::Value,
-) -> Output {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, bin])
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_NETNS", netns)
-        .env("CNI_PATH", "/nonexistent")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn plugin");
-    let data = conf.to_string();
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(data.as_bytes())
-        .expect("write conf");
-    child.wait_with_output().expect("wait plugin")
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
