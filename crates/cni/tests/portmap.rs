@@ -13,7 +13,7 @@ mod nsutil;
 use std::process::Output;
 
 use aksnet_linux::nft::{self, Family, Table};
-use nsutil::{can_run, cni, probe_server, tcp_probe, udp_probe, Ns};
+use nsutil::{can_run, cni, probe_server, probe_server_on, tcp_probe, udp_probe, Ns};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet-portmap");
@@ -595,4 +595,92 @@ fn bad_input_gives_spec_errors() {
         err_code(&out, "junk");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
+}
+
+#[test]
+fn ipv6_mappings_in_the_ip6_table() {
+    if !can_run("portmap ipv6", &[NFT, IP]) {
+        return;
+    }
+    let t = topo();
+    for (ns, addr, dev) in [
+        (&t.host, "fd77::1/64", "br0"),
+        (&t.pod, "fd77::2/64", "eth0"),
+        (&t.host, "2001:db8::1/64", "up0"),
+        (&t.outside, "2001:db8::2/64", "eth0"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    t.pod
+        .ip(&["-6", "route", "add", "default", "via", "fd77::1"]);
+    t.outside
+        .ip(&["-6", "route", "add", "default", "via", "2001:db8::1"]);
+    t.host
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    probe_server_on(&t.pod, "::", 81);
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "eth0", "sandbox": t.pod.path()}],
+        "ips": [{"address": "fd77::2/64", "gateway": "fd77::1", "interface": 0}]
+    });
+    let c = conf(
+        "1.0.0",
+        "pmtest",
+        None,
+        json!([
+            {"hostPort": 8080, "containerPort": 81, "protocol": "tcp"},
+            {"hostPort": 8081, "containerPort": 81, "protocol": "udp"}
+        ]),
+        prev,
+    );
+    ok(
+        &cni(BIN, &t.host, "ADD", "six", "eth0", &t.pod.path(), &c),
+        "ADD",
+    );
+    assert!(
+        listing(&t.host, Family::Ip).is_none(),
+        "no IPv4 table for an IPv6-only container"
+    );
+    let six = listing(&t.host, Family::Ip6).expect("ip6 table");
+    assert_eq!(six.rules.iter().filter(|r| r.comment.is_some()).count(), 4);
+    // Neighbour discovery may need a moment on fresh links.
+    let mut outside = tcp_probe(&t.outside, "[2001:db8::1]:8080");
+    for _ in 0..20 {
+        if outside.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        outside = tcp_probe(&t.outside, "[2001:db8::1]:8080");
+    }
+    assert_eq!(outside, Ok("from 2001:db8::2".into()));
+    assert_eq!(
+        udp_probe(&t.outside, "[2001:db8::1]:8081"),
+        Ok("from 2001:db8::2".into())
+    );
+    assert_eq!(
+        tcp_probe(&t.host, "[2001:db8::1]:8080"),
+        Ok("from 2001:db8::1".into())
+    );
+    // Hairpin, masqueraded to the bridge's address.
+    assert_eq!(
+        tcp_probe(&t.pod, "[2001:db8::1]:8080"),
+        Ok("from fd77::1".into())
+    );
+    ok(
+        &cni(BIN, &t.host, "CHECK", "six", "eth0", &t.pod.path(), &c),
+        "CHECK",
+    );
+    t.host
+        .exec(&[NFT, "flush", "chain", "ip6", TABLE, "masquerading"]);
+    err_code(
+        &cni(BIN, &t.host, "CHECK", "six", "eth0", &t.pod.path(), &c),
+        "CHECK",
+    );
+    ok(
+        &cni(BIN, &t.host, "DEL", "six", "eth0", &t.pod.path(), &c),
+        "DEL",
+    );
+    let six = listing(&t.host, Family::Ip6).expect("ip6 table stays");
+    assert!(six.rules.iter().all(|r| r.comment.is_none()));
+    assert!(tcp_probe(&t.outside, "[2001:db8::1]:8080").is_err());
 }

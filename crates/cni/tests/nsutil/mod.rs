@@ -119,10 +119,15 @@ impl Drop for Ns {
 /// datagram the same way. Both serve from background threads until the
 /// test process exits; their sockets belong to `ns`.
 pub fn probe_server(ns: &Ns, port: u16) {
+    probe_server_on(ns, "0.0.0.0", port);
+}
+
+/// [`probe_server`] bound to `addr` (`"::"` for IPv6).
+pub fn probe_server_on(ns: &Ns, addr: &str, port: u16) {
     let (tcp, udp) = ns.within(|| {
         (
-            TcpListener::bind(("0.0.0.0", port)).expect("bind tcp"),
-            UdpSocket::bind(("0.0.0.0", port)).expect("bind udp"),
+            TcpListener::bind((addr, port)).expect("bind tcp"),
+            UdpSocket::bind((addr, port)).expect("bind udp"),
         )
     });
     std::thread::spawn(move || {
@@ -158,8 +163,13 @@ pub fn tcp_probe(ns: &Ns, to: &str) -> Result<String, String> {
 
 /// Send a UDP datagram from inside `ns` to `to` and return the answer.
 pub fn udp_probe(ns: &Ns, to: &str) -> Result<String, String> {
+    let any = if to.starts_with('[') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
     let sock = ns
-        .within(|| UdpSocket::bind("0.0.0.0:0"))
+        .within(|| UdpSocket::bind(any))
         .map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(Duration::from_secs(3)))
         .map_err(|e| e.to_string())?;
