@@ -5,6 +5,7 @@
 
 pub mod cidr;
 pub mod cluster;
+pub mod cni;
 pub mod dynamic_pool;
 pub mod finding;
 pub mod planner;

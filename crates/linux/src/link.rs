@@ -37,6 +37,8 @@ pub struct Link {
     pub link: Option<u32>,
     /// Namespace id of the peer's namespace (`IFLA_LINK_NETNSID`), if any.
     pub link_netnsid: Option<i32>,
+    /// Interface alias (`IFLA_IFALIAS`), if set.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -55,6 +57,7 @@ impl Link {
                 LinkAttribute::Controller(v) => l.master = Some(v),
                 LinkAttribute::Link(v) => l.link = Some(v),
                 LinkAttribute::LinkNetNsId(v) => l.link_netnsid = Some(v),
+                LinkAttribute::IfAlias(a) if !a.is_empty() => l.alias = Some(a),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {
@@ -135,6 +138,9 @@ pub struct LinkChange {
     pub name: Option<String>,
     /// Move to the namespace with this fd.
     pub netns: Option<RawFd>,
+    /// New alias (`IFLA_IFALIAS`). The kernel applies an alias only to an
+    /// existing link, never at creation.
+    pub alias: Option<String>,
 }
 
 fn link_msg(index: u32) -> LinkMessage {
@@ -345,6 +351,9 @@ impl Socket {
         }
         if let Some(fd) = change.netns {
             m.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        if let Some(alias) = &change.alias {
+            m.attributes.push(LinkAttribute::IfAlias(alias.clone()));
         }
         let op = || format!("change link #{index}");
         self.ack(RouteNetlinkMessage::SetLink(m), 0, &op)

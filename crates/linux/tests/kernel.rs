@@ -103,6 +103,17 @@ fn veth_peer_born_in_other_namespace_with_bridge_addr_route_neigh() {
     .unwrap();
     let hv = hs.link_by_name("ak3veth0").unwrap().unwrap();
     assert_eq!(hv.master, Some(br.index));
+    assert_eq!(hv.alias, None);
+    hs.set_link(
+        hv.index,
+        &LinkChange {
+            alias: Some("aksnet test".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let hv = hs.link_by_name("ak3veth0").unwrap().unwrap();
+    assert_eq!(hv.alias.as_deref(), Some("aksnet test"));
     assert_eq!(hv.mac, Some(hmac));
     assert!(hv.up);
     assert!(

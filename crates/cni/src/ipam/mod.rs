@@ -1,0 +1,292 @@
+//! `aksnet-ipam`: host-local compatible allocation on disk under `flock`.
+//!
+//! **Repeated ADD.** An ADD for a (container ID, ifname) pair that already
+//! holds addresses in this network answers with those same addresses (and
+//! allocates only for a range set that has none, e.g. after a range was
+//! added). It never hands out a second address to the same attachment.
+//! host-local answers the same situation with an error ("duplicate
+//! allocation is not allowed"); returning the existing allocation makes a
+//! runtime's retry after a lost reply harmless. `aksnet-cni` never releases
+//! an allocation it did not make in the failing ADD.
+
+pub mod store;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use aksnet_core::cni::ipam::{requested_ips, stale, IpamConf, RangeSet};
+use aksnet_core::cni::{code, CniError, CniResult, IpConfig};
+use ipnet::IpNet;
+
+use crate::skel::{Plugin, Request};
+use store::Store;
+
+/// What an in-process ADD produced.
+#[derive(Debug, Clone)]
+pub struct Allocated {
+    /// The IPAM result (abbreviated form).
+    pub result: CniResult,
+    /// Addresses this call reserved (to release if a later step fails).
+    pub fresh: Vec<IpAddr>,
+}
+
+fn store_for(req: &Request) -> Result<(IpamConf, Store), CniError> {
+    let conf = IpamConf::from_netconf(&req.conf)?;
+    if req.conf.name.is_empty() {
+        return Err(CniError::config(
+            "the configuration has no network name (\"name\"), which names the IPAM store",
+        ));
+    }
+    let store = Store::open(&conf.store_dir(&req.conf.name))?;
+    Ok((conf, store))
+}
+
+fn ip_config(set: &RangeSet, ip: IpAddr) -> IpConfig {
+    let range = set.range_for(ip);
+    let prefix = range.map_or(if ip.is_ipv4() { 32 } else { 128 }, |r| {
+        r.subnet.prefix_len()
+    });
+    IpConfig {
+        address: IpNet::new(ip, prefix).unwrap_or_else(|_| IpNet::from(ip)),
+        gateway: range.and_then(|r| r.gateway),
+        interface: None,
+    }
+}
+
+fn exhausted(set: &RangeSet, name: &str) -> CniError {
+    CniError::new(
+        code::INTERNAL,
+        format!("no IP addresses available in range set {set} of network {name}"),
+        "every address of the range is allocated; free some (DEL or GC) or widen the range",
+    )
+}
+
+/// Allocate one address per range set for the request's attachment.
+pub fn allocate(req: &Request) -> Result<Allocated, CniError> {
+    let (conf, store) = store_for(req)?;
+    let sets = conf.range_sets(&req.conf)?;
+    let requested = requested_ips(&req.conf, &req.args)?;
+    for ip in &requested {
+        if !sets.iter().any(|s| s.range_for(*ip).is_some()) {
+            return Err(CniError::config(format!(
+                "requested address {ip} is in none of the configured ranges"
+            )));
+        }
+    }
+    let id = req.env.container_id.as_str();
+    let ifname = req.env.ifname.as_str();
+    let allocs = store.allocations()?;
+    let mine: Vec<IpAddr> = allocs
+        .iter()
+        .filter(|a| a.owned_by(id, ifname))
+        .map(|a| a.ip)
+        .collect();
+    let mut used: HashSet<IpAddr> = store.used()?;
+    let mut fresh: Vec<IpAddr> = Vec::new();
+    let mut ips = Vec::with_capacity(sets.len());
+    let outcome = (|| -> Result<(), CniError> {
+        for (idx, set) in sets.iter().enumerate() {
+            if let Some(ip) = mine.iter().find(|ip| set.range_for(**ip).is_some()) {
+                ips.push(ip_config(set, *ip));
+                continue;
+            }
+            let ip = if let Some(ip) = requested.iter().find(|ip| set.range_for(**ip).is_some()) {
+                if used.contains(ip) || !store.reserve(*ip, id, ifname)? {
+                    return Err(CniError::new(
+                        code::INTERNAL,
+                        format!(
+                            "requested address {ip} is already allocated in network {}",
+                            req.conf.name
+                        ),
+                        "",
+                    ));
+                }
+                *ip
+            } else {
+                let last = store.last_reserved(idx);
+                let mut got = None;
+                for cand in set.candidates(last) {
+                    if used.contains(&cand) {
+                        continue;
+                    }
+                    if store.reserve(cand, id, ifname)? {
+                        got = Some(cand);
+                        break;
+                    }
+                    used.insert(cand);
+                }
+                got.ok_or_else(|| exhausted(set, &req.conf.name))?
+            };
+            used.insert(ip);
+            fresh.push(ip);
+            store.set_last_reserved(idx, ip)?;
+            ips.push(ip_config(set, ip));
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        for ip in &fresh {
+            let _ = store.release(*ip);
+        }
+        return Err(e);
+    }
+    let mut result = CniResult {
+        ips,
+        routes: conf.routes.clone(),
+        ..CniResult::default()
+    };
+    if let Some(path) = conf.resolv_conf.as_deref().filter(|p| !p.is_empty()) {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CniError::new(
+                code::IO,
+                format!("cannot read ipam resolvConf {path}"),
+                e.to_string(),
+            )
+        })?;
+        result.dns = aksnet_core::cni::ipam::parse_resolv_conf(&text);
+    }
+    Ok(Allocated { result, fresh })
+}
+
+/// Release every address of the request's attachment; returns them.
+/// Nothing allocated is not an error.
+pub fn release(req: &Request) -> Result<Vec<IpAddr>, CniError> {
+    let (_conf, store) = store_for(req)?;
+    release_in(&store, &req.env.container_id, &req.env.ifname)
+}
+
+fn release_in(store: &Store, id: &str, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
+    let mut out = Vec::new();
+    for a in store.allocations()? {
+        if a.owned_by(id, ifname) && store.release(a.ip)? {
+            out.push(a.ip);
+        }
+    }
+    Ok(out)
+}
+
+/// Release the addresses `ips` if they still belong to the attachment
+/// (rollback of a failed ADD).
+pub fn release_fresh(req: &Request, ips: &[IpAddr]) -> Result<(), CniError> {
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let (_conf, store) = store_for(req)?;
+    for ip in ips {
+        let _ = store.release(*ip);
+    }
+    Ok(())
+}
+
+/// The addresses held by the request's attachment.
+pub fn held(req: &Request) -> Result<Vec<IpAddr>, CniError> {
+    let (_conf, store) = store_for(req)?;
+    Ok(store
+        .allocations()?
+        .into_iter()
+        .filter(|a| a.owned_by(&req.env.container_id, &req.env.ifname))
+        .map(|a| a.ip)
+        .collect())
+}
+
+/// CHECK: the attachment holds an address, and every address of
+/// `prevResult` inside the configured ranges is held by it.
+pub fn check(req: &Request) -> Result<(), CniError> {
+    let conf = IpamConf::from_netconf(&req.conf)?;
+    let sets = conf.range_sets(&req.conf)?;
+    let mine = held(req)?;
+    if mine.is_empty() {
+        return Err(CniError::new(
+            code::INTERNAL,
+            format!(
+                "no address is allocated to container {} ifname {} in network {}",
+                req.env.container_id, req.env.ifname, req.conf.name
+            ),
+            "",
+        ));
+    }
+    if let Some(prev) = req.conf.prev()? {
+        for ipc in &prev.ips {
+            let ip = ipc.address.addr();
+            if sets.iter().any(|s| s.range_for(ip).is_some()) && !mine.contains(&ip) {
+                return Err(CniError::new(
+                    code::INTERNAL,
+                    format!(
+                        "address {ip} of prevResult is not allocated to container {}",
+                        req.env.container_id
+                    ),
+                    "",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GC: release every allocation of the network not owned by a valid
+/// attachment. Without an attachment list nothing is released.
+pub fn gc(req: &Request) -> Result<Vec<IpAddr>, CniError> {
+    let Some(valid) = req.conf.gc_attachments() else {
+        return Ok(Vec::new());
+    };
+    let (_conf, store) = store_for(req)?;
+    let allocs = store.allocations()?;
+    let mut out = Vec::new();
+    for a in stale(&allocs, valid) {
+        if store.release(a.ip)? {
+            tracing::info!(ip = %a.ip, id = %a.container_id, "GC released");
+            out.push(a.ip);
+        }
+    }
+    Ok(out)
+}
+
+/// STATUS: error 50 when some range set has no free address.
+pub fn status(req: &Request) -> Result<(), CniError> {
+    let (conf, store) = store_for(req)?;
+    let sets = conf.range_sets(&req.conf)?;
+    let used = store.used()?;
+    for set in &sets {
+        let taken = used
+            .iter()
+            .filter(|ip| set.range_for(**ip).is_some_and(|r| r.gateway != Some(**ip)))
+            .count() as u128;
+        if taken >= set.capacity() {
+            return Err(CniError::new(
+                code::NOT_AVAILABLE,
+                format!(
+                    "no IP addresses available in range set {set} of network {}",
+                    req.conf.name
+                ),
+                format!("{taken} of {} addresses allocated", set.capacity()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `aksnet-ipam` plugin.
+#[derive(Debug, Default)]
+pub struct IpamPlugin;
+
+impl Plugin for IpamPlugin {
+    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        Ok(allocate(req)?.result.ipam_only())
+    }
+
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        release(req).map(|_| ())
+    }
+
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        check(req)
+    }
+
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        status(req)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        gc(req).map(|_| ())
+    }
+}

@@ -1,0 +1,400 @@
+//! Test harness: named network namespaces that delete themselves, running
+//! a plugin with its network namespace set to a test's "host" namespace,
+//! and an ICMP echo from inside a namespace.
+//!
+//! Nothing here touches the root namespace: every kernel object lives in
+//! namespaces the test created.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aksnet_linux::addr::AddrOptions;
+use aksnet_linux::link::LinkChange;
+use aksnet_linux::{Netns, Socket};
+use serde_json::Value;
+
+/// The reference plugins (Debian `containernetworking-plugins`).
+pub const REF_DIR: &str = "/usr/lib/cni";
+
+/// Root is needed: skip (with a reason) unless CI=true, where it fails.
+pub fn need_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("these tests need root (CI=true)");
+    }
+    eprintln!("skipped: these tests need root");
+    false
+}
+
+/// A binary is needed: skip (with a reason) unless CI=true, where it fails.
+pub fn need_binary(p: &str) -> bool {
+    if Path::new(p).is_file() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{p} is missing (CI=true): install containernetworking-plugins");
+    }
+    eprintln!("skipped: {p} is missing (install containernetworking-plugins)");
+    false
+}
+
+/// The directory holding our plugin binaries (for CNI_PATH).
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_aksnet-cni"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `CNI_PATH`: our binaries, then the reference plugins.
+pub fn cni_path() -> String {
+    format!("{}:{REF_DIR}", bin_dir().display())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short name: `<prefix><pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A namespace made with `ip netns add`, deleted on drop (also when the
+/// test panics).
+pub struct NamedNs {
+    /// Its name.
+    pub name: String,
+    /// Its path under /run/netns.
+    pub path: String,
+    /// An open handle.
+    pub ns: Netns,
+}
+
+impl NamedNs {
+    /// A new namespace named `<prefix><pid>-<n>`.
+    pub fn new(prefix: &str) -> NamedNs {
+        let name = unique(prefix);
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add");
+        assert!(st.success(), "ip netns add {name}");
+        let path = format!("/run/netns/{name}");
+        let ns = Netns::open(&path).expect("open netns");
+        NamedNs { name, path, ns }
+    }
+
+    /// A netlink socket in it.
+    pub fn socket(&self) -> Socket {
+        Socket::new_in(&self.ns).expect("socket in netns")
+    }
+
+    /// Bring `lo` up and give it `addr` (a "node IP" for a host namespace,
+    /// so that it has a source address to reach pods with).
+    pub fn with_node_ip(self, addr: &str) -> NamedNs {
+        let mut s = self.socket();
+        let lo = s.link_by_name("lo").unwrap().unwrap();
+        s.set_link(
+            lo.index,
+            &LinkChange {
+                up: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        s.add_address(lo.index, addr.parse().unwrap(), AddrOptions::default())
+            .unwrap();
+        self
+    }
+
+    /// Delete it now (like a pod that went away).
+    pub fn delete(&self) {
+        if !Path::new(&self.path).exists() {
+            return;
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+impl Drop for NamedNs {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// What a plugin run gave back.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Stdout as JSON (Null when empty or not JSON).
+    pub json: Value,
+    /// Raw stdout.
+    pub stdout: String,
+    /// Stderr.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Assert success and return the JSON.
+    pub fn ok(&self) -> &Value {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "plugin failed: stdout {} stderr {}",
+            self.stdout,
+            self.stderr
+        );
+        &self.json
+    }
+
+    /// Assert failure with CNI error `code` and return the message.
+    pub fn err(&self, code: u64) -> String {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected error {code}: stdout {} stderr {}",
+            self.stdout,
+            self.stderr
+        );
+        assert_eq!(
+            self.json["code"].as_u64(),
+            Some(code),
+            "stdout {} stderr {}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(self.json["cniVersion"].is_string(), "{}", self.stdout);
+        self.json["msg"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// A plugin invocation.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Binary.
+    pub bin: PathBuf,
+    /// CNI_COMMAND.
+    pub command: String,
+    /// CNI_CONTAINERID.
+    pub id: String,
+    /// CNI_IFNAME.
+    pub ifname: String,
+    /// CNI_NETNS.
+    pub netns: String,
+    /// CNI_ARGS.
+    pub args: String,
+    /// CNI_PATH.
+    pub path: String,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl Call {
+    /// A call of `bin` with `command` for container `id`, ifname eth0.
+    pub fn new(bin: impl Into<PathBuf>, command: &str, id: &str, netns: &str) -> Call {
+        Call {
+            bin: bin.into(),
+            command: command.into(),
+            id: id.into(),
+            ifname: "eth0".into(),
+            netns: netns.into(),
+            args: String::new(),
+            path: cni_path(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Run with `stdin`, the process in network namespace `host`.
+    pub fn run(&self, host: &Netns, stdin: &[u8]) -> Outcome {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env_clear()
+            .env("CNI_COMMAND", &self.command)
+            .env("CNI_CONTAINERID", &self.id)
+            .env("CNI_IFNAME", &self.ifname)
+            .env("CNI_NETNS", &self.netns)
+            .env("CNI_ARGS", &self.args)
+            .env("CNI_PATH", &self.path)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let fd = host.raw_fd();
+        // SAFETY: setns is async-signal-safe; fd stays open in the parent
+        // (and so in the child) until the spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawn plugin");
+        if let Some(mut s) = child.stdin.take() {
+            let _ = s.write_all(stdin);
+        }
+        let out = child.wait_with_output().expect("wait plugin");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        Outcome {
+            code: out.status.code(),
+            json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+            stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+}
+
+/// The address of the first IP of a result.
+pub fn first_ip(r: &Value) -> IpAddr {
+    let a = r["ips"][0]["address"].as_str().expect("result has an IP");
+    a.split('/').next().unwrap().parse().unwrap()
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in b.chunks(2) {
+        let w = if c.len() == 2 {
+            u32::from(u16::from_be_bytes([c[0], c[1]]))
+        } else {
+            u32::from(c[0]) << 8
+        };
+        sum = sum.wrapping_add(w);
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Send ICMP echo requests to `dst` from inside `ns` until a reply comes
+/// (true) or `timeout` passes (false).
+pub fn ping(ns: &Netns, dst: Ipv4Addr, timeout: Duration) -> bool {
+    let sock = {
+        let _g = ns.enter().expect("enter netns");
+        // SAFETY: plain socket(2) call.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) }
+    };
+    assert!(sock >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh, valid descriptor this function owns.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(sock) };
+    let id: u16 = (std::process::id() as u16) ^ 0x5a5a;
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: valid fd and option value.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(dst).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let deadline = Instant::now() + timeout;
+    let mut seq: u16 = 0;
+    while Instant::now() < deadline {
+        seq = seq.wrapping_add(1);
+        let mut pkt = [0u8; 16];
+        pkt[0] = 8;
+        pkt[4..6].copy_from_slice(&id.to_be_bytes());
+        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+        let c = checksum(&pkt);
+        pkt[2..4].copy_from_slice(&c.to_be_bytes());
+        // SAFETY: valid buffer and address.
+        unsafe {
+            libc::sendto(
+                sock.as_raw_fd(),
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                0,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+        }
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until {
+            let mut buf = [0u8; 1500];
+            // SAFETY: valid buffer.
+            let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n <= 0 {
+                break;
+            }
+            let n = n as usize;
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            if n < ihl + 8 {
+                continue;
+            }
+            let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
+            let icmp = &buf[ihl..n];
+            if icmp[0] == 0 && src == dst && icmp[4..6] == id.to_be_bytes() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Files named by an address in an IPAM store directory.
+pub fn allocated(dir: &Path) -> Vec<IpAddr> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<IpAddr> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Create one.
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(unique("aksnet-cni-test-"));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Its path as a string.
+    pub fn s(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
