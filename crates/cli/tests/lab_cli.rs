@@ -89,8 +89,12 @@ fn ready_for(extra: &[&str], plugins: bool) -> bool {
     false
 }
 
+/// A lab name no other test of this run (same process) or of another run
+/// (other PID) uses.
 fn unique(tag: &str) -> String {
-    format!("ak5-{tag}{}", std::process::id() % 100_000)
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("ak5-{tag}{}x{n}", std::process::id() % 100_000)
 }
 
 /// Tears a lab down when the test ends, however it ends, and checks that
@@ -425,7 +429,7 @@ fn lab_commands_nsg_diagram_exec_pods_and_a_crashed_lab() {
             "--network-plugin",
             "azure",
             "--max-pods",
-            "10",
+            "15",
             "--nodes",
             "2",
             "--pods-per-node",
