@@ -5,6 +5,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   iproute2 nftables procps            # the kernel interfaces the plugins, agent and lab drive
+  curl util-linux                     # the podman test's client and nsenter
   etcd-server                         # the etcd store backend and its tests
   protobuf-compiler                   # etcd-client's build
   containernetworking-plugins         # the reference plugins we test and benchmark against
