@@ -1,9 +1,47 @@
-//! Kernel test helpers: namespaces named `ak4-…` created with `ip netns add`
-//! and removed on drop, whatever the test's outcome.
+//! Test helpers: a cluster network stored as `aksnet cluster init` does,
+//! and, for kernel tests, namespaces named `ak4-…` created with
+//! `ip netns add` and removed on drop, whatever the test's outcome.
 
 #![allow(dead_code)]
 
 use std::process::Command;
+
+use aksnet_core::cluster::{ClusterNetwork, NETWORK_KEY};
+use aksnet_core::planner;
+use aksnet_core::spec::{Sourced, SpecInput};
+use aksnet_store::Store;
+
+/// Plans a design from `(flag, value)` pairs and stores its network.
+pub fn init(store: &dyn Store, args: &[(&str, &str)]) {
+    init_with(store, args, |_| {})
+}
+
+/// Plans the design, then lets the test bend it past what the planner
+/// accepts (a tiny route table, say), and stores it.
+pub fn init_with(store: &dyn Store, args: &[(&str, &str)], bend: impl FnOnce(&mut ClusterNetwork)) {
+    let mut input = SpecInput::default();
+    for &(k, v) in args {
+        let s = Some(Sourced::new(v.to_string(), k));
+        match k {
+            "plugin" => input.network_plugin = s,
+            "mode" => input.network_plugin_mode = s,
+            "subnet" => input.subnet_cidr = s,
+            "pod-subnet" => input.pod_subnet_cidr = s,
+            "pod-cidr" => input.pod_cidr = s,
+            "route-table-limit" => {
+                input.route_table_limit = Some(Sourced::new(v.parse().unwrap(), k))
+            }
+            "max-pods" => input.max_pods = Some(Sourced::new(v.parse().unwrap(), k)),
+            "vnet" => input.vnet_cidrs = vec![Sourced::new(v.to_string(), k)],
+            _ => panic!("unknown {k}"),
+        }
+    }
+    let mut plan = planner::plan_input(&input).unwrap();
+    assert!(plan.valid, "{:?}", plan.errors);
+    bend(&mut plan.network);
+    let value = serde_json::to_vec(&plan.network).unwrap();
+    store.put(NETWORK_KEY, &value, None).unwrap();
+}
 
 /// Whether kernel tests can run; under `CI=true` a missing prerequisite
 /// fails the test instead of skipping it.
