@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aksnet_agent::kernel::netlink::NetlinkKernel;
-use aksnet_agent::kv::{Kv, Op};
 use aksnet_agent::routes::vxlan::vtep_mac;
 use aksnet_agent::{Agent, AgentConfig};
 use aksnet_core::cluster::{self, NodeRecord, RouteMode};
+use aksnet_store::{Store, Txn, TxnOp};
 
 fn sh(cmd: &str) {
     let ok = Command::new("sh")
@@ -135,42 +135,29 @@ fn stop(pid: u32) {
     let _ = Command::new("kill").arg(pid.to_string()).status();
 }
 
-fn seed(kv: &dyn Kv, peers: usize) {
+fn seed(store: &dyn Store, peers: usize) {
     for i in 1..=peers {
         let name = format!("peer-{i}");
+        let ip = format!("10.224.{}.{}", 1 + i / 250, 1 + i % 250);
         let rec = NodeRecord {
-            name: name.clone(),
-            ip: format!("10.224.{}.{}", 1 + i / 250, 1 + i % 250)
-                .parse()
-                .unwrap(),
-            routes: RouteMode::HostGw,
             block: Some(format!("10.244.{i}.0/24").parse().unwrap()),
-            pool: vec![],
-            pool_used: None,
             vtep_mac: Some(vtep_mac(&name)),
-            conditions: vec![],
+            ..NodeRecord::new(&name, ip.parse().unwrap(), RouteMode::HostGw)
         };
         let block = rec.block.unwrap();
         let claim = cluster::Claim {
             node: name.clone(),
             kind: cluster::ClaimKind::PodBlock,
         };
-        kv.txn(
-            &[],
-            &[
-                Op::Put {
-                    key: cluster::node_key(&name),
-                    value: serde_json::to_vec(&rec).unwrap(),
-                    lease: None,
-                },
-                Op::Put {
-                    key: cluster::block_key(&block),
-                    value: serde_json::to_vec(&claim).unwrap(),
-                    lease: None,
-                },
-            ],
-        )
-        .unwrap();
+        store
+            .txn(Txn::new().and_then([
+                TxnOp::put(cluster::node_key(&name), serde_json::to_vec(&rec).unwrap()),
+                TxnOp::put(
+                    cluster::block_key(&block),
+                    serde_json::to_vec(&claim).unwrap(),
+                ),
+            ]))
+            .unwrap();
     }
 }
 
@@ -187,7 +174,7 @@ fn reconcile_100(
         std::fs::create_dir_all(&run).unwrap();
         let store = format!("sqlite:{}", run.join("cluster.db").display());
         init(aksnet, &store);
-        let kv = aksnet_agent::store_url::open(&store).unwrap();
+        let kv = aksnet_store::open(&store).unwrap();
         let ns = Ns::new(&format!("ak4-bench-{}-r{i}", std::process::id()));
         let mut cfg = AgentConfig::new("bench-0", "10.224.0.4".parse().unwrap());
         cfg.netns = Some(ns.path());

@@ -1,11 +1,11 @@
 use std::path::PathBuf;
 
-use crate::kv::KvError;
+use aksnet_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]
-    Store(#[from] KvError),
+    Store(#[from] StoreError),
     #[error("the cluster is not initialised in this store (no {key}); run `aksnet cluster init --store URL` first")]
     NotInitialised { key: String },
     #[error("stored value at {key} is not valid: {reason}")]

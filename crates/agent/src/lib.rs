@@ -6,8 +6,9 @@
 //! namespace's routes and SNAT equal to what the store says.
 //!
 //! Decisions are plain functions tested without root ([`claims`],
-//! [`routes`], [`snat`], [`conflist`]); the store and the kernel sit behind
-//! narrow traits ([`kv::Kv`], [`kernel::Kernel`]).
+//! [`routes`], [`snat`], [`conflist`]). The cluster store is
+//! `aksnet_store::Store` (SQLite or etcd, `aksnet_store::open(url)`); the
+//! kernel sits behind a narrow trait ([`kernel::Kernel`]).
 
 pub mod agent;
 pub mod claims;
@@ -15,11 +16,9 @@ pub mod conflist;
 pub mod error;
 pub mod ipam_disk;
 pub mod kernel;
-pub mod kv;
 pub mod routes;
 pub mod signals;
 pub mod snat;
-pub mod store_url;
 pub mod view;
 
 pub use agent::{Agent, AgentConfig, Report};

@@ -8,12 +8,13 @@
 //! carries a digest of the rule set, so an agent (re)starting on a node whose
 //! table already matches leaves it alone.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
+use aksnet_linux::nft::{expr, BaseChain, Batch, Family, Table};
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
-pub const FAMILY: &str = "ip";
+pub const FAMILY: Family = Family::Ip;
 pub const TABLE: &str = "aksnet-agent";
 pub const CHAIN: &str = "postrouting";
 pub const LINK_LOCAL: &str = "169.254.0.0/16";
@@ -29,58 +30,33 @@ pub struct MasqPolicy {
     pub node_ip: Ipv4Addr,
 }
 
-fn prefix(net: &Ipv4Net) -> Value {
-    json!({ "prefix": { "addr": net.network().to_string(), "len": net.prefix_len() } })
+/// `ip FIELD == NET`, always as a prefix (also a /32), which keeps the
+/// digest of a rule set what it has always been.
+fn matches(field: &str, net: &Ipv4Net) -> Value {
+    let prefix =
+        json!({ "prefix": { "addr": net.network().to_string(), "len": net.prefix_len() } });
+    expr::matches(expr::payload("ip", field), "==", prefix)
 }
 
-fn matches(field: &str, op: &str, net: &Ipv4Net) -> Value {
-    json!({ "match": {
-        "op": op,
-        "left": { "payload": { "protocol": "ip", "field": field } },
-        "right": prefix(net),
-    }})
-}
-
-fn rule(expr: Vec<Value>, comment: Option<&str>) -> Value {
-    let mut r = json!({ "family": FAMILY, "table": TABLE, "chain": CHAIN, "expr": expr });
-    if let Some(c) = comment {
-        r["comment"] = json!(c);
-    }
-    json!({ "add": { "rule": r } })
-}
-
-/// The rules, without table and chain (what the digest covers).
-fn rules(p: &MasqPolicy) -> Vec<(Vec<Value>, bool)> {
+/// The rules' statements, without table and chain (what the digest covers).
+fn rules(p: &MasqPolicy) -> Vec<Vec<Value>> {
     let ll: Ipv4Net = LINK_LOCAL.parse().unwrap_or_default();
-    let mut out = vec![(
-        vec![matches("daddr", "==", &ll), json!({ "return": null })],
-        false,
-    )];
+    let mut out = vec![vec![matches("daddr", &ll), expr::ret()]];
     for n in &p.non_masquerade {
-        out.push((
-            vec![
-                matches("daddr", "==", &n.trunc()),
-                json!({ "return": null }),
-            ],
-            false,
-        ));
+        out.push(vec![matches("daddr", &n.trunc()), expr::ret()]);
     }
     for s in &p.pod_sources {
-        out.push((
-            vec![
-                matches("saddr", "==", &s.trunc()),
-                json!({ "snat": { "family": "ip", "addr": p.node_ip.to_string() } }),
-            ],
-            true,
-        ));
+        out.push(vec![
+            matches("saddr", &s.trunc()),
+            expr::snat(IpAddr::V4(p.node_ip)),
+        ]);
     }
     out
 }
 
 /// A short, stable digest of the rule set (FNV-1a of its JSON).
 pub fn digest(p: &MasqPolicy) -> String {
-    let text = serde_json::to_string(&rules(p).into_iter().map(|(e, _)| e).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let text = serde_json::to_string(&rules(p)).unwrap_or_default();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.as_bytes() {
         h ^= u64::from(*b);
@@ -89,36 +65,36 @@ pub fn digest(p: &MasqPolicy) -> String {
     format!("{DIGEST_PREFIX}{h:016x}")
 }
 
-/// The atomic batch for `nft -j -f -`.
-pub fn batch(p: &MasqPolicy) -> Value {
-    let table = json!({ "family": FAMILY, "name": TABLE });
-    let mut cmds = vec![
-        json!({ "add": { "table": table } }),
-        json!({ "delete": { "table": table } }),
-        json!({ "add": { "table": table } }),
-        json!({ "add": { "chain": {
-            "family": FAMILY, "table": TABLE, "name": CHAIN,
-            "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept",
-        }}}),
-    ];
+/// The atomic batch: the table is added (so that deleting it cannot fail),
+/// deleted and built again, in one transaction.
+pub fn batch(p: &MasqPolicy) -> Batch {
+    let mut b = Batch::new();
+    b.add_table(FAMILY, TABLE)
+        .delete_table(FAMILY, TABLE)
+        .add_table(FAMILY, TABLE)
+        .add_chain(FAMILY, TABLE, CHAIN, Some(&BaseChain::nat("postrouting")));
     let d = digest(p);
-    for (i, (expr, _)) in rules(p).into_iter().enumerate() {
-        cmds.push(rule(expr, (i == 0).then_some(d.as_str())));
+    for (i, expr) in rules(p).into_iter().enumerate() {
+        b.add_rule(FAMILY, TABLE, CHAIN, expr, (i == 0).then_some(d.as_str()));
     }
-    json!({ "nftables": cmds })
+    b
 }
 
-/// The digest found in `nft -j list table ip aksnet-agent` output, if any.
-pub fn digest_in_listing(listing: &Value) -> Option<String> {
-    listing["nftables"].as_array()?.iter().find_map(|o| {
-        let c = o["rule"]["comment"].as_str()?;
-        c.starts_with(DIGEST_PREFIX).then(|| c.to_string())
-    })
+/// The digest found in a listing of `ip aksnet-agent`, if any.
+pub fn digest_in_listing(listing: &Table) -> Option<String> {
+    listing
+        .rules
+        .iter()
+        .filter_map(|r| r.comment.as_deref())
+        .find(|c| c.starts_with(DIGEST_PREFIX))
+        .map(str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DIGEST_BEFORE: &str = "aksnet-masq 4782f269ce8a2324";
 
     fn policy() -> MasqPolicy {
         MasqPolicy {
@@ -131,10 +107,15 @@ mod tests {
     #[test]
     fn batch_replaces_the_table_and_orders_rules() {
         let b = batch(&policy());
-        let cmds = b["nftables"].as_array().unwrap();
+        let cmds = b.commands();
         assert!(
             cmds[1].get("delete").is_some(),
             "old content goes in the same batch"
+        );
+        assert_eq!(
+            cmds[3]["add"]["chain"],
+            json!({ "family": "ip", "table": TABLE, "name": CHAIN,
+                "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept" })
         );
         let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
         assert_eq!(rules.len(), 3);
@@ -145,8 +126,17 @@ mod tests {
         assert_eq!(rules[1]["expr"][0]["match"]["right"]["prefix"]["len"], 16);
         assert_eq!(rules[2]["expr"][1]["snat"]["addr"], "10.224.0.4");
         assert_eq!(rules[0]["comment"].as_str().unwrap(), digest(&policy()));
-        let listing = json!({"nftables": [{"table": {}}, {"rule": rules[0].clone()}]});
+        let mut listed = rules[0].clone();
+        listed["handle"] = json!(4);
+        let listing = Table::parse(&json!({"nftables": [{"table": {}}, {"rule": listed}]}));
         assert_eq!(digest_in_listing(&listing), Some(digest(&policy())));
+    }
+
+    #[test]
+    fn digest_is_unchanged_by_the_move_to_aksnet_linux() {
+        // Computed before the rules were built with aksnet_linux::nft: an
+        // agent upgraded on a node keeps the table it finds.
+        assert_eq!(digest(&policy()), DIGEST_BEFORE);
     }
 
     #[test]

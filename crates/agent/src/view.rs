@@ -14,14 +14,14 @@ use ipnet::Ipv4Net;
 use serde::de::DeserializeOwned;
 
 use crate::error::AgentError;
-use crate::kv::{Kv, KvEntry};
+use aksnet_store::{KeyValue, LeaseId, Store};
 
 /// A decoded value with the revision it was read at (for compare-and-swap).
 #[derive(Debug, Clone)]
 pub struct At<T> {
     pub value: T,
     pub mod_revision: i64,
-    pub lease: i64,
+    pub lease: Option<LeaseId>,
 }
 
 /// A claim whose value did not decode still holds its key.
@@ -36,7 +36,7 @@ pub struct ClusterView {
     pub routes: BTreeMap<u32, At<Option<RouteEntry>>>,
 }
 
-fn decode<T: DeserializeOwned>(e: &KvEntry) -> Option<T> {
+fn decode<T: DeserializeOwned>(e: &KeyValue) -> Option<T> {
     match serde_json::from_slice(&e.value) {
         Ok(v) => Some(v),
         Err(err) => {
@@ -46,7 +46,7 @@ fn decode<T: DeserializeOwned>(e: &KvEntry) -> Option<T> {
     }
 }
 
-fn at<T>(e: &KvEntry, value: T) -> At<T> {
+fn at<T>(e: &KeyValue, value: T) -> At<T> {
     At {
         value,
         mod_revision: e.mod_revision,
@@ -56,13 +56,13 @@ fn at<T>(e: &KvEntry, value: T) -> At<T> {
 
 impl ClusterView {
     /// Reads everything under `/aksnet/` in one listing (one revision).
-    pub fn read(kv: &dyn Kv) -> Result<Self, AgentError> {
-        let listing = kv.list(cluster::PREFIX)?;
+    pub fn read(store: &dyn Store) -> Result<Self, AgentError> {
+        let listing = store.range(cluster::PREFIX)?;
         let mut v = ClusterView {
             revision: listing.revision,
             ..Default::default()
         };
-        for e in &listing.entries {
+        for e in &listing.kvs {
             if let Some(name) = e.key.strip_prefix(NODES_PREFIX) {
                 if let Some(n) = decode::<NodeRecord>(e) {
                     if n.name == name {
@@ -124,8 +124,8 @@ pub fn holder(c: &ClaimAt) -> Option<&str> {
 }
 
 /// Reads the cluster network `cluster init` stored.
-pub fn read_network(kv: &dyn Kv) -> Result<ClusterNetwork, AgentError> {
-    let e = kv
+pub fn read_network(store: &dyn Store) -> Result<ClusterNetwork, AgentError> {
+    let e = store
         .get(cluster::NETWORK_KEY)?
         .ok_or_else(|| AgentError::NotInitialised {
             key: cluster::NETWORK_KEY.to_string(),

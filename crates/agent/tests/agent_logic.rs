@@ -1,4 +1,7 @@
-//! The agent end to end on the in-memory store and the fake kernel: no root.
+//! The agent end to end on a SQLite store in a temporary directory and the
+//! fake kernel: no root.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -6,55 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aksnet_agent::kernel::fake::FakeKernel;
-use aksnet_agent::kv::{Kv, MemKv, Op};
 use aksnet_agent::view::ClusterView;
 use aksnet_agent::{claims, Agent, AgentConfig, AgentError};
 use aksnet_core::cluster::{self, RouteMode};
-use aksnet_core::planner;
-use aksnet_core::spec::{Sourced, SpecInput};
-
-fn init(kv: &dyn Kv, args: &[(&str, &str)]) {
-    init_with(kv, args, |_| {})
-}
-
-/// Plans the design, then lets the test bend it past what the planner
-/// accepts (a tiny route table, say).
-fn init_with(
-    kv: &dyn Kv,
-    args: &[(&str, &str)],
-    bend: impl FnOnce(&mut aksnet_core::spec::ClusterNetwork),
-) {
-    let mut input = SpecInput::default();
-    for &(k, v) in args {
-        let s = Some(Sourced::new(v.to_string(), k));
-        match k {
-            "plugin" => input.network_plugin = s,
-            "mode" => input.network_plugin_mode = s,
-            "subnet" => input.subnet_cidr = s,
-            "pod-subnet" => input.pod_subnet_cidr = s,
-            "pod-cidr" => input.pod_cidr = s,
-            "route-table-limit" => {
-                input.route_table_limit = Some(Sourced::new(v.parse().unwrap(), k))
-            }
-            "max-pods" => input.max_pods = Some(Sourced::new(v.parse().unwrap(), k)),
-            "vnet" => input.vnet_cidrs = vec![Sourced::new(v.to_string(), k)],
-            _ => panic!("unknown {k}"),
-        }
-    }
-    let plan = planner::plan_input(&input).unwrap();
-    assert!(plan.valid, "{:?}", plan.errors);
-    let mut plan = plan;
-    bend(&mut plan.network);
-    kv.txn(
-        &[],
-        &[Op::Put {
-            key: cluster::NETWORK_KEY.into(),
-            value: serde_json::to_vec(&plan.network).unwrap(),
-            lease: None,
-        }],
-    )
-    .unwrap();
-}
+use aksnet_store::testing::TempSqlite;
+use common::{init, init_with};
 
 struct Node {
     agent: Agent,
@@ -62,7 +21,7 @@ struct Node {
     dir: tempfile::TempDir,
 }
 
-fn node(kv: &Arc<MemKv>, name: &str, ip: &str, routes: RouteMode) -> Node {
+fn node(kv: &TempSqlite, name: &str, ip: &str, routes: RouteMode) -> Node {
     let dir = tempfile::tempdir().unwrap();
     node_in(
         kv,
@@ -75,7 +34,7 @@ fn node(kv: &Arc<MemKv>, name: &str, ip: &str, routes: RouteMode) -> Node {
 }
 
 fn node_in(
-    kv: &Arc<MemKv>,
+    kv: &TempSqlite,
     name: &str,
     ip: &str,
     routes: RouteMode,
@@ -88,7 +47,7 @@ fn node_in(
     cfg.routes = routes;
     cfg.lease_ttl = Duration::from_secs(30);
     cfg.release_grace = Duration::ZERO;
-    let agent = Agent::start(cfg, kv.clone() as Arc<dyn Kv>, Box::new(kernel.clone())).unwrap();
+    let agent = Agent::start(cfg, Arc::clone(&kv.store), Box::new(kernel.clone())).unwrap();
     Node { agent, kernel, dir }
 }
 
@@ -99,8 +58,8 @@ fn conflist(n: &Node) -> serde_json::Value {
 
 #[test]
 fn kubenet_host_gw_three_nodes_converge_and_restart_changes_nothing() {
-    let kv = Arc::new(MemKv::new());
-    init(kv.as_ref(), &[("plugin", "kubenet")]);
+    let kv = TempSqlite::new().unwrap();
+    init(&*kv, &[("plugin", "kubenet")]);
     let mut nodes: Vec<Node> = (0..3)
         .map(|i| {
             node(
@@ -179,8 +138,8 @@ fn kubenet_host_gw_three_nodes_converge_and_restart_changes_nothing() {
 
 #[test]
 fn vxlan_programs_vtep_neighbours_fdb_and_routes() {
-    let kv = Arc::new(MemKv::new());
-    init(kv.as_ref(), &[("plugin", "azure"), ("mode", "overlay")]);
+    let kv = TempSqlite::new().unwrap();
+    init(&*kv, &[("plugin", "azure"), ("mode", "overlay")]);
     let mut a = node(&kv, "a", "10.224.0.4", RouteMode::Vxlan);
     let mut b = node(&kv, "b", "10.224.0.5", RouteMode::Vxlan);
     a.agent.reconcile().unwrap();
@@ -204,10 +163,8 @@ fn vxlan_programs_vtep_neighbours_fdb_and_routes() {
 
 #[test]
 fn kubenet_fabric_route_table_limit_and_release_on_remove() {
-    let kv = Arc::new(MemKv::new());
-    init_with(kv.as_ref(), &[("plugin", "kubenet")], |n| {
-        n.route_table_limit = 2
-    });
+    let kv = TempSqlite::new().unwrap();
+    init_with(&*kv, &[("plugin", "kubenet")], |n| n.route_table_limit = 2);
     let mut n: Vec<Node> = (0..3)
         .map(|i| {
             node(
@@ -244,40 +201,36 @@ fn kubenet_fabric_route_table_limit_and_release_on_remove() {
     );
 
     // Remove n0 (as `aksnet node remove` does): its slot frees, n2 takes it.
-    kv.txn(&[], &[Op::Delete(cluster::node_key("n0"))]).unwrap();
-    let view = ClusterView::read(kv.as_ref()).unwrap();
-    claims::release_node(kv.as_ref(), &view, "n0").unwrap();
+    kv.delete(&cluster::node_key("n0")).unwrap();
+    let view = ClusterView::read(&*kv).unwrap();
+    claims::release_node(&*kv, &view, "n0").unwrap();
     n[2].agent.reconcile().unwrap();
     assert!(!n[2].agent.record().network_unavailable());
     assert!(matches!(
         n[0].agent.reconcile(),
         Err(AgentError::Removed(_))
     ));
-    let view = ClusterView::read(kv.as_ref()).unwrap();
+    let view = ClusterView::read(&*kv).unwrap();
     assert_eq!(view.blocks_of("n0").count(), 0);
     assert_eq!(view.routes.len(), 2);
 }
 
 #[test]
 fn expired_lease_gives_claims_back() {
-    let kv = Arc::new(MemKv::new());
-    init(kv.as_ref(), &[("plugin", "kubenet")]);
+    let kv = TempSqlite::new().unwrap();
+    init(&*kv, &[("plugin", "kubenet")]);
     let mut cfg = AgentConfig::new("short", "10.224.0.9".parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
     cfg.cni_conf_dir = dir.path().into();
-    cfg.lease_ttl = Duration::from_millis(200);
-    let mut a = Agent::start(
-        cfg,
-        kv.clone() as Arc<dyn Kv>,
-        Box::new(FakeKernel::default()),
-    )
-    .unwrap();
+    cfg.lease_ttl = Duration::from_secs(1);
+    let mut a = Agent::start(cfg, Arc::clone(&kv.store), Box::new(FakeKernel::default())).unwrap();
     a.reconcile().unwrap();
     let mut b = node(&kv, "other", "10.224.0.10", RouteMode::Fabric);
     b.agent.reconcile().unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // The store's leases count whole seconds: 1 s, and some margin.
+    std::thread::sleep(Duration::from_millis(1600));
     b.agent.reconcile().unwrap();
-    let view = ClusterView::read(kv.as_ref()).unwrap();
+    let view = ClusterView::read(&*kv).unwrap();
     assert_eq!(view.blocks_of("short").count(), 0, "orphan block released");
     assert!(!view
         .ips
@@ -291,9 +244,9 @@ fn expired_lease_gives_claims_back() {
 
 #[test]
 fn azure_static_reserves_max_pods_and_dynamic_follows_usage() {
-    let kv = Arc::new(MemKv::new());
+    let kv = TempSqlite::new().unwrap();
     init(
-        kv.as_ref(),
+        &*kv,
         &[
             ("plugin", "azure"),
             ("subnet", "10.224.0.0/24"),
@@ -311,9 +264,9 @@ fn azure_static_reserves_max_pods_and_dynamic_follows_usage() {
         "10.224.0.254"
     );
 
-    let kv = Arc::new(MemKv::new());
+    let kv = TempSqlite::new().unwrap();
     init(
-        kv.as_ref(),
+        &*kv,
         &[
             ("plugin", "azure"),
             ("subnet", "10.224.0.0/24"),
@@ -367,14 +320,14 @@ fn azure_static_reserves_max_pods_and_dynamic_follows_usage() {
 
 #[test]
 fn hundred_agents_race_for_blocks_without_duplicates() {
-    let kv = Arc::new(MemKv::new());
-    init(kv.as_ref(), &[("plugin", "kubenet")]);
+    let kv = TempSqlite::new().unwrap();
+    init(&*kv, &[("plugin", "kubenet")]);
     let handles: Vec<_> = (0..100)
         .map(|i| {
-            let kv = kv.clone();
+            let store = Arc::clone(&kv.store);
             std::thread::spawn(move || {
                 claims::block::ensure_block(
-                    kv.as_ref(),
+                    store.as_ref(),
                     &format!("r{i}"),
                     &"10.244.0.0/16".parse().unwrap(),
                     None,
@@ -386,6 +339,6 @@ fn hundred_agents_race_for_blocks_without_duplicates() {
     let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let set: BTreeSet<_> = got.iter().collect();
     assert_eq!(set.len(), 100);
-    let view = ClusterView::read(kv.as_ref()).unwrap();
+    let view = ClusterView::read(&*kv).unwrap();
     assert_eq!(view.blocks.len(), 100);
 }

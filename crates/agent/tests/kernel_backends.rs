@@ -1,9 +1,8 @@
-//! Both kernel backends (rtnetlink, and iproute2) against real namespaces
-//! the test creates: same operations, same read-back.
+//! The kernel backend (rtnetlink and nftables on aksnet-linux) against real
+//! namespaces the test creates, read back with iproute2 and nft.
 
 mod common;
 
-use aksnet_agent::kernel::iproute::IprouteKernel;
 use aksnet_agent::kernel::netlink::NetlinkKernel;
 use aksnet_agent::kernel::Kernel;
 use aksnet_agent::routes::vxlan::{self, Fdb, Neigh};
@@ -18,16 +17,6 @@ fn netlink_backend() {
     }
     let l2 = L2::new("knl", 2);
     let mut k = NetlinkKernel::new(Some(&l2.nodes[0].path())).unwrap();
-    exercise(&mut k, &l2);
-}
-
-#[test]
-fn iproute_backend() {
-    if !can_run("kernel backend test", &["ip", "bridge", "nft", "sysctl"]) {
-        return;
-    }
-    let l2 = L2::new("kip", 2);
-    let mut k = IprouteKernel::new(Some(&l2.nodes[0].path())).unwrap();
     exercise(&mut k, &l2);
 }
 
@@ -150,7 +139,7 @@ fn exercise(k: &mut dyn Kernel, l2: &L2) {
     // sysctl inside the namespace only.
     k.set_sysctl("net.ipv4.ip_forward", "1").unwrap();
     assert_eq!(k.sysctl("net.ipv4.ip_forward").unwrap(), "1");
-    let other = IprouteKernel::new(Some(&l2.nodes[1].path()))
+    let other = NetlinkKernel::new(Some(&l2.nodes[1].path()))
         .map(|mut k| k.sysctl("net.ipv4.ip_forward").unwrap())
         .unwrap();
     assert_eq!(other, "0");

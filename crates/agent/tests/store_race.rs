@@ -2,39 +2,20 @@
 //! when the binary is there): every agent ends with a block of its own, and
 //! the store holds exactly one claim per block.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use aksnet_agent::kernel::fake::FakeKernel;
-use aksnet_agent::kv::{Kv, Op};
-use aksnet_agent::store_url;
 use aksnet_agent::view::ClusterView;
 use aksnet_agent::{Agent, AgentConfig};
-use aksnet_core::cluster::{self, RouteMode};
-use aksnet_core::planner;
-use aksnet_core::spec::{Sourced, SpecInput};
+use aksnet_core::cluster::RouteMode;
+use aksnet_store::Store;
 
-fn init(kv: &dyn Kv) {
-    let input = SpecInput {
-        network_plugin: Some(Sourced::new("kubenet".to_string(), "test")),
-        ..SpecInput::default()
-    };
-    let plan = planner::plan_input(&input).unwrap();
-    assert!(plan.valid);
-    kv.txn(
-        &[],
-        &[Op::Put {
-            key: cluster::NETWORK_KEY.into(),
-            value: serde_json::to_vec(&plan.network).unwrap(),
-            lease: None,
-        }],
-    )
-    .unwrap();
-}
-
-fn race(kv: Arc<dyn Kv>, agents: usize) {
-    init(kv.as_ref());
+fn race(kv: Arc<dyn Store>, agents: usize) {
+    common::init(kv.as_ref(), &[("plugin", "kubenet")]);
     let dir = tempfile::Builder::new().prefix("ak4-").tempdir().unwrap();
     let barrier = Arc::new(Barrier::new(agents));
     let handles: Vec<_> = (0..agents)
@@ -78,7 +59,7 @@ fn race(kv: Arc<dyn Kv>, agents: usize) {
 fn hundred_agents_on_sqlite() {
     let dir = tempfile::Builder::new().prefix("ak4-").tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("race.db").display());
-    race(store_url::open(&url).unwrap(), 100);
+    race(aksnet_store::open(&url).unwrap(), 100);
 }
 
 #[test]
@@ -87,5 +68,5 @@ fn hundred_agents_on_etcd() {
         return;
     };
     let cluster = aksnet_store::testing::etcd::EtcdCluster::single(&bin).expect("etcd");
-    race(store_url::open(&cluster.store_url()).unwrap(), 100);
+    race(aksnet_store::open(&cluster.store_url()).unwrap(), 100);
 }

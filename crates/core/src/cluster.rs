@@ -172,6 +172,20 @@ pub struct Condition {
 pub const NETWORK_UNAVAILABLE: &str = "NetworkUnavailable";
 
 impl NodeRecord {
+    /// A node that holds nothing yet and has no conditions.
+    pub fn new(name: &str, ip: Ipv4Addr, routes: RouteMode) -> Self {
+        NodeRecord {
+            name: name.to_string(),
+            ip,
+            routes,
+            block: None,
+            pool: vec![],
+            pool_used: None,
+            vtep_mac: None,
+            conditions: vec![],
+        }
+    }
+
     /// Replaces the condition of the same kind; returns whether it changed.
     pub fn set_condition(&mut self, c: Condition) -> bool {
         match self.conditions.iter_mut().find(|x| x.kind == c.kind) {
@@ -236,16 +250,7 @@ mod tests {
 
     #[test]
     fn conditions_replace_by_kind() {
-        let mut n = NodeRecord {
-            name: "n1".into(),
-            ip: "10.224.0.4".parse().unwrap(),
-            routes: RouteMode::Fabric,
-            block: None,
-            pool: vec![],
-            pool_used: None,
-            vtep_mac: None,
-            conditions: vec![],
-        };
+        let mut n = NodeRecord::new("n1", "10.224.0.4".parse().unwrap(), RouteMode::Fabric);
         let down = Condition {
             kind: NETWORK_UNAVAILABLE.into(),
             status: true,

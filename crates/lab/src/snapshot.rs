@@ -119,14 +119,8 @@ pub(crate) mod tests {
 
     pub fn record(name: &str, ip: &str, block: Option<&str>) -> NodeRecord {
         NodeRecord {
-            name: name.into(),
-            ip: ip.parse().unwrap(),
-            routes: RouteMode::Fabric,
             block: block.map(|b| b.parse().unwrap()),
-            pool: vec![],
-            pool_used: None,
-            vtep_mac: None,
-            conditions: vec![],
+            ..NodeRecord::new(name, ip.parse().unwrap(), RouteMode::Fabric)
         }
     }
 

@@ -1,5 +1,5 @@
 //! The lab's embedded cluster store (`sqlite:<lab dir>/cluster.db`), opened
-//! the way every aksnet command opens a store (`aksnet_agent::store_url`):
+//! the way every aksnet command opens a store (`aksnet_store::open`):
 //! the cluster network written at `lab up` (as `aksnet cluster init` does,
 //! create-if-absent), snapshots for the fabric, and node removal through
 //! `aksnet node remove`.
@@ -8,34 +8,31 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aksnet_agent::kv::{create_all, Kv};
 use aksnet_core::cluster::{NETWORK_KEY, PREFIX};
 use aksnet_core::spec::ClusterNetwork;
+use aksnet_store::claim::create_if_absent;
+use aksnet_store::Store;
 
 use crate::error::{LabError, Result};
 use crate::snapshot::Snapshot;
 use crate::state::{LabDir, LabState};
 
-fn open(dir: &LabDir) -> Result<Arc<dyn Kv>> {
-    aksnet_agent::store_url::open(&dir.store_url()).map_err(|e| LabError::Store(e.to_string()))
+fn store_err(e: impl std::fmt::Display) -> LabError {
+    LabError::Store(e.to_string())
+}
+
+fn open(dir: &LabDir) -> Result<Arc<dyn Store>> {
+    aksnet_store::open(&dir.store_url()).map_err(store_err)
 }
 
 /// Stores the cluster network (refusing a store that holds another one).
 pub fn init(dir: &LabDir, net: &ClusterNetwork) -> Result<()> {
-    let kv = open(dir)?;
-    let value = serde_json::to_vec(net).map_err(|e| LabError::Store(e.to_string()))?;
-    let created = create_all(
-        kv.as_ref(),
-        &[(NETWORK_KEY.to_string(), value.clone())],
-        None,
-    )
-    .map_err(|e| LabError::Store(e.to_string()))?;
-    if !created {
-        let existing = kv
-            .get(NETWORK_KEY)
-            .map_err(|e| LabError::Store(e.to_string()))?
-            .map(|e| e.value);
-        if existing.as_deref() != Some(value.as_slice()) {
+    let store = open(dir)?;
+    let value = serde_json::to_vec(net).map_err(store_err)?;
+    if let Err(existing) =
+        create_if_absent(store.as_ref(), NETWORK_KEY, &value, None).map_err(store_err)?
+    {
+        if existing.value != value {
             return Err(LabError::Store(format!(
                 "{} already holds another cluster network",
                 dir.store_url()
@@ -47,27 +44,22 @@ pub fn init(dir: &LabDir, net: &ClusterNetwork) -> Result<()> {
 
 /// Everything under `/aksnet/`, as of one revision.
 pub fn snapshot(dir: &LabDir) -> Result<Snapshot> {
-    let kv = open(dir)?;
-    let l = kv
-        .list(PREFIX)
-        .map_err(|e| LabError::Store(e.to_string()))?;
+    let l = open(dir)?.range(PREFIX).map_err(store_err)?;
     Ok(Snapshot::from_kvs(
         l.revision,
-        l.entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_slice())),
+        l.kvs.iter().map(|e| (e.key.as_str(), e.value.as_slice())),
     ))
 }
 
 /// Returns when the store changed after `after`, or after `timeout`.
 pub fn wait_change(dir: &LabDir, after: i64, timeout: Duration) {
-    match open(dir) {
-        Ok(kv) if after >= 0 => {
-            if kv.wait(PREFIX, after, timeout).is_err() {
-                std::thread::sleep(timeout);
-            }
-        }
-        _ => std::thread::sleep(timeout),
+    let waited = open(dir).ok().filter(|_| after >= 0).and_then(|store| {
+        let mut w = store.watch(PREFIX, after + 1).ok()?;
+        // A watch that ended (compacted) means: read everything again now.
+        Some(w.wait_past(after, timeout).unwrap_or(true))
+    });
+    if waited.is_none() {
+        std::thread::sleep(timeout);
     }
 }
 

@@ -151,6 +151,23 @@ impl Watcher {
         }
     }
 
+    /// Waits up to `timeout` for a change after `revision`, skipping
+    /// events at or before it (a watcher kept open across reads still holds
+    /// those): `Ok(true)` on such a change, `Ok(false)` on time-out. The
+    /// building block of "reconcile on every change, or at least every
+    /// resync": read with `range`, then wait past `range.revision`.
+    pub fn wait_past(&mut self, revision: i64, timeout: Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.recv_timeout(left)? {
+                Some(ev) if ev.revision() > revision => return Ok(true),
+                Some(_) => continue,
+                None => return Ok(false),
+            }
+        }
+    }
+
     /// Returns an event if one is ready.
     pub fn try_recv(&mut self) -> Result<Option<Event>> {
         match self.rx.try_recv() {

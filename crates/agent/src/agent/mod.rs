@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 use aksnet_core::cidr;
 use aksnet_core::cluster::{self, ClusterNetwork, NodeRecord, RouteMode};
 use aksnet_core::spec::NetworkPlugin;
+use aksnet_store::{
+    Compare, CompareOp, KeepAlive, LeaseId, Store, StoreError, Txn, TxnOp, Watcher,
+};
 
 use crate::error::AgentError;
 use crate::kernel::Kernel;
-use crate::kv::{Compare, Kv, LeaseId, Op};
 use crate::view::read_network;
 
 pub use reconcile::Report;
@@ -63,11 +65,12 @@ impl AgentConfig {
 
 pub struct Agent {
     cfg: AgentConfig,
-    kv: Arc<dyn Kv>,
+    store: Arc<dyn Store>,
     kernel: Box<dyn Kernel>,
     net: ClusterNetwork,
     lease: LeaseId,
-    lease_lost: Arc<AtomicBool>,
+    /// The keep-alive found the lease gone: register again.
+    lease_lost: bool,
     /// Mod revision of our record as we last wrote it.
     record_rev: Option<i64>,
     record: NodeRecord,
@@ -88,10 +91,10 @@ impl Agent {
     /// the node. No kernel state is touched yet.
     pub fn start(
         cfg: AgentConfig,
-        kv: Arc<dyn Kv>,
+        store: Arc<dyn Store>,
         kernel: Box<dyn Kernel>,
     ) -> Result<Self, AgentError> {
-        let net = read_network(kv.as_ref())?;
+        let net = read_network(store.as_ref())?;
         if !cidr::contains_addr(&net.subnet_cidr, cfg.node_ip) {
             return Err(AgentError::NodeIpOutsideSubnet {
                 ip: cfg.node_ip,
@@ -104,24 +107,15 @@ impl Agent {
                 plugin: net.network_plugin.to_string(),
             });
         }
-        let lease = kv.grant(cfg.lease_ttl)?;
-        let record = NodeRecord {
-            name: cfg.node.clone(),
-            ip: cfg.node_ip,
-            routes: cfg.routes,
-            block: None,
-            pool: vec![],
-            pool_used: None,
-            vtep_mac: None,
-            conditions: vec![],
-        };
+        let lease = grant(store.as_ref(), cfg.lease_ttl)?;
+        let record = NodeRecord::new(&cfg.node, cfg.node_ip, cfg.routes);
         let mut agent = Self {
             cfg,
-            kv,
+            store,
             kernel,
             net,
             lease,
-            lease_lost: Arc::new(AtomicBool::new(false)),
+            lease_lost: false,
             record_rev: None,
             record,
             pending_release: BTreeMap::new(),
@@ -150,7 +144,7 @@ impl Agent {
     /// this node published (its block, pool) until the reconcile confirms it.
     fn register(&mut self) -> Result<(), AgentError> {
         let key = cluster::node_key(&self.cfg.node);
-        if let Some(old) = self.kv.get(&key)? {
+        if let Some(old) = self.store.get(&key)? {
             if let Ok(prev) = serde_json::from_slice::<NodeRecord>(&old.value) {
                 if self.record.block.is_none() {
                     self.record.block = prev.block;
@@ -158,16 +152,8 @@ impl Agent {
             }
         }
         let value = encode(&self.record)?;
-        self.kv.txn(
-            &[],
-            &[Op::Put {
-                key: key.clone(),
-                value,
-                lease: Some(self.lease),
-            }],
-        )?;
-        self.record_rev = self.kv.get(&key)?.map(|e| e.mod_revision);
-        tracing::info!(node = %self.cfg.node, lease = self.lease, "registered");
+        self.record_rev = Some(self.store.put(&key, &value, Some(self.lease))?);
+        tracing::info!(node = %self.cfg.node, lease = %self.lease, "registered");
         Ok(())
     }
 
@@ -180,24 +166,28 @@ impl Agent {
         let key = cluster::node_key(&self.cfg.node);
         let value = encode(&new)?;
         let cmp = match self.record_rev {
-            Some(r) => Compare::ModRevision(key.clone(), r),
-            None => Compare::Absent(key.clone()),
+            Some(r) => Compare::mod_revision(key.clone(), CompareOp::Equal, r),
+            None => Compare::absent(key.clone()),
         };
-        let op = Op::Put {
-            key: key.clone(),
-            value,
-            lease: Some(self.lease),
+        let put = self.store.txn(
+            Txn::new()
+                .when([cmp])
+                .and_then([TxnOp::put_with_lease(
+                    key.clone(),
+                    value.clone(),
+                    Some(self.lease),
+                )])
+                .or_else([TxnOp::get(key.clone())]),
+        )?;
+        let revision = if put.succeeded {
+            put.revision
+        } else if put.get(0).is_none() {
+            return Err(AgentError::Removed(self.cfg.node.clone()));
+        } else {
+            self.store.put(&key, &value, Some(self.lease))?
         };
-        if !self.kv.txn(&[cmp], std::slice::from_ref(&op))? {
-            match self.kv.get(&key)? {
-                None => return Err(AgentError::Removed(self.cfg.node.clone())),
-                Some(_) => {
-                    self.kv.txn(&[], &[op])?;
-                }
-            }
-        }
         self.record = new;
-        self.record_rev = self.kv.get(&key)?.map(|e| e.mod_revision);
+        self.record_rev = Some(revision);
         Ok(())
     }
 
@@ -205,15 +195,21 @@ impl Agent {
     /// when it has not been renewed for a third of its TTL (a caller driving
     /// `reconcile` without `run`), or when the keeper found it gone.
     fn renew_lease_if_lost(&mut self) -> Result<(), AgentError> {
-        let lost = self.lease_lost.swap(false, Ordering::SeqCst);
+        let lost = std::mem::take(&mut self.lease_lost);
         let due = self.last_renewal.elapsed() >= self.cfg.lease_ttl / 3;
-        let gone = lost || (due && !self.kv.keep_alive(self.lease)?);
+        let gone = lost
+            || (due
+                && match self.store.lease_keep_alive(self.lease) {
+                    Ok(_) => false,
+                    Err(StoreError::LeaseNotFound(_)) => true,
+                    Err(e) => return Err(e.into()),
+                });
         if due {
             self.last_renewal = Instant::now();
         }
         if gone {
             tracing::warn!(node = %self.cfg.node, "lease lost; registering again");
-            self.lease = self.kv.grant(self.cfg.lease_ttl)?;
+            self.lease = grant(self.store.as_ref(), self.cfg.lease_ttl)?;
             self.record_rev = None;
             self.register()?;
         }
@@ -221,40 +217,22 @@ impl Agent {
     }
 
     /// Reconciles until `stop` is set: on every store change under
-    /// `/aksnet/`, and at least every `resync`. A lease keeper thread
-    /// renews the node's lease every third of its TTL.
+    /// `/aksnet/`, and at least every `resync`. A keep-alive thread renews
+    /// the node's lease every third of its TTL.
     pub fn run(mut self, stop: &AtomicBool) -> Result<(), AgentError> {
-        let keeper = {
-            let kv = Arc::clone(&self.kv);
-            let lost = Arc::clone(&self.lease_lost);
-            let period = self.cfg.lease_ttl / 3;
-            let lease = Arc::new(std::sync::atomic::AtomicI64::new(self.lease));
-            let lease_for_thread = Arc::clone(&lease);
-            let done = Arc::new(AtomicBool::new(false));
-            let done_t = Arc::clone(&done);
-            let handle = std::thread::spawn(move || {
-                while !done_t.load(Ordering::SeqCst) {
-                    let id = lease_for_thread.load(Ordering::SeqCst);
-                    match kv.keep_alive(id) {
-                        Ok(true) => {}
-                        Ok(false) => lost.store(true, Ordering::SeqCst),
-                        Err(e) => tracing::warn!(error = %e, "lease keep-alive failed; retrying"),
-                    }
-                    let until = Instant::now() + period;
-                    while Instant::now() < until && !done_t.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            });
-            (handle, lease, done)
-        };
+        let period = self.cfg.lease_ttl / 3;
+        let mut keeper = KeepAlive::start(Arc::clone(&self.store), self.lease, period);
+        let mut watch: Option<Watcher> = None;
         let mut result = Ok(());
         let mut backoff = Duration::from_millis(200);
         while !stop.load(Ordering::SeqCst) {
+            self.check_keeper(&keeper);
             match self.reconcile() {
                 Ok(report) => {
                     backoff = Duration::from_millis(200);
-                    keeper.1.store(self.lease, Ordering::SeqCst);
+                    if keeper.lease() != self.lease {
+                        keeper = KeepAlive::start(Arc::clone(&self.store), self.lease, period);
+                    }
                     if report.changed() {
                         tracing::info!(node = %self.cfg.node, ?report, "reconciled");
                     }
@@ -275,23 +253,57 @@ impl Agent {
             let deadline = Instant::now() + self.cfg.resync;
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 let slice = (deadline - Instant::now()).min(Duration::from_millis(500));
-                match self.kv.wait(cluster::PREFIX, self.seen_revision, slice) {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "store watch failed");
-                        std::thread::sleep(slice);
-                    }
-                }
-                if self.lease_lost.load(Ordering::SeqCst) {
+                if self.wait_change(&mut watch, slice) || self.check_keeper(&keeper) {
                     break;
                 }
             }
         }
-        keeper.2.store(true, Ordering::SeqCst);
-        let _ = keeper.0.join();
         result
     }
+
+    /// Waits up to `timeout` for a store change under `/aksnet/` past what
+    /// the last reconcile read, on one watch kept open across waits.
+    fn wait_change(&self, watch: &mut Option<Watcher>, timeout: Duration) -> bool {
+        let w = match watch {
+            Some(w) => w,
+            None => match self.store.watch(cluster::PREFIX, self.seen_revision + 1) {
+                Ok(w) => watch.insert(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "store watch failed");
+                    std::thread::sleep(timeout);
+                    return false;
+                }
+            },
+        };
+        match w.wait_past(self.seen_revision, timeout) {
+            Ok(changed) => changed,
+            Err(e) => {
+                // Compacted or closed: watch afresh, and re-read everything now.
+                tracing::debug!(error = %e, "store watch ended; re-listing");
+                *watch = None;
+                true
+            }
+        }
+    }
+
+    /// Notes a lease the keep-alive found gone (the next reconcile registers
+    /// again); returns whether it did.
+    fn check_keeper(&mut self, keeper: &KeepAlive) -> bool {
+        match keeper.lost() {
+            Some(e) if keeper.lease() == self.lease => {
+                tracing::warn!(node = %self.cfg.node, error = %e, "lease keep-alive stopped");
+                self.lease_lost = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Grants a lease of `ttl` (whole seconds, at least one).
+fn grant(store: &dyn Store, ttl: Duration) -> Result<LeaseId, AgentError> {
+    let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1);
+    Ok(store.lease_grant(secs)?.id)
 }
 
 fn encode(r: &NodeRecord) -> Result<Vec<u8>, AgentError> {

@@ -49,20 +49,20 @@ impl Agent {
     pub fn reconcile(&mut self) -> Result<Report, AgentError> {
         let mut report = Report::default();
         self.renew_lease_if_lost()?;
-        let view = ClusterView::read(self.kv.as_ref())?;
+        let view = ClusterView::read(self.store.as_ref())?;
         self.seen_revision = view.revision;
         if !view.nodes.contains_key(&self.cfg.node) {
             // Gone while our lease lives: removed by `aksnet node remove`.
             return Err(AgentError::Removed(self.cfg.node.clone()));
         }
-        report.orphans_released = claims::release_orphans(self.kv.as_ref(), &view)?;
+        report.orphans_released = claims::release_orphans(self.store.as_ref(), &view)?;
         let ip_is_ours = view.ips.get(&self.cfg.node_ip).is_some_and(|c| {
             c.value.as_ref().is_some_and(|c| {
                 c.node == self.cfg.node && c.kind == aksnet_core::cluster::ClaimKind::NodeIp
             })
         });
         if !ip_is_ours {
-            claims::ensure_node_ip(self.kv.as_ref(), &self.cfg.node, self.cfg.node_ip)?;
+            claims::ensure_node_ip(self.store.as_ref(), &self.cfg.node, self.cfg.node_ip)?;
         }
 
         let mut rec = self.record.clone();
@@ -99,7 +99,7 @@ impl Agent {
             };
             let limit = self.net.route_table_limit;
             condition = Some(
-                match route_slot::ensure_slot(self.kv.as_ref(), &entry, limit)? {
+                match route_slot::ensure_slot(self.store.as_ref(), &entry, limit)? {
                     route_slot::SlotOutcome::Held(slot) => cond(
                         false,
                         "RouteCreated",
@@ -113,7 +113,7 @@ impl Agent {
                 },
             );
         } else if view.route_slots_of(&self.cfg.node).next().is_some() {
-            route_slot::release_slots(self.kv.as_ref(), &self.cfg.node)?;
+            route_slot::release_slots(self.store.as_ref(), &self.cfg.node)?;
         }
 
         let underlay = self
@@ -170,7 +170,7 @@ impl Agent {
             return Ok(b);
         }
         let previous = conflist::previous_block(&self.cfg.cni_conf_dir).or(rec.block);
-        let b = block::ensure_block(self.kv.as_ref(), &self.cfg.node, &pod_cidr, previous)?;
+        let b = block::ensure_block(self.store.as_ref(), &self.cfg.node, &pod_cidr, previous)?;
         rec.block = Some(b);
         Ok(b)
     }
@@ -181,7 +181,7 @@ impl Agent {
         rec: &mut aksnet_core::cluster::NodeRecord,
         report: &mut Report,
     ) -> Result<(Option<PodRanges>, Option<Condition>), AgentError> {
-        let kv = self.kv.as_ref();
+        let store = self.store.as_ref();
         let node = self.cfg.node.clone();
         let max_pods = self
             .cfg
@@ -189,19 +189,19 @@ impl Agent {
             .unwrap_or_else(|| self.net.max_pods_per_node());
         let (subnet, held, shortfall, wanted) = match self.net.pod_subnet_cidr {
             None => {
-                let o = pool::grow_to(kv, &node, &self.net.subnet_cidr, max_pods, true)?;
+                let o = pool::grow_to(store, &node, &self.net.subnet_cidr, max_pods, true)?;
                 (self.net.subnet_cidr.trunc(), o.held, o.shortfall, max_pods)
             }
             Some(pod_subnet) => {
                 let used = ipam_disk::allocated(&self.cfg.ipam_data_dir)?;
-                let view = ClusterView::read(kv)?;
+                let view = ClusterView::read(store)?;
                 let mut held = view.pod_ips_of(&node);
                 let plan = pool::plan_dynamic(&held, &used);
                 let cap = plan.target.min(dyn_cap(max_pods));
                 let mut shortfall = 0;
                 if (held.len() as u32) < cap {
                     self.pending_release.clear();
-                    let o = pool::grow_to(kv, &node, &pod_subnet, cap, false)?;
+                    let o = pool::grow_to(store, &node, &pod_subnet, cap, false)?;
                     report.pool_claimed = (o.held.len() as u32).saturating_sub(held.len() as u32);
                     held = o.held;
                     shortfall = o.shortfall;
@@ -231,7 +231,7 @@ impl Agent {
                                 .filter(|a| !used.contains(a))
                                 .copied()
                                 .collect();
-                            pool::release_ips(kv, &view, &node, &free).map(|n| (n, free))
+                            pool::release_ips(store, &view, &node, &free).map(|n| (n, free))
                         })??;
                         report.pool_released = released.0;
                         for a in &ready {

@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 
 use aksnet_core::cidr;
 use aksnet_core::cluster::{self, Claim, ClaimKind};
+use aksnet_store::claim::{ClaimOutcome, Claimer};
+use aksnet_store::Store;
 use ipnet::Ipv4Net;
 
 use crate::error::AgentError;
-use crate::kv::{create_all, Kv};
 use crate::view::ClusterView;
 
 /// Block size: one /24 per node, as AKS gives them.
@@ -46,7 +47,7 @@ pub fn candidates(
 
 /// The node's block: the one it already holds, or a new claim.
 pub fn ensure_block(
-    kv: &dyn Kv,
+    store: &dyn Store,
     node: &str,
     pod_cidr: &Ipv4Net,
     previous: Option<Ipv4Net>,
@@ -60,7 +61,7 @@ pub fn ensure_block(
         reason: e.to_string(),
     })?;
     for _ in 0..RACE_ROUNDS {
-        let view = ClusterView::read(kv)?;
+        let view = ClusterView::read(store)?;
         if let Some(b) = view.blocks_of(node).next() {
             return Ok(b);
         }
@@ -73,8 +74,11 @@ pub fn ensure_block(
                 cidr::subnet_count(pod_cidr, BLOCK_PREFIX)
             )));
         }
-        for b in cands {
-            if create_all(kv, &[(cluster::block_key(&b), claim.clone())], None)? {
+        // One create-if-absent per candidate, in order, until one is ours.
+        let outcome = Claimer::new(store, claim.clone())
+            .claim_first_free(cands.iter().map(cluster::block_key))?;
+        if let ClaimOutcome::Claimed { key, .. } = outcome {
+            if let Some(b) = cluster::parse_block_key(&key) {
                 tracing::info!(node, block = %b, "claimed block");
                 return Ok(b);
             }

@@ -15,10 +15,10 @@ use std::net::Ipv4Addr;
 
 use aksnet_core::cluster::{self, Claim, ClaimKind};
 use aksnet_core::dynamic_pool;
+use aksnet_store::{Compare, Store, Txn, TxnOp};
 use ipnet::Ipv4Net;
 
 use crate::error::AgentError;
-use crate::kv::{create_all, Compare, Kv, Op};
 use crate::view::ClusterView;
 
 pub const CHUNK: usize = 64;
@@ -96,15 +96,16 @@ fn claim_value(node: &str) -> Vec<u8> {
 
 /// Claims the addresses chunk by chunk; stops at the first chunk a racing
 /// node got to first. Returns how many were claimed.
-pub fn claim_ips(kv: &dyn Kv, node: &str, addrs: &[Ipv4Addr]) -> Result<usize, AgentError> {
+pub fn claim_ips(store: &dyn Store, node: &str, addrs: &[Ipv4Addr]) -> Result<usize, AgentError> {
     let value = claim_value(node);
     let mut done = 0;
     for chunk in addrs.chunks(CHUNK) {
-        let puts: Vec<(String, Vec<u8>)> = chunk
-            .iter()
-            .map(|a| (cluster::ip_key(*a), value.clone()))
-            .collect();
-        if !create_all(kv, &puts, None)? {
+        // All of the chunk's keys are created, or none if any exists.
+        let keys: Vec<String> = chunk.iter().map(|a| cluster::ip_key(*a)).collect();
+        let txn = Txn::new()
+            .when(keys.iter().map(Compare::absent))
+            .and_then(keys.iter().map(|k| TxnOp::put(k.clone(), value.clone())));
+        if !store.txn(txn)?.succeeded {
             break;
         }
         done += chunk.len();
@@ -115,7 +116,7 @@ pub fn claim_ips(kv: &dyn Kv, node: &str, addrs: &[Ipv4Addr]) -> Result<usize, A
 /// Releases the node's claims on these addresses (each only if unchanged
 /// since `view` was read).
 pub fn release_ips(
-    kv: &dyn Kv,
+    store: &dyn Store,
     view: &ClusterView,
     node: &str,
     addrs: &[Ipv4Addr],
@@ -127,18 +128,7 @@ pub fn release_ips(
             (c.value.as_ref()?.node == node).then(|| (cluster::ip_key(*a), c.mod_revision))
         })
         .collect();
-    let mut done = 0;
-    for chunk in mine.chunks(CHUNK) {
-        let cmps: Vec<Compare> = chunk
-            .iter()
-            .map(|(k, r)| Compare::ModRevision(k.clone(), *r))
-            .collect();
-        let ops: Vec<Op> = chunk.iter().map(|(k, _)| Op::Delete(k.clone())).collect();
-        if kv.txn(&cmps, &ops)? {
-            done += chunk.len();
-        }
-    }
-    Ok(done)
+    super::delete_unchanged(store, &[], &mine)
 }
 
 /// What a pool holds after a claim round.
@@ -151,7 +141,7 @@ pub struct PoolOutcome {
 
 /// Grows the node's pool in `subnet` to `want` addresses.
 pub fn grow_to(
-    kv: &dyn Kv,
+    store: &dyn Store,
     node: &str,
     subnet: &Ipv4Net,
     want: u32,
@@ -164,7 +154,7 @@ pub fn grow_to(
         )));
     };
     for _ in 0..RACE_ROUNDS {
-        let view = ClusterView::read(kv)?;
+        let view = ClusterView::read(store)?;
         let held = view.pod_ips_of(node);
         let held_n = u32::try_from(held.len()).unwrap_or(u32::MAX);
         if held_n >= want {
@@ -182,7 +172,7 @@ pub fn grow_to(
                 shortfall: need as u32,
             });
         }
-        let got = claim_ips(kv, node, &pick)?;
+        let got = claim_ips(store, node, &pick)?;
         if got == pick.len() && pick.len() == need {
             let mut held = held;
             held.extend(pick);
@@ -190,7 +180,7 @@ pub fn grow_to(
             return Ok(PoolOutcome { held, shortfall: 0 });
         }
     }
-    let view = ClusterView::read(kv)?;
+    let view = ClusterView::read(store)?;
     let held = view.pod_ips_of(node);
     let shortfall = want.saturating_sub(held.len() as u32);
     Ok(PoolOutcome { held, shortfall })
@@ -236,7 +226,7 @@ pub fn plan_dynamic(held: &[Ipv4Addr], used: &BTreeSet<Ipv4Addr>) -> DynamicPlan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::MemKv;
+    use aksnet_store::testing::TempSqlite;
     use proptest::prelude::*;
 
     fn a(s: &str) -> Ipv4Addr {
@@ -312,24 +302,25 @@ mod tests {
 
     #[test]
     fn static_pool_top_down_and_races_resolve() {
-        let kv = MemKv::new();
+        let kv = TempSqlite::new().unwrap();
+        let kv = &*kv;
         let subnet: Ipv4Net = "10.224.0.0/24".parse().unwrap();
-        let o = grow_to(&kv, "n1", &subnet, 30, true).unwrap();
+        let o = grow_to(kv, "n1", &subnet, 30, true).unwrap();
         assert_eq!(o.shortfall, 0);
         assert_eq!(o.held.len(), 30);
         assert_eq!(*o.held.last().unwrap(), a("10.224.0.254"));
-        let o2 = grow_to(&kv, "n2", &subnet, 30, true).unwrap();
+        let o2 = grow_to(kv, "n2", &subnet, 30, true).unwrap();
         assert!(o2.held.iter().all(|x| !o.held.contains(x)));
         // Idempotent.
-        assert_eq!(grow_to(&kv, "n1", &subnet, 30, true).unwrap().held, o.held);
+        assert_eq!(grow_to(kv, "n1", &subnet, 30, true).unwrap().held, o.held);
         // Too few left: a shortfall, not an error.
-        let o3 = grow_to(&kv, "n3", &subnet, 250, true).unwrap();
+        let o3 = grow_to(kv, "n3", &subnet, 250, true).unwrap();
         assert_eq!(o3.held.len(), 251 - 60);
         assert_eq!(o3.shortfall, 250 - 191);
-        let view = ClusterView::read(&kv).unwrap();
-        assert_eq!(release_ips(&kv, &view, "n2", &o2.held).unwrap(), 30);
+        let view = ClusterView::read(kv).unwrap();
+        assert_eq!(release_ips(kv, &view, "n2", &o2.held).unwrap(), 30);
         assert_eq!(
-            release_ips(&kv, &view, "n2", &o.held).unwrap(),
+            release_ips(kv, &view, "n2", &o.held).unwrap(),
             0,
             "not n2's"
         );

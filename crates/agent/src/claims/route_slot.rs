@@ -4,9 +4,10 @@
 //! atomically: two nodes can never both take the 400th route.
 
 use aksnet_core::cluster::{self, RouteEntry};
+use aksnet_store::claim::{self, ClaimOutcome, Claimer};
+use aksnet_store::{Compare, CompareOp, Store, Txn, TxnOp};
 
 use crate::error::AgentError;
-use crate::kv::{create_all, Compare, Kv, Op};
 use crate::view::ClusterView;
 
 const RACE_ROUNDS: usize = 16;
@@ -26,9 +27,13 @@ fn encode(e: &RouteEntry) -> Vec<u8> {
 }
 
 /// Keeps exactly one slot holding `entry` for its node.
-pub fn ensure_slot(kv: &dyn Kv, entry: &RouteEntry, limit: u32) -> Result<SlotOutcome, AgentError> {
+pub fn ensure_slot(
+    store: &dyn Store,
+    entry: &RouteEntry,
+    limit: u32,
+) -> Result<SlotOutcome, AgentError> {
     for _ in 0..RACE_ROUNDS {
-        let view = ClusterView::read(kv)?;
+        let view = ClusterView::read(store)?;
         let mine: Vec<u32> = view.route_slots_of(&entry.node).collect();
         if let Some((&keep, extra)) = mine.split_first() {
             let at = &view.routes[&keep];
@@ -38,65 +43,70 @@ pub fn ensure_slot(kv: &dyn Kv, entry: &RouteEntry, limit: u32) -> Result<SlotOu
             if at.value.as_ref() != Some(entry) || keep >= limit {
                 // Out of range after the limit shrank, or stale content.
                 if keep >= limit {
-                    ops.push(Op::Delete(key.clone()));
+                    ops.push(TxnOp::delete(key.clone()));
                 } else {
-                    ops.push(Op::Put {
-                        key: key.clone(),
-                        value: encode(entry),
-                        lease: None,
-                    });
+                    ops.push(TxnOp::put(key.clone(), encode(entry)));
                 }
-                cmps.push(Compare::ModRevision(key, at.mod_revision));
+                cmps.push(Compare::mod_revision(
+                    key,
+                    CompareOp::Equal,
+                    at.mod_revision,
+                ));
             }
             for s in extra {
                 let k = cluster::route_key(*s);
-                cmps.push(Compare::ModRevision(k.clone(), view.routes[s].mod_revision));
-                ops.push(Op::Delete(k));
+                cmps.push(Compare::mod_revision(
+                    k.clone(),
+                    CompareOp::Equal,
+                    view.routes[s].mod_revision,
+                ));
+                ops.push(TxnOp::delete(k));
             }
             if ops.is_empty() {
                 return Ok(SlotOutcome::Held(keep));
             }
-            kv.txn(&cmps, &ops)?;
+            store.txn(Txn::new().when(cmps).and_then(ops))?;
             continue;
         }
-        let mut tried_any = false;
-        for slot in (0..limit).filter(|s| !view.routes.contains_key(s)) {
-            tried_any = true;
-            if create_all(kv, &[(cluster::route_key(slot), encode(entry))], None)? {
+        let free: Vec<u32> = (0..limit)
+            .filter(|s| !view.routes.contains_key(s))
+            .collect();
+        if free.is_empty() {
+            let in_use = view.routes.keys().filter(|s| **s < limit).count() as u32;
+            return Ok(SlotOutcome::TableFull { in_use, limit });
+        }
+        // The first free slot, one create-if-absent per slot.
+        let outcome = Claimer::new(store, encode(entry))
+            .claim_first_free(free.iter().map(|s| cluster::route_key(*s)))?;
+        if let ClaimOutcome::Claimed { key, .. } = outcome {
+            if let Some(slot) = parse_slot(&key) {
                 tracing::info!(node = %entry.node, slot, "route published");
                 return Ok(SlotOutcome::Held(slot));
             }
         }
-        if !tried_any {
-            let in_use = view.routes.keys().filter(|s| **s < limit).count() as u32;
-            return Ok(SlotOutcome::TableFull { in_use, limit });
-        }
     }
-    let view = ClusterView::read(kv)?;
+    let view = ClusterView::read(store)?;
     let in_use = view.routes.keys().filter(|s| **s < limit).count() as u32;
     Ok(SlotOutcome::TableFull { in_use, limit })
 }
 
 /// Drops the node's slots (it no longer publishes a route).
-pub fn release_slots(kv: &dyn Kv, node: &str) -> Result<(), AgentError> {
-    let view = ClusterView::read(kv)?;
+pub fn release_slots(store: &dyn Store, node: &str) -> Result<(), AgentError> {
+    let view = ClusterView::read(store)?;
     for s in view.route_slots_of(node).collect::<Vec<_>>() {
-        let k = cluster::route_key(s);
-        kv.txn(
-            &[Compare::ModRevision(
-                k.clone(),
-                view.routes[&s].mod_revision,
-            )],
-            &[Op::Delete(k)],
-        )?;
+        claim::release(store, &cluster::route_key(s), view.routes[&s].mod_revision)?;
     }
     Ok(())
+}
+
+fn parse_slot(key: &str) -> Option<u32> {
+    key.strip_prefix(cluster::ROUTES_PREFIX)?.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::MemKv;
+    use aksnet_store::testing::TempSqlite;
 
     fn entry(node: &str, i: u8) -> RouteEntry {
         RouteEntry {
@@ -108,36 +118,37 @@ mod tests {
 
     #[test]
     fn limit_is_enforced_and_a_freed_slot_is_reused() {
-        let kv = MemKv::new();
+        let kv = TempSqlite::new().unwrap();
+        let kv = &*kv;
         assert_eq!(
-            ensure_slot(&kv, &entry("a", 0), 2).unwrap(),
+            ensure_slot(kv, &entry("a", 0), 2).unwrap(),
             SlotOutcome::Held(0)
         );
         assert_eq!(
-            ensure_slot(&kv, &entry("b", 1), 2).unwrap(),
+            ensure_slot(kv, &entry("b", 1), 2).unwrap(),
             SlotOutcome::Held(1)
         );
         assert_eq!(
-            ensure_slot(&kv, &entry("a", 0), 2).unwrap(),
+            ensure_slot(kv, &entry("a", 0), 2).unwrap(),
             SlotOutcome::Held(0)
         );
         assert_eq!(
-            ensure_slot(&kv, &entry("c", 2), 2).unwrap(),
+            ensure_slot(kv, &entry("c", 2), 2).unwrap(),
             SlotOutcome::TableFull {
                 in_use: 2,
                 limit: 2
             }
         );
-        release_slots(&kv, "a").unwrap();
+        release_slots(kv, "a").unwrap();
         assert_eq!(
-            ensure_slot(&kv, &entry("c", 2), 2).unwrap(),
+            ensure_slot(kv, &entry("c", 2), 2).unwrap(),
             SlotOutcome::Held(0)
         );
         // A changed entry is rewritten in place.
         let mut moved = entry("b", 1);
         moved.next_hop = "10.224.0.99".parse().unwrap();
-        assert_eq!(ensure_slot(&kv, &moved, 2).unwrap(), SlotOutcome::Held(1));
-        let v = ClusterView::read(&kv).unwrap();
+        assert_eq!(ensure_slot(kv, &moved, 2).unwrap(), SlotOutcome::Held(1));
+        let v = ClusterView::read(kv).unwrap();
         assert_eq!(v.routes[&1].value.as_ref(), Some(&moved));
     }
 }

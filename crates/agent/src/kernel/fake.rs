@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
+use aksnet_linux::nft::{Batch, Family, ListedRule, Table};
 
 use super::{AddressedLink, Kernel, KernelError};
 use crate::routes::vxlan::{Fdb, Neigh, VxlanDevice};
@@ -17,7 +17,8 @@ pub struct FakeState {
     pub vxlan: Option<VxlanDevice>,
     pub neighs: BTreeSet<Neigh>,
     pub fdb: BTreeSet<Fdb>,
-    pub nft: BTreeMap<(String, String), Value>,
+    /// The last batch applied to each table (family, name).
+    pub nft: BTreeMap<(String, String), Batch>,
     pub sysctls: BTreeMap<String, String>,
     pub links: Vec<AddressedLink>,
     /// Every change made, in order (for "changed nothing" assertions).
@@ -123,28 +124,33 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
-    fn nft_list_table(&mut self, family: &str, name: &str) -> Result<Option<Value>, KernelError> {
+    fn nft_list_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, KernelError> {
         let s = self.state();
         Ok(s.nft
-            .get(&(family.to_string(), name.to_string()))
-            .map(|batch| {
+            .get(&(family.as_str().to_string(), name.to_string()))
+            .map(|batch| Table {
                 // A listing holds the rules the batch added.
-                let rules: Vec<Value> = batch["nftables"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c["add"].get("rule").cloned())
-                    .map(|r| json!({ "rule": r }))
-                    .collect();
-                json!({ "nftables": rules })
+                rules: batch
+                    .commands()
+                    .iter()
+                    .filter_map(|c| c["add"].get("rule"))
+                    .zip(1..)
+                    .map(|(r, handle)| ListedRule {
+                        chain: r["chain"].as_str().unwrap_or_default().to_string(),
+                        handle,
+                        comment: r["comment"].as_str().map(str::to_string),
+                        expr: r["expr"].as_array().cloned().unwrap_or_default(),
+                    })
+                    .collect(),
+                ..Table::default()
             }))
     }
 
-    fn nft_apply(&mut self, batch: &Value) -> Result<(), KernelError> {
+    fn nft_apply(&mut self, batch: &Batch) -> Result<(), KernelError> {
         let mut s = self.state();
-        let table = batch["nftables"]
-            .as_array()
-            .and_then(|a| a.first())
+        let table = batch
+            .commands()
+            .first()
             .map(|c| &c["add"]["table"])
             .ok_or_else(|| KernelError::Parse("batch without a table".into()))?;
         let key = (

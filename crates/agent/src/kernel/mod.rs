@@ -1,22 +1,19 @@
 //! The kernel state the agent manages in its node's network namespace,
 //! behind a trait so every decision above it is tested with [`fake::FakeKernel`].
 //!
-//! The agent process never moves into the node namespace: the default
-//! implementation ([`netlink::NetlinkKernel`]) talks rtnetlink through a
-//! socket created inside it (a thread enters under a guard just for the
-//! socket's creation), and runs `nft` and `sysctl` as children that `setns`
-//! before `exec` ([`exec`]). [`iproute::IprouteKernel`] does everything with
-//! iproute2 the same way; the tests run both. The agent's own sockets, such
-//! as its store connection, stay in the agent's namespace.
+//! The agent process never moves into the node namespace: the
+//! implementation, [`netlink::NetlinkKernel`] on `aksnet-linux`, talks
+//! rtnetlink through a socket created inside it (a thread enters under a
+//! guard just for the socket's creation), and reads sysctls and runs `nft`
+//! from short-lived threads that enter it the same way. The agent's own
+//! sockets, such as its store connection, stay in the agent's namespace.
 
-pub mod exec;
 pub mod fake;
-pub mod iproute;
 pub mod netlink;
 
 use std::net::Ipv4Addr;
 
-use serde_json::Value;
+use aksnet_linux::nft::{Batch, Family, Table};
 
 use crate::routes::vxlan::{Fdb, Neigh, VxlanDevice};
 use crate::routes::Route;
@@ -57,10 +54,10 @@ pub trait Kernel: Send {
         add_fdb: &[Fdb],
         del_fdb: &[Fdb],
     ) -> Result<(), KernelError>;
-    /// `nft -j list table FAMILY NAME`, or `None` when it does not exist.
-    fn nft_list_table(&mut self, family: &str, name: &str) -> Result<Option<Value>, KernelError>;
-    /// Applies a batch atomically (`nft -j -f -`).
-    fn nft_apply(&mut self, batch: &Value) -> Result<(), KernelError>;
+    /// The nftables table `FAMILY NAME`, or `None` when it does not exist.
+    fn nft_list_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, KernelError>;
+    /// Applies a batch atomically.
+    fn nft_apply(&mut self, batch: &Batch) -> Result<(), KernelError>;
     /// Reads a sysctl under /proc/sys (dotted name).
     fn sysctl(&mut self, name: &str) -> Result<String, KernelError>;
     fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), KernelError>;

@@ -2,8 +2,8 @@
 //! created inside the managed namespace (the creating thread enters it
 //! under a guard and comes straight back), so every later request reaches
 //! that namespace while the agent itself, and its store connection, stay in
-//! their own. nftables and sysctl writes run as children that `setns`
-//! before `exec` ([`super::exec`]).
+//! their own. Sysctls and nftables (`aksnet_linux::nft`, which runs `nft`)
+//! are reached from a short-lived thread that enters the namespace.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,13 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aksnet_linux::link::{LinkChange, VxlanSpec};
+use aksnet_linux::nft::{self, Batch, Family, Table};
 use aksnet_linux::route::{self as lroute, TABLE_MAIN};
 use aksnet_linux::{sysctl, MacAddr, Netns, Socket};
 use ipnet::{IpNet, Ipv4Net};
-use serde_json::Value;
 
-use super::exec::NetnsExec;
-use super::iproute::IprouteKernel;
 use super::{AddressedLink, Kernel, KernelError};
 use crate::routes::vxlan::{Fdb, Neigh, VxlanDevice};
 use crate::routes::{Route, RTPROT_AKSNET};
@@ -26,8 +24,6 @@ pub struct NetlinkKernel {
     sock: Socket,
     /// The managed namespace (`None`: the agent's own).
     netns: Option<Arc<Netns>>,
-    /// nft goes through child processes in the namespace.
-    exec: IprouteKernel,
 }
 
 fn kerr(e: aksnet_linux::Error) -> KernelError {
@@ -52,18 +48,13 @@ impl NetlinkKernel {
             Some(ns) => Socket::new_in(ns).map_err(kerr)?,
             None => Socket::new().map_err(kerr)?,
         };
-        // Fail early on an unusable namespace path for the child processes too.
-        NetnsExec::new(netns)?;
-        Ok(Self {
-            sock,
-            netns: ns,
-            exec: IprouteKernel::new(netns)?,
-        })
+        Ok(Self { sock, netns: ns })
     }
 
-    /// Runs a `/proc/sys` access in the managed namespace: on a short-lived
-    /// thread that enters it under a guard (net.* keys follow the opening
-    /// thread's namespace), so the agent's own threads never move.
+    /// Runs `f` in the managed namespace: on a short-lived thread that
+    /// enters it under a guard (`net.*` sysctls follow the opening thread's
+    /// namespace, and `nft` children inherit it), so the agent's own
+    /// threads never move.
     fn in_netns<T: Send>(
         &self,
         f: impl FnOnce() -> aksnet_linux::Result<T> + Send,
@@ -294,12 +285,12 @@ impl Kernel for NetlinkKernel {
         Ok(())
     }
 
-    fn nft_list_table(&mut self, family: &str, name: &str) -> Result<Option<Value>, KernelError> {
-        self.exec.nft_list_table(family, name)
+    fn nft_list_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, KernelError> {
+        self.in_netns(|| nft::list_table(family, name))
     }
 
-    fn nft_apply(&mut self, batch: &Value) -> Result<(), KernelError> {
-        self.exec.nft_apply(batch)
+    fn nft_apply(&mut self, batch: &Batch) -> Result<(), KernelError> {
+        self.in_netns(|| nft::apply(batch))
     }
 
     fn sysctl(&mut self, name: &str) -> Result<String, KernelError> {

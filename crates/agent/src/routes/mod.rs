@@ -97,14 +97,8 @@ mod tests {
 
     pub fn rec(name: &str, ip: &str, block: Option<&str>) -> NodeRecord {
         NodeRecord {
-            name: name.into(),
-            ip: ip.parse().unwrap(),
-            routes: RouteMode::HostGw,
             block: block.map(|b| b.parse().unwrap()),
-            pool: vec![],
-            pool_used: None,
-            vtep_mac: None,
-            conditions: vec![],
+            ..NodeRecord::new(name, ip.parse().unwrap(), RouteMode::HostGw)
         }
     }
 

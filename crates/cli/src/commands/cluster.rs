@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use aksnet_agent::kv::{create_all, Kv};
 use aksnet_agent::view::{read_network, ClusterView};
 use aksnet_core::cluster::{ClusterNetwork, NETWORK_KEY};
 use aksnet_core::planner;
+use aksnet_store::claim::create_if_absent;
+use aksnet_store::Store;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -84,7 +85,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     }
     let kv = args.store.open()?;
     let value = serde_json::to_vec(&plan.network)?;
-    let created = create_all(kv.as_ref(), &[(NETWORK_KEY.to_string(), value)], None)?;
+    let created = create_if_absent(kv.as_ref(), NETWORK_KEY, &value, None)?.is_ok();
     if !created {
         let existing = read_network(kv.as_ref())?;
         if existing != plan.network {
@@ -171,7 +172,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Used by `node` too.
-pub fn open_view(store: &StoreArgs) -> anyhow::Result<(std::sync::Arc<dyn Kv>, ClusterView)> {
+pub fn open_view(store: &StoreArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, ClusterView)> {
     let kv = store.open()?;
     let view = ClusterView::read(kv.as_ref())?;
     Ok((kv, view))

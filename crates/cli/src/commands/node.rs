@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use aksnet_agent::claims;
-use aksnet_agent::kv::{Compare, Op};
 use aksnet_agent::view::ClusterView;
 use aksnet_core::cluster::{self, Condition, IpRange, NodeRecord, RouteMode};
+use aksnet_store::claim;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -123,11 +123,7 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     if let Some(at) = view.nodes.get(&args.name) {
-        let key = cluster::node_key(&args.name);
-        kv.txn(
-            &[Compare::ModRevision(key.clone(), at.mod_revision)],
-            &[Op::Delete(key)],
-        )?;
+        claim::release(kv.as_ref(), &cluster::node_key(&args.name), at.mod_revision)?;
     }
     let view = ClusterView::read(kv.as_ref())?;
     if view.nodes.contains_key(&args.name) {

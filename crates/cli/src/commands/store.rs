@@ -2,20 +2,18 @@
 
 use std::sync::Arc;
 
-use aksnet_agent::kv::Kv;
+use aksnet_store::{Store, DEFAULT_STORE_URL};
 use clap::Args;
-
-pub const DEFAULT_STORE: &str = "sqlite:/var/lib/aksnet/cluster.db";
 
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Cluster store: sqlite:PATH or etcd://HOST:PORT[,HOST:PORT…].
-    #[arg(long = "store", value_name = "URL", env = "AKSNET_STORE", default_value = DEFAULT_STORE)]
+    #[arg(long = "store", value_name = "URL", env = "AKSNET_STORE", default_value = DEFAULT_STORE_URL)]
     pub url: String,
 }
 
 impl StoreArgs {
-    pub fn open(&self) -> anyhow::Result<Arc<dyn Kv>> {
-        Ok(aksnet_agent::store_url::open(&self.url)?)
+    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(aksnet_store::open(&self.url)?)
     }
 }

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// Namespaces and the node bridge, shared with the agent's kernel tests.
+#[path = "../../../agent/tests/common/mod.rs"]
+mod common;
+pub use common::{which, Netns, L2};
+
 pub const PLUGINS: [&str; 3] = ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"];
 
 pub fn aksnet() -> &'static str {
@@ -27,11 +32,6 @@ pub fn cni_bin_dir() -> PathBuf {
     std::env::var_os("AKSNET_CNI_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(aksnet()).parent().unwrap().to_path_buf())
-}
-
-pub fn which(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
 }
 
 /// Root, the tools, and the CNI plugins; under `CI=true` a missing one fails.
@@ -60,44 +60,6 @@ pub fn can_run(what: &str, tools: &[&str], plugins: bool) -> bool {
     }
     eprintln!("skipping: {why}");
     false
-}
-
-pub fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(name: String) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        sh(&format!("ip netns add {name}"));
-        sh(&format!("ip -n {name} link set lo up"));
-        Netns { name }
-    }
-    pub fn path(&self) -> PathBuf {
-        format!("/run/netns/{}", self.name).into()
-    }
-    pub fn exec(&self, cmd: &str) -> String {
-        sh(&format!("ip netns exec {} {cmd}", self.name))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
 }
 
 /// Runs `f` on a thread that has entered the namespace (only that thread
@@ -267,38 +229,27 @@ pub const OUTSIDE_IP: &str = "10.224.0.200";
 
 impl Fabric {
     pub fn new(tag: &str, count: usize) -> Fabric {
-        let tag = format!("ak4-{}-{tag}", std::process::id());
-        let switch = Netns::new(format!("{tag}-sw"));
-        switch.exec("ip link add br0 type bridge");
-        switch.exec("ip link set br0 up");
-        let plug = |ns: &Netns, port: &str, ip: &str| {
-            sh(&format!(
-                "ip -n {} link add {port} type veth peer name eth0 netns {}",
-                switch.name, ns.name
-            ));
-            switch.exec(&format!("ip link set {port} master br0 up"));
-            ns.exec(&format!("ip addr add {ip}/16 dev eth0"));
-            ns.exec("ip link set eth0 up");
-        };
-        let outside = Netns::new(format!("{tag}-out"));
-        plug(&outside, "pout", OUTSIDE_IP);
+        let l2 = L2::new(tag, count);
+        let outside = Netns::new(&format!("{tag}-out"));
+        l2.plug(&outside, "pout", OUTSIDE_IP);
         let tmp = tempfile::Builder::new().prefix("ak4-").tempdir().unwrap();
-        let mut nodes = Vec::new();
-        for i in 0..count {
-            let ns = Netns::new(format!("{tag}-n{i}"));
-            let ip: Ipv4Addr = format!("10.224.0.{}", 4 + i).parse().unwrap();
-            plug(&ns, &format!("p{i}"), &ip.to_string());
-            let dir = tmp.path().join(format!("node{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            nodes.push(Node {
-                name: format!("node-{i}"),
-                ip,
-                ns,
-                dir,
-            });
-        }
+        let L2 { switch, nodes } = l2;
+        let nodes = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let dir = tmp.path().join(format!("node{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                Node {
+                    name: format!("node-{i}"),
+                    ip: format!("10.224.0.{}", 4 + i).parse().unwrap(),
+                    ns,
+                    dir,
+                }
+            })
+            .collect();
         Fabric {
-            tag,
+            tag: format!("ak4-{}-{tag}", std::process::id()),
             tmp,
             outside,
             nodes,
@@ -410,7 +361,7 @@ pub fn cni_chain(node: &Node, command: &str, pod: &Netns, id: &str) -> Result<Va
 
 impl Pod {
     pub fn add(node: &Node, tag: &str) -> Pod {
-        let ns = Netns::new(format!("{}-{tag}", node.ns.name));
+        let ns = Netns::named(format!("{}-{tag}", node.ns.name));
         let id = format!("{tag}-{}", std::process::id());
         let result = cni_chain(node, "ADD", &ns, &id)
             .unwrap_or_else(|e| panic!("ADD on {}: {e}", node.name));

@@ -1,4 +1,5 @@
-//! Test support, enabled by the `testing` feature: throwaway etcd servers.
+//! Test support, enabled by the `testing` feature: throwaway SQLite stores
+//! and etcd servers, and claim races.
 pub mod etcd;
 
 use std::sync::{Arc, Barrier};
@@ -8,6 +9,41 @@ use crate::claim::{ClaimOutcome, Claimer};
 use crate::error::Result;
 use crate::store::Store;
 use crate::types::LeaseId;
+
+/// A SQLite store in a fresh temporary directory
+/// (`sqlite:<tmp>/cluster.db`), removed when this is dropped.
+#[derive(Debug)]
+pub struct TempSqlite {
+    pub store: Arc<dyn Store>,
+    /// The store's URL, for other processes (`aksnet … --store URL`).
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+impl TempSqlite {
+    pub fn new() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("aksnet-store-")
+            .tempdir()
+            .map_err(|e| crate::StoreError::InvalidArgument(format!("temporary directory: {e}")))?;
+        let url = format!("sqlite:{}", dir.path().join("cluster.db").display());
+        let store = crate::open(&url)?;
+        Ok(TempSqlite { store, url, dir })
+    }
+
+    /// The temporary directory (for other files of the test).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl std::ops::Deref for TempSqlite {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.store
+    }
+}
 
 /// One claimer's result in [`race_claims`].
 #[derive(Debug, Clone)]

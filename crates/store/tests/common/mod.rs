@@ -33,7 +33,7 @@ macro_rules! store_suite {
             compare_missing_keys, txn_branches_and_responses, txn_rejects_bad_shapes,
             create_if_absent_race, lease_expiry_deletes_keys, lease_keep_alive_and_revoke,
             lease_attach_rules, watch_from_revision, watch_from_now_and_prefix_isolation,
-            watch_sees_lease_expiry, compaction, claim_helper_semantics, claim_race_100, bounded_route_table);
+            watch_sees_lease_expiry, watch_wait_past, compaction, claim_helper_semantics, claim_race_100, bounded_route_table);
     };
     (@tests $setup:path; $($name:ident),* $(,)?) => {
         $(
@@ -53,6 +53,7 @@ pub use claims::{
 pub use leases::{lease_attach_rules, lease_expiry_deletes_keys, lease_keep_alive_and_revoke};
 pub use watches::{
     compaction, watch_from_now_and_prefix_isolation, watch_from_revision, watch_sees_lease_expiry,
+    watch_wait_past,
 };
 
 /// Runs one check and prints how long it took.

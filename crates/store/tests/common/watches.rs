@@ -155,3 +155,28 @@ pub fn compaction(s: &Arc<dyn Store>) {
         Err(StoreError::FutureRevision { requested, current }) if requested == now + 10 && current == now
     ));
 }
+
+/// `Watcher::wait_past`: events at or before the revision are skipped, a
+/// later one ends the wait, and nothing is a time-out.
+pub fn watch_wait_past(s: &Arc<dyn Store>) {
+    let st = &**s;
+    let first = put(st, "/wp/a", "1");
+    let second = put(st, "/wp/b", "2");
+    let mut w = st.watch("/wp/", first).unwrap();
+    // Both events are buffered: the first is skipped, the second counts.
+    assert!(w.wait_past(first, WAIT).unwrap());
+    assert!(!w.wait_past(second, Duration::from_millis(200)).unwrap());
+    let started = Instant::now();
+    let writer = {
+        let s = Arc::clone(s);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            put(&*s, "/wp/c", "3")
+        })
+    };
+    assert!(w.wait_past(second, WAIT).unwrap());
+    assert!(started.elapsed() < WAIT);
+    let third = writer.join().unwrap();
+    put(st, "/other/x", "not watched");
+    assert!(!w.wait_past(third, Duration::from_millis(200)).unwrap());
+}
