@@ -75,8 +75,12 @@ pub fn render(p: &ConflistParams) -> Value {
             "bridge": BRIDGE,
             "isGateway": true,
             "mtu": p.mtu,
-            "promiscMode": true,
-            "hairpinMode": false,
+            // kubelet's `hairpin-veth` mode: a pod reaching itself through a
+            // host port or a Service comes back out of its own bridge port.
+            // Measured: with br_netfilter loaded, a promiscuous bridge alone
+            // does not deliver it.
+            "promiscMode": false,
+            "hairpinMode": true,
             "ipMasq": false,
             "ipam": ipam,
         }),
