@@ -25,6 +25,7 @@ pub mod netns;
 pub mod nft;
 pub mod route;
 pub mod sysctl;
+pub mod vtep;
 
 pub use error::{Error, Result};
 pub use mac::MacAddr;

@@ -1,0 +1,143 @@
+//! Kubenet with `--routes fabric`: the node's entry in the cluster route
+//! table (the Azure UDR), one key per slot `0..route_table_limit`. Taking the
+//! first free slot with a create-if-absent transaction enforces the limit
+//! atomically: two nodes can never both take the 400th route.
+
+use aksnet_core::cluster::{self, RouteEntry};
+
+use crate::error::AgentError;
+use crate::kv::{create_all, Compare, Kv, Op};
+use crate::view::ClusterView;
+
+const RACE_ROUNDS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotOutcome {
+    Held(u32),
+    /// Every slot is in use by another node.
+    TableFull {
+        in_use: u32,
+        limit: u32,
+    },
+}
+
+fn encode(e: &RouteEntry) -> Vec<u8> {
+    serde_json::to_vec(e).unwrap_or_default()
+}
+
+/// Keeps exactly one slot holding `entry` for its node.
+pub fn ensure_slot(kv: &dyn Kv, entry: &RouteEntry, limit: u32) -> Result<SlotOutcome, AgentError> {
+    for _ in 0..RACE_ROUNDS {
+        let view = ClusterView::read(kv)?;
+        let mine: Vec<u32> = view.route_slots_of(&entry.node).collect();
+        if let Some((&keep, extra)) = mine.split_first() {
+            let at = &view.routes[&keep];
+            let key = cluster::route_key(keep);
+            let mut ops = Vec::new();
+            let mut cmps = Vec::new();
+            if at.value.as_ref() != Some(entry) || keep >= limit {
+                // Out of range after the limit shrank, or stale content.
+                if keep >= limit {
+                    ops.push(Op::Delete(key.clone()));
+                } else {
+                    ops.push(Op::Put {
+                        key: key.clone(),
+                        value: encode(entry),
+                        lease: None,
+                    });
+                }
+                cmps.push(Compare::ModRevision(key, at.mod_revision));
+            }
+            for s in extra {
+                let k = cluster::route_key(*s);
+                cmps.push(Compare::ModRevision(k.clone(), view.routes[s].mod_revision));
+                ops.push(Op::Delete(k));
+            }
+            if ops.is_empty() {
+                return Ok(SlotOutcome::Held(keep));
+            }
+            kv.txn(&cmps, &ops)?;
+            continue;
+        }
+        let mut tried_any = false;
+        for slot in (0..limit).filter(|s| !view.routes.contains_key(s)) {
+            tried_any = true;
+            if create_all(kv, &[(cluster::route_key(slot), encode(entry))], None)? {
+                tracing::info!(node = %entry.node, slot, "route published");
+                return Ok(SlotOutcome::Held(slot));
+            }
+        }
+        if !tried_any {
+            let in_use = view.routes.keys().filter(|s| **s < limit).count() as u32;
+            return Ok(SlotOutcome::TableFull { in_use, limit });
+        }
+    }
+    let view = ClusterView::read(kv)?;
+    let in_use = view.routes.keys().filter(|s| **s < limit).count() as u32;
+    Ok(SlotOutcome::TableFull { in_use, limit })
+}
+
+/// Drops the node's slots (it no longer publishes a route).
+pub fn release_slots(kv: &dyn Kv, node: &str) -> Result<(), AgentError> {
+    let view = ClusterView::read(kv)?;
+    for s in view.route_slots_of(node).collect::<Vec<_>>() {
+        let k = cluster::route_key(s);
+        kv.txn(
+            &[Compare::ModRevision(
+                k.clone(),
+                view.routes[&s].mod_revision,
+            )],
+            &[Op::Delete(k)],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemKv;
+
+    fn entry(node: &str, i: u8) -> RouteEntry {
+        RouteEntry {
+            node: node.into(),
+            destination: format!("10.244.{i}.0/24").parse().unwrap(),
+            next_hop: format!("10.224.0.{}", i + 4).parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn limit_is_enforced_and_a_freed_slot_is_reused() {
+        let kv = MemKv::new();
+        assert_eq!(
+            ensure_slot(&kv, &entry("a", 0), 2).unwrap(),
+            SlotOutcome::Held(0)
+        );
+        assert_eq!(
+            ensure_slot(&kv, &entry("b", 1), 2).unwrap(),
+            SlotOutcome::Held(1)
+        );
+        assert_eq!(
+            ensure_slot(&kv, &entry("a", 0), 2).unwrap(),
+            SlotOutcome::Held(0)
+        );
+        assert_eq!(
+            ensure_slot(&kv, &entry("c", 2), 2).unwrap(),
+            SlotOutcome::TableFull {
+                in_use: 2,
+                limit: 2
+            }
+        );
+        release_slots(&kv, "a").unwrap();
+        assert_eq!(
+            ensure_slot(&kv, &entry("c", 2), 2).unwrap(),
+            SlotOutcome::Held(0)
+        );
+        // A changed entry is rewritten in place.
+        let mut moved = entry("b", 1);
+        moved.next_hop = "10.224.0.99".parse().unwrap();
+        assert_eq!(ensure_slot(&kv, &moved, 2).unwrap(), SlotOutcome::Held(1));
+        let v = ClusterView::read(&kv).unwrap();
+        assert_eq!(v.routes[&1].value.as_ref(), Some(&moved));
+    }
+}

@@ -1,0 +1,178 @@
+//! An in-memory [`Kernel`] that records every change, for tests of the
+//! reconcile logic (convergence, no-op restarts) without root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+use super::{AddressedLink, Kernel, KernelError};
+use crate::routes::vxlan::{Fdb, Neigh, VxlanDevice};
+use crate::routes::Route;
+
+#[derive(Debug, Default, Clone)]
+pub struct FakeState {
+    pub routes: BTreeMap<ipnet::Ipv4Net, Route>,
+    pub vxlan: Option<VxlanDevice>,
+    pub neighs: BTreeSet<Neigh>,
+    pub fdb: BTreeSet<Fdb>,
+    pub nft: BTreeMap<(String, String), Value>,
+    pub sysctls: BTreeMap<String, String>,
+    pub links: Vec<AddressedLink>,
+    /// Every change made, in order (for "changed nothing" assertions).
+    pub writes: Vec<String>,
+}
+
+/// Cloneable handle: the test keeps one, the agent owns another.
+#[derive(Debug, Default, Clone)]
+pub struct FakeKernel(pub Arc<Mutex<FakeState>>);
+
+impl FakeKernel {
+    pub fn with_link(name: &str, address: Ipv4Addr, mtu: u32) -> Self {
+        let k = Self::default();
+        k.state().links.push(AddressedLink {
+            name: name.into(),
+            mtu,
+            address,
+        });
+        k
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn routes(&mut self) -> Result<Vec<Route>, KernelError> {
+        Ok(self.state().routes.values().cloned().collect())
+    }
+
+    fn program_routes(&mut self, replace: &[Route], delete: &[Route]) -> Result<(), KernelError> {
+        let mut s = self.state();
+        for r in delete {
+            s.routes.remove(&r.dst);
+            s.writes.push(format!("route del {}", r.dst));
+        }
+        for r in replace {
+            let mut r = r.clone();
+            if r.dev.is_none() {
+                r.dev = Some("eth0".into());
+            }
+            s.writes.push(format!("route replace {}", r.dst));
+            s.routes.insert(r.dst, r);
+        }
+        Ok(())
+    }
+
+    fn ensure_vxlan(&mut self, dev: &VxlanDevice) -> Result<bool, KernelError> {
+        let mut s = self.state();
+        if s.vxlan.as_ref() == Some(dev) {
+            return Ok(false);
+        }
+        s.vxlan = Some(dev.clone());
+        s.writes.push(format!("vxlan {}", dev.name));
+        Ok(true)
+    }
+
+    fn remove_link(&mut self, name: &str) -> Result<(), KernelError> {
+        let mut s = self.state();
+        if s.vxlan.as_ref().is_some_and(|v| v.name == name) {
+            s.vxlan = None;
+            s.neighs.clear();
+            s.fdb.clear();
+            s.writes.push(format!("link del {name}"));
+        }
+        Ok(())
+    }
+
+    fn l2_entries(&mut self, _dev: &str) -> Result<(Vec<Neigh>, Vec<Fdb>), KernelError> {
+        let s = self.state();
+        Ok((
+            s.neighs.iter().cloned().collect(),
+            s.fdb.iter().cloned().collect(),
+        ))
+    }
+
+    fn program_l2(
+        &mut self,
+        _dev: &str,
+        add_neighs: &[Neigh],
+        del_neighs: &[Neigh],
+        add_fdb: &[Fdb],
+        del_fdb: &[Fdb],
+    ) -> Result<(), KernelError> {
+        let mut s = self.state();
+        for n in del_neighs {
+            s.neighs.remove(n);
+            s.writes.push(format!("neigh del {}", n.ip));
+        }
+        for f in del_fdb {
+            s.fdb.remove(f);
+            s.writes.push(format!("fdb del {}", f.mac));
+        }
+        for f in add_fdb {
+            s.fdb.insert(f.clone());
+            s.writes.push(format!("fdb add {}", f.mac));
+        }
+        for n in add_neighs {
+            s.neighs.insert(n.clone());
+            s.writes.push(format!("neigh add {}", n.ip));
+        }
+        Ok(())
+    }
+
+    fn nft_list_table(&mut self, family: &str, name: &str) -> Result<Option<Value>, KernelError> {
+        let s = self.state();
+        Ok(s.nft
+            .get(&(family.to_string(), name.to_string()))
+            .map(|batch| {
+                // A listing holds the rules the batch added.
+                let rules: Vec<Value> = batch["nftables"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["add"].get("rule").cloned())
+                    .map(|r| json!({ "rule": r }))
+                    .collect();
+                json!({ "nftables": rules })
+            }))
+    }
+
+    fn nft_apply(&mut self, batch: &Value) -> Result<(), KernelError> {
+        let mut s = self.state();
+        let table = batch["nftables"]
+            .as_array()
+            .and_then(|a| a.first())
+            .map(|c| &c["add"]["table"])
+            .ok_or_else(|| KernelError::Parse("batch without a table".into()))?;
+        let key = (
+            table["family"].as_str().unwrap_or_default().to_string(),
+            table["name"].as_str().unwrap_or_default().to_string(),
+        );
+        s.writes.push(format!("nft {} {}", key.0, key.1));
+        s.nft.insert(key, batch.clone());
+        Ok(())
+    }
+
+    fn sysctl(&mut self, name: &str) -> Result<String, KernelError> {
+        Ok(self
+            .state()
+            .sysctls
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| "0".into()))
+    }
+
+    fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), KernelError> {
+        let mut s = self.state();
+        s.writes.push(format!("sysctl {name}={value}"));
+        s.sysctls.insert(name.into(), value.into());
+        Ok(())
+    }
+
+    fn link_with_address(&mut self, ip: Ipv4Addr) -> Result<Option<AddressedLink>, KernelError> {
+        Ok(self.state().links.iter().find(|l| l.address == ip).cloned())
+    }
+}

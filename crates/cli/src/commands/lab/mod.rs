@@ -1,0 +1,571 @@
+//! `aksnet lab`: an Azure VNet with nodes and pods in network namespaces.
+//!
+//! Exit statuses: 0 done (for `check`/`demo`: every result matches DESIGN
+//! §1), 1 a design the planner rejects or a result that does not match, 2
+//! anything that cannot be done (bad input, not root, a missing program).
+
+mod demo;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aksnet_core::planner;
+use aksnet_core::spec::Sourced;
+use aksnet_lab::lab::{self, Env, Progress, UpOptions};
+use aksnet_lab::nsg::{Access, Direction, NsgRule, Protocol};
+use aksnet_lab::state::LabDir;
+use aksnet_lab::{bench, diagram, probe, store, teardown};
+use anyhow::{anyhow, Context};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::design::DesignArgs;
+use super::{Output, EXIT_INVALID, EXIT_UNUSABLE};
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NameArg {
+    /// The lab's name (its namespaces are aksnet-lab-NAME-*).
+    #[arg(long, short = 'n', default_value = "default", env = "AKSNET_LAB")]
+    pub name: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutputArg {
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BinArg {
+    /// Where aksnet-cni, aksnet-ipam and aksnet-portmap are. Default: beside this binary.
+    #[arg(long, value_name = "DIR", env = "AKSNET_CNI_BIN_DIR")]
+    pub cni_bin_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub name: NameArg,
+    /// Nodes to start (the design's --node-count defaults to this).
+    #[arg(long, default_value_t = 2)]
+    pub nodes: u32,
+    #[arg(long, default_value_t = 2)]
+    pub pods_per_node: u32,
+    /// The VM's subnet, inside the VNet. Default 10.225.0.0/24, or the first free /24.
+    #[arg(long, value_name = "CIDR")]
+    pub vm_subnet_cidr: Option<String>,
+    #[command(flatten)]
+    pub bin: BinArg,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub design: DesignArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// Build a lab: fabric, nodes with their agents, pods, a VNet VM and an internet host.
+    Up(UpArgs),
+    /// Nodes, pods, addresses, route table and processes of a lab.
+    Status {
+        #[command(flatten)]
+        name: NameArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Run a command inside a pod, node, `vm`, `internet` or `fabric`.
+    Exec {
+        #[command(flatten)]
+        name: NameArg,
+        /// pod-1-1, node-2, vm, internet or fabric.
+        target: String,
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Remove every namespace, process and file of a lab (also a half-built or crashed one).
+    Down {
+        #[command(flatten)]
+        name: NameArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Add pods to a node (CNI ADD with the conflist its agent wrote).
+    AddPod {
+        #[command(flatten)]
+        name: NameArg,
+        /// The node (default: the one with the fewest pods).
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Remove a pod (CNI DEL, then its namespace).
+    RmPod {
+        #[command(flatten)]
+        name: NameArg,
+        pod: String,
+    },
+    /// Add nodes (each with its own agent), optionally with pods.
+    AddNode {
+        #[command(flatten)]
+        name: NameArg,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Pods to start on each new node.
+        #[arg(long, default_value_t = 0)]
+        pods: u32,
+    },
+    /// Remove a node: its pods, its agent, its cluster records, its NIC.
+    RmNode {
+        #[command(flatten)]
+        name: NameArg,
+        node: String,
+    },
+    /// Probe every kind of connection and compare with what the model does (DESIGN §1).
+    Check {
+        #[command(flatten)]
+        name: NameArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Build a small lab of each model in turn, check each, compare them, tear them down.
+    Demo(demo::DemoArgs),
+    /// Draw the lab as it stands (SVG).
+    Diagram {
+        #[command(flatten)]
+        name: NameArg,
+        /// Write the SVG here (default: standard output).
+        #[arg(long, short = 'o', value_name = "FILE.svg")]
+        output: Option<PathBuf>,
+    },
+    /// Network security group rules on the node subnet.
+    Nsg {
+        #[command(subcommand)]
+        command: NsgCommand,
+    },
+    /// iperf3: pod → pod same node, cross node, and a bare veth pair.
+    Bench {
+        #[command(flatten)]
+        name: NameArg,
+        /// Seconds per iperf3 run.
+        #[arg(long, default_value_t = 3)]
+        seconds: u32,
+        /// Runs per case (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeats: u32,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Labs on this machine.
+    List,
+    /// (internal) A probe server: answers each connection with the source address it saw.
+    #[command(hide = true)]
+    ProbeServe {
+        #[arg(long)]
+        lab_dir: PathBuf,
+        #[arg(long)]
+        label: String,
+        #[arg(long)]
+        port: u16,
+    },
+    /// (internal) The fabric controller: programs the fabric's routes from the store.
+    #[command(hide = true)]
+    Controller {
+        #[arg(long)]
+        lab_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NsgCommand {
+    /// Add a rule (Azure priority order: the lowest number wins).
+    Add {
+        #[command(flatten)]
+        name: NameArg,
+        #[arg(long)]
+        priority: u16,
+        #[arg(long, value_name = "inbound|outbound")]
+        direction: String,
+        #[arg(long, value_name = "allow|deny")]
+        access: String,
+        #[arg(long, value_name = "CIDR")]
+        source: Option<String>,
+        #[arg(long, value_name = "CIDR")]
+        destination: Option<String>,
+        /// Destination port.
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long, value_name = "tcp|udp")]
+        protocol: Option<String>,
+    },
+    /// The rules in evaluation order, Azure's defaults included.
+    List {
+        #[command(flatten)]
+        name: NameArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Remove the rule of a direction and priority.
+    Remove {
+        #[command(flatten)]
+        name: NameArg,
+        #[arg(long)]
+        priority: u16,
+        #[arg(long, value_name = "inbound|outbound")]
+        direction: String,
+    },
+}
+
+pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        LabCommand::Up(a) => up(&a),
+        LabCommand::Status { name, output } => {
+            let st = lab::status(&dir(&name)?)?;
+            match output.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&st)?),
+                Output::Table => print!("{}", render::status(&st)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Exec {
+            name,
+            target,
+            command,
+        } => exec(&dir(&name)?, &target, &command),
+        LabCommand::Down { name, output } => {
+            let r = teardown::down(&dir(&name)?)?;
+            match output.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => print!("{}", render::down(&r)),
+            }
+            Ok(if r.left.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNUSABLE)
+            })
+        }
+        LabCommand::AddPod { name, node, count } => {
+            let d = dir(&name)?;
+            let node = match node {
+                Some(n) => n,
+                None => least_loaded(&d)?,
+            };
+            let bar = bar(false);
+            let added = lab::add_pods(&d, &node, count, &bar);
+            bar.done();
+            println!("added {}", added?.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::RmPod { name, pod } => {
+            lab::remove_pod(&dir(&name)?, &pod)?;
+            println!("removed {pod}");
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::AddNode { name, count, pods } => {
+            let bar = bar(false);
+            let added = lab::add_nodes(&dir(&name)?, count, pods, &bar);
+            bar.done();
+            println!("added {}", added?.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::RmNode { name, node } => {
+            lab::remove_node(&dir(&name)?, &node)?;
+            println!("removed {node}");
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Check { name, output } => {
+            let r = lab::check(&dir(&name)?)?;
+            match output.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => print!("{}", render::check(&r)),
+            }
+            Ok(if r.all_match() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_INVALID)
+            })
+        }
+        LabCommand::Demo(a) => demo::run(&a),
+        LabCommand::Diagram { name, output } => {
+            let d = dir(&name)?;
+            let state = d.load()?;
+            let snap = store::snapshot(&d).unwrap_or_default();
+            let svg = diagram::render(&diagram::Model::new(&state, &snap));
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, svg).with_context(|| p.display().to_string())?;
+                    eprintln!("wrote {}", p.display());
+                }
+                None => print!("{svg}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Nsg { command } => nsg(command),
+        LabCommand::Bench {
+            name,
+            seconds,
+            repeats,
+            output,
+        } => {
+            let r = bench::run(&dir(&name)?, seconds, repeats)?;
+            match output.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => print!("{}", render::bench(&r)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::List => {
+            for n in lab::list() {
+                println!("{n}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::ProbeServe { label, port, .. } => {
+            probe::serve(std::net::Ipv4Addr::UNSPECIFIED, port, &label)
+                .with_context(|| format!("probe server {label} on port {port}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Controller { lab_dir } => {
+            let name = lab_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| anyhow!("{}: not a lab directory", lab_dir.display()))?;
+            let d = LabDir {
+                name: name.to_string(),
+                path: lab_dir.clone(),
+            };
+            lab::run_controller(&d)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn dir(name: &NameArg) -> anyhow::Result<LabDir> {
+    Ok(LabDir::new(&name.name)?)
+}
+
+/// The binary's directory holds the plugins when built with the workspace.
+pub fn env(bin: &BinArg) -> anyhow::Result<Env> {
+    let exe = std::env::current_exe().context("cannot find the aksnet binary")?;
+    let cni_bin_dir = match &bin.cni_bin_dir {
+        Some(d) => d.clone(),
+        None => exe
+            .parent()
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("{} has no directory", exe.display()))?,
+    };
+    Ok(Env { exe, cni_bin_dir })
+}
+
+/// Resolves and plans the design; `None` (after printing why) when invalid.
+pub fn design(
+    d: &DesignArgs,
+    nodes: u32,
+) -> anyhow::Result<Result<aksnet_core::spec::ClusterNetwork, ExitCode>> {
+    let mut input = match d.to_input() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("aksnet lab up: {e}");
+            return Ok(Err(ExitCode::from(EXIT_UNUSABLE)));
+        }
+    };
+    if input.node_count.is_none() {
+        input.node_count = Some(Sourced::new(nodes, "--nodes"));
+    }
+    let plan = match planner::plan_input(&input) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("aksnet lab up: {e}");
+            return Ok(Err(ExitCode::from(EXIT_UNUSABLE)));
+        }
+    };
+    if !plan.valid {
+        eprintln!("aksnet lab up: the planner rejects this design, so no lab is built:");
+        for f in &plan.errors {
+            eprintln!("  {}: {}", f.code, f.message);
+        }
+        return Ok(Err(ExitCode::from(EXIT_INVALID)));
+    }
+    Ok(Ok(plan.network))
+}
+
+fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
+    let network = match design(&a.design, a.nodes)? {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
+    let vm_subnet = match &a.vm_subnet_cidr {
+        Some(s) => {
+            Some(aksnet_core::cidr::parse_cidr(s).map_err(|e| anyhow!("--vm-subnet-cidr: {e}"))?)
+        }
+        None => None,
+    };
+    let opts = UpOptions {
+        name: a.name.name.clone(),
+        network,
+        nodes: a.nodes,
+        pods_per_node: a.pods_per_node,
+        vm_subnet,
+    };
+    let env = env(&a.bin)?;
+    let bar = bar(a.output.output == Output::Json);
+    let started = std::time::Instant::now();
+    let result = lab::up(&env, &opts, &bar);
+    bar.done();
+    let state = match result {
+        Ok(s) => s,
+        Err(e) => {
+            if !matches!(e, aksnet_lab::LabError::Exists(_)) {
+                // Leave nothing of a lab that did not come up.
+                if let Ok(d) = LabDir::new(&opts.name) {
+                    let _ = teardown::down(&d);
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    match a.output.output {
+        Output::Json => {
+            let st = lab::status(&LabDir::new(&state.name)?)?;
+            let mut v = serde_json::to_value(&st)?;
+            v["up_seconds"] = serde_json::json!((secs * 100.0).round() / 100.0);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Output::Table => {
+            println!(
+                "lab {} is up in {secs:.1} s: {} network, {} nodes, {} pods; `aksnet lab check --name {}` probes it, `aksnet lab down --name {}` removes it",
+                state.name,
+                state.network.network_plugin,
+                state.nodes.len(),
+                state.pods.len(),
+                state.name,
+                state.name
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn least_loaded(d: &LabDir) -> anyhow::Result<String> {
+    let st = d.load()?;
+    st.nodes
+        .iter()
+        .min_by_key(|n| st.pods_on(&n.name).count())
+        .map(|n| n.name.clone())
+        .ok_or_else(|| {
+            anyhow!(
+                "lab {} has no node; `aksnet lab add-node` adds one",
+                st.name
+            )
+        })
+}
+
+fn exec(d: &LabDir, target: &str, command: &[String]) -> anyhow::Result<ExitCode> {
+    let ns = lab::target_netns(d, target)?;
+    let Some((prog, args)) = command.split_first() else {
+        return Err(anyhow!("no command given; write it after `--`"));
+    };
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(args);
+    aksnet_lab::netns::command_in(&mut cmd, &ns)?;
+    let status = cmd.status().with_context(|| format!("cannot run {prog}"))?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
+}
+
+fn nsg(c: NsgCommand) -> anyhow::Result<ExitCode> {
+    let cidr = |s: &Option<String>, flag: &str| -> anyhow::Result<Option<ipnet::Ipv4Net>> {
+        s.as_deref()
+            .map(|v| aksnet_core::cidr::parse_cidr(v).map_err(|e| anyhow!("{flag}: {e}")))
+            .transpose()
+    };
+    match c {
+        NsgCommand::Add {
+            name,
+            priority,
+            direction,
+            access,
+            source,
+            destination,
+            port,
+            protocol,
+        } => {
+            let rule = NsgRule {
+                priority,
+                direction: direction.parse::<Direction>()?,
+                access: access.parse::<Access>()?,
+                source: cidr(&source, "--source")?,
+                destination: cidr(&destination, "--destination")?,
+                port,
+                protocol: protocol
+                    .as_deref()
+                    .map(str::parse::<Protocol>)
+                    .transpose()?,
+            };
+            let n = rule.name();
+            lab::nsg_add(&dir(&name)?, rule)?;
+            println!("added {n}");
+        }
+        NsgCommand::List { name, output } => {
+            let rules = lab::nsg_list(&dir(&name)?)?;
+            match output.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "rules": rules }))?
+                ),
+                Output::Table => print!("{}", render::nsg(&rules)),
+            }
+        }
+        NsgCommand::Remove {
+            name,
+            priority,
+            direction,
+        } => {
+            let r = lab::nsg_remove(&dir(&name)?, direction.parse::<Direction>()?, priority)?;
+            println!("removed {}", r.name());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on standard error (drawn only on a terminal).
+pub struct Bar(ProgressBar);
+
+pub fn bar(hidden: bool) -> Bar {
+    let pb = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+    {
+        pb.set_style(style);
+    }
+    Bar(pb)
+}
+
+impl Bar {
+    pub fn done(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl Progress for Bar {
+    fn length(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn step(&self, msg: &str) {
+        self.0.inc(1);
+        self.0.set_message(msg.to_string());
+    }
+}

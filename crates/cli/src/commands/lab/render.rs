@@ -1,0 +1,274 @@
+//! Tables for `aksnet lab`. JSON output is the serde form of the same data.
+
+use std::fmt::Write as _;
+
+use aksnet_lab::bench::BenchReport;
+use aksnet_lab::check::{CheckReport, CheckResult};
+use aksnet_lab::expect::{Kind, Seen};
+use aksnet_lab::lab::Status;
+use aksnet_lab::nsg::ListedRule;
+use aksnet_lab::teardown::DownReport;
+
+use crate::render::table;
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+pub fn seen(s: Option<Seen>) -> &'static str {
+    match s {
+        Some(Seen::Pod) => "pod IP",
+        Some(Seen::Node) => "node IP",
+        Some(Seen::Vm) => "VM IP",
+        Some(Seen::Public) => "public IP",
+        None => "-",
+    }
+}
+
+pub fn status(s: &Status) -> String {
+    let mut out = String::new();
+    let _ =
+        writeln!(
+        out,
+        "lab {} — {} ({:?}); VNet {}; node subnet {}; VM {} in {}; internet {} (outbound via {})",
+        s.name,
+        s.network_plugin,
+        s.phase,
+        s.vnet.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
+        s.node_subnet,
+        s.vm_ip,
+        s.vm_subnet,
+        s.internet_ip,
+        s.public_ip
+    );
+    let _ =
+        writeln!(
+        out,
+        "route table: {} of {} entries; VNet IPs used: {}; NSG rules: {}; fabric controller: {}",
+        s.route_table_entries,
+        s.route_table_limit,
+        s.vnet_ips_used,
+        s.nsg_rules,
+        if s.controller_running { "running" } else { "NOT running" }
+    );
+    let mut t = table();
+    t.set_header(vec![
+        "node",
+        "IP",
+        "pod range",
+        "conditions",
+        "agent",
+        "pods",
+    ]);
+    for n in &s.nodes {
+        t.add_row(vec![
+            n.name.clone(),
+            n.ip.to_string(),
+            n.pod_range.clone().unwrap_or_else(|| "-".into()),
+            if n.conditions.is_empty() {
+                "-".into()
+            } else {
+                n.conditions.join("; ")
+            },
+            if n.agent_running {
+                "running".into()
+            } else {
+                "NOT running".into()
+            },
+            n.pods.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "\n{t}");
+    let mut t = table();
+    t.set_header(vec!["pod", "node", "IP", "probe"]);
+    for p in &s.pods {
+        t.add_row(vec![
+            p.name.clone(),
+            p.node.clone(),
+            p.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            if p.probe_running {
+                "running".into()
+            } else {
+                "NOT running".into()
+            },
+        ]);
+    }
+    let _ = writeln!(out, "\n{t}");
+    out
+}
+
+pub fn check(r: &CheckReport) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "kind",
+        "from → to",
+        "reachable",
+        "source seen",
+        "expected",
+        "match",
+    ]);
+    for x in &r.results {
+        t.add_row(vec![
+            x.kind.as_str().to_string(),
+            format!("{} → {}", x.from, x.to),
+            yes(x.reachable).to_string(),
+            match &x.source_ip_seen {
+                Some(ip) => format!("{ip} ({})", seen(x.source_seen)),
+                None => "-".into(),
+            },
+            if x.expected_reachable {
+                format!("reachable, {}", seen(x.expected_source))
+            } else {
+                "not reachable".into()
+            },
+            if x.matches {
+                "ok".to_string()
+            } else {
+                format!(
+                    "DIFFERS{}",
+                    x.note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                )
+            },
+        ]);
+    }
+    let mut out = format!("{t}\n");
+    let notes: Vec<&CheckResult> = r
+        .results
+        .iter()
+        .filter(|x| x.matches && x.note.is_some())
+        .collect();
+    for n in notes.iter().take(3) {
+        let _ = writeln!(
+            out,
+            "note: {} {} → {}: {}",
+            n.kind.as_str(),
+            n.from,
+            n.to,
+            n.note.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} of {} results match DESIGN §1; route table entries {}; VNet IPs used {}{}",
+        r.network_plugin,
+        r.results.len() - r.mismatches(),
+        r.results.len(),
+        r.route_table_entries,
+        r.vnet_ips_used,
+        if r.nodes_network_unavailable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; NetworkUnavailable: {}",
+                r.nodes_network_unavailable.join(", ")
+            )
+        }
+    );
+    out
+}
+
+/// One cell per kind: what every result of that kind showed.
+pub fn kind_cell(r: &CheckReport, k: Kind) -> String {
+    let of: Vec<&CheckResult> = r.results.iter().filter(|x| x.kind == k).collect();
+    if of.is_empty() {
+        return "-".into();
+    }
+    let first = of[0];
+    let same = of
+        .iter()
+        .all(|x| x.reachable == first.reachable && x.source_seen == first.source_seen);
+    let ok = if of.iter().all(|x| x.matches) {
+        "✓"
+    } else {
+        "✗ DIFFERS"
+    };
+    if !same {
+        return format!("mixed {ok}");
+    }
+    if first.reachable {
+        format!("yes, sees {} {ok}", seen(first.source_seen))
+    } else {
+        format!("no {ok}")
+    }
+}
+
+pub fn down(r: &DownReport) -> String {
+    let mut out = format!(
+        "lab {}: stopped {} processes, removed {} namespaces{}\n",
+        r.name,
+        r.processes_stopped.len(),
+        r.namespaces_removed.len(),
+        if r.directory_removed {
+            " and its directory"
+        } else {
+            ""
+        }
+    );
+    for l in &r.left {
+        let _ = writeln!(out, "LEFT: {l}");
+    }
+    out
+}
+
+pub fn nsg(rules: &[ListedRule]) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "direction",
+        "priority",
+        "name",
+        "access",
+        "source",
+        "destination",
+        "port",
+        "protocol",
+    ]);
+    for r in rules {
+        t.add_row(vec![
+            r.direction.as_str().to_string(),
+            r.priority.to_string(),
+            r.name.clone(),
+            r.access.as_str().to_string(),
+            r.source.clone(),
+            r.destination.clone(),
+            r.port.clone(),
+            r.protocol.clone(),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+pub fn bench(r: &BenchReport) -> String {
+    let mut t = table();
+    t.set_header(vec!["case", "from → to", "Gbit/s (median)", "runs"]);
+    for row in &r.rows {
+        t.add_row(vec![
+            row.case.clone(),
+            format!("{} → {}", row.from, row.to),
+            format!("{:.2}", row.gbits_per_sec),
+            row.runs
+                .iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
+    let mut out = format!(
+        "{} lab, iperf3 one TCP stream, {} s × {} runs, MTU {}, load average before: {}\n{t}\n",
+        r.network_plugin, r.seconds_per_run, r.repeats, r.mtu, r.load_average
+    );
+    if let Some(ratio) = r.same_node_ratio {
+        let _ = writeln!(
+            out,
+            "same-node pod → pod = {:.0}% of the bare veth pair (target ≥ 90%)",
+            ratio * 100.0
+        );
+    }
+    out
+}

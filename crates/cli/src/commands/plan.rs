@@ -1,0 +1,59 @@
+//! `aksnet plan [--compare] [--output table|json] [design flags]`.
+
+use std::process::ExitCode;
+
+use aksnet_core::planner;
+use clap::Args;
+use serde_json::json;
+
+use super::design::DesignArgs;
+use super::{Output, EXIT_INVALID, EXIT_UNUSABLE};
+use crate::render;
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub design: DesignArgs,
+    /// Show kubenet, Azure CNI and Overlay side by side for the same inputs.
+    #[arg(long)]
+    pub compare: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Exit 0 when valid (with --compare: every model valid), 1 when invalid, 2
+/// when the input cannot be used.
+pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let input = match args.design.to_input() {
+        Ok(i) => i,
+        Err(e) => return Ok(unusable(&e)),
+    };
+    let plans = if args.compare {
+        planner::compare(&input)
+    } else {
+        planner::plan_input(&input).map(|p| vec![p])
+    };
+    let plans = match plans {
+        Ok(p) => p,
+        Err(e) => return Ok(unusable(&e)),
+    };
+    match (args.output, args.compare) {
+        (Output::Json, true) => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "plans": plans }))?
+        ),
+        (Output::Json, false) => println!("{}", serde_json::to_string_pretty(&plans[0])?),
+        (Output::Table, true) => print!("{}", render::plan::comparison(&plans)),
+        (Output::Table, false) => print!("{}", render::plan::single(&plans[0])),
+    }
+    Ok(if plans.iter().all(|p| p.valid) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+fn unusable(e: &aksnet_core::spec::InputError) -> ExitCode {
+    eprintln!("aksnet plan: {e}");
+    ExitCode::from(EXIT_UNUSABLE)
+}

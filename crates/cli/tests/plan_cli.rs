@@ -1,0 +1,187 @@
+//! `aksnet plan` as users and scripts run it: exit statuses, the JSON
+//! contract, file input.
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn aksnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aksnet"))
+        .args(args)
+        .output()
+        .expect("run aksnet")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+const EXAMPLE: [&str; 11] = [
+    "plan",
+    "--network-plugin",
+    "azure",
+    "--subnet-cidr",
+    "10.240.0.0/16",
+    "--vnet-cidr",
+    "10.240.0.0/12",
+    "--node-count",
+    "50",
+    "--max-pods",
+    "30",
+];
+
+#[test]
+fn worked_example_json() {
+    let mut args = EXAMPLE.to_vec();
+    args.extend(["--output", "json"]);
+    let out = aksnet(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["network_plugin"], "azure");
+    assert_eq!(v["errors"], Value::Array(vec![]));
+    assert_eq!(v["capacity"]["required_subnet_ips"], 1581);
+    assert_eq!(v["capacity"]["min_subnet_prefix"], 21);
+    assert_eq!(v["capacity"]["subnet_usable_ips"], 65531);
+    for k in ["max_nodes", "max_pods", "route_table_entries"] {
+        assert!(v["capacity"][k].is_u64(), "{k}");
+    }
+}
+
+#[test]
+fn worked_example_too_small_subnet_is_invalid() {
+    let mut args = EXAMPLE.to_vec();
+    args[4] = "10.240.0.0/22";
+    let table = aksnet(&args);
+    assert_eq!(table.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("INVALID"), "{text}");
+    args.extend(["-o", "json"]);
+    let out = aksnet(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["valid"], false);
+    let err = &v["errors"][0];
+    assert_eq!(err["code"], "subnet-too-small");
+    let msg = err["message"].as_str().unwrap();
+    for part in ["1,581", "1,019", "/21"] {
+        assert!(msg.contains(part), "{part}: {msg}");
+    }
+}
+
+#[test]
+fn unusable_input_exits_2_naming_the_flag() {
+    let out = aksnet(&["plan", "--pod-cidr", "10.244.0.0/40"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--pod-cidr") && err.contains("'40'"), "{err}");
+    assert!(out.stdout.is_empty());
+    let out = aksnet(&["plan", "--service-cidr", "10.0.0.0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--service-cidr"));
+    let out = aksnet(&["plan", "--network-plugin", "flannel"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = aksnet(&["plan", "--node-count", "lots"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap usage errors are unusable input too"
+    );
+    let out = aksnet(&["plan", "--file", "/nonexistent/aksnet.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/aksnet.yaml"));
+}
+
+#[test]
+fn compare_json_has_three_plans() {
+    let out = aksnet(&["plan", "--compare", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    let plugins: Vec<&str> = v["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["network_plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(plugins, ["kubenet", "azure", "overlay"]);
+    // One model invalid makes the comparison exit 1.
+    let out = aksnet(&[
+        "plan",
+        "--compare",
+        "--route-table-limit",
+        "2",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["plans"][0]["valid"], false);
+    assert_eq!(v["plans"][2]["valid"], true);
+}
+
+fn temp_file(name: &str, body: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("aksnet-plan-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    path
+}
+
+#[test]
+fn reads_yaml_and_json_files_and_flags_override() {
+    let yaml = temp_file(
+        "cluster.yaml",
+        "type: Microsoft.ContainerService/managedClusters\nproperties:\n  networkProfile:\n    networkPlugin: kubenet\n    podCidr: 10.96.0.0/16\n  agentPoolProfiles:\n    - name: sys\n      count: 5\n      maxPods: 60\n      upgradeSettings:\n        maxSurge: \"50%\"\n",
+    );
+    let out = aksnet(&["plan", "-f", yaml.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["network_plugin"], "kubenet");
+    assert_eq!(v["capacity"]["node_count"], 5);
+    assert_eq!(v["capacity"]["surge_nodes"], 3);
+    assert_eq!(v["capacity"]["route_table_entries"], 8);
+    assert_eq!(v["network"]["pod_cidr"], "10.96.0.0/16");
+
+    let jsonf = temp_file(
+        "profile.json",
+        r#"{"networkPlugin": "azure", "serviceCidr": "10.3.0.0/16", "dnsServiceIP": "10.3.0.10"}"#,
+    );
+    let out = aksnet(&[
+        "plan",
+        "-f",
+        jsonf.to_str().unwrap(),
+        "--network-plugin",
+        "kubenet",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["network_plugin"], "kubenet", "flags override the file");
+    assert_eq!(v["network"]["service_cidr"], "10.3.0.0/16");
+
+    let bad = temp_file("bad.json", r#"{"networkProfile": {"serviceCidr": 7}}"#);
+    let out = aksnet(&["plan", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("networkProfile.serviceCidr"));
+    let _ = std::fs::remove_dir_all(yaml.parent().unwrap());
+}

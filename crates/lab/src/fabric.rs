@@ -1,0 +1,287 @@
+//! The fabric namespace: Azure's SDN for the lab's VNet.
+//!
+//! - one veth per VM NIC (`n<i>` for node i, `vm` for the VM), proxy ARP on
+//!   every port with no delay (Azure answers every ARP itself), the subnet
+//!   gateways (.1) and the public IP on its loopback;
+//! - a /32 host route per NIC primary IP in the main table, and the three
+//!   tables of [`crate::routes`] (NIC secondary IPs, kubenet route table,
+//!   overlay routing domain) kept equal to the store by [`sync_routes`];
+//! - Azure's system routes: private ranges and the VNet are `unreachable`
+//!   unless something more specific exists, the rest goes to the internet;
+//! - an nftables table (`ip aksnet_lab`) marking node-subnet traffic, the NSG
+//!   chains, and outbound SNAT of everything to the public IP.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::error::Result;
+use crate::ip;
+use crate::netns;
+use crate::nsg;
+use crate::routes::{
+    self, Desired, Port, NODE_SUBNET_MARK, TABLES, TABLE_NIC, TABLE_OVERLAY, TABLE_UDR,
+};
+use crate::snapshot::Snapshot;
+use crate::state::{LabDir, LabState, Lock};
+use crate::topology::{netns_path, node_port, INTERNET_PORT, VM_PORT};
+
+/// Azure's system routes with next hop "None" (dropped unless a more
+/// specific route exists).
+const PRIVATE_RANGES: [&str; 4] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+];
+
+/// Creates the fabric, VM and internet namespaces' plumbing (the namespaces
+/// exist already).
+pub fn build(state: &LabState) -> Result<()> {
+    let names = state.names();
+    let a = &state.addressing;
+    let fabric = names.fabric();
+    // Before any port exists, so every port inherits them.
+    netns::sysctls(
+        &netns_path(&fabric),
+        &[
+            ("net/ipv4/ip_forward", "1"),
+            ("net/ipv4/conf/all/rp_filter", "0"),
+            ("net/ipv4/conf/default/rp_filter", "0"),
+            ("net/ipv4/conf/default/proxy_arp", "1"),
+        ],
+    )?;
+    let mut f = vec![
+        "link set dev lo up".to_string(),
+        format!("addr add {}/32 dev lo", a.node_gateway),
+        format!("addr add {}/32 dev lo", a.vm_gateway),
+        format!("addr add {}/32 dev lo", a.public_ip),
+        format!(
+            "link add name {INTERNET_PORT} type veth peer name eth0 netns {}",
+            names.internet()
+        ),
+        format!(
+            "addr add {}/{} dev {INTERNET_PORT}",
+            a.fabric_internet_ip,
+            a.internet_net.prefix_len()
+        ),
+        format!("link set dev {INTERNET_PORT} up"),
+        format!(
+            "link add name {VM_PORT} type veth peer name eth0 netns {}",
+            names.vm()
+        ),
+        format!("link set dev {VM_PORT} up"),
+        format!("route add {}/32 dev {VM_PORT}", a.vm_ip),
+        format!(
+            "route add default via {} dev {INTERNET_PORT}",
+            a.internet_ip
+        ),
+        format!("rule add pref {TABLE_NIC} lookup {TABLE_NIC}"),
+        format!("rule add pref {TABLE_UDR} fwmark {NODE_SUBNET_MARK:#x} lookup {TABLE_UDR}"),
+        format!(
+            "rule add pref {TABLE_OVERLAY} fwmark {NODE_SUBNET_MARK:#x} lookup {TABLE_OVERLAY}"
+        ),
+    ];
+    for r in unreachable_ranges(state) {
+        f.push(format!("route add unreachable {r}"));
+    }
+    ip::batch(&fabric, &f)?;
+    port_sysctls(state, &[VM_PORT.to_string(), INTERNET_PORT.to_string()])?;
+    ip::batch(
+        &names.vm(),
+        &[
+            "link set dev lo up".into(),
+            format!("addr add {}/{} dev eth0", a.vm_ip, a.vm_subnet.prefix_len()),
+            "link set dev eth0 up".into(),
+            format!("route add default via {}", a.vm_gateway),
+        ],
+    )?;
+    ip::batch(
+        &names.internet(),
+        &[
+            "link set dev lo up".into(),
+            format!(
+                "addr add {}/{} dev eth0",
+                a.internet_ip,
+                a.internet_net.prefix_len()
+            ),
+            "link set dev eth0 up".into(),
+        ],
+    )?;
+    apply_nft(state)
+}
+
+/// Private ranges and the VNet's own prefixes, without duplicates.
+fn unreachable_ranges(state: &LabState) -> BTreeSet<Ipv4Net> {
+    let mut out: BTreeSet<Ipv4Net> = PRIVATE_RANGES
+        .iter()
+        .filter_map(|r| r.parse().ok())
+        .collect();
+    out.extend(state.network.vnet_cidrs.iter().map(|n| n.trunc()));
+    if let Some(p) = state.network.effective_pod_cidr() {
+        out.insert(p.trunc());
+    }
+    out
+}
+
+/// What the VirtualNetwork service tag covers in the lab: the VNet, and the
+/// pod CIDR the route table or the overlay domain routes inside it.
+pub fn virtual_network(state: &LabState) -> Vec<Ipv4Net> {
+    let mut v: Vec<Ipv4Net> = state.network.vnet_cidrs.iter().map(|n| n.trunc()).collect();
+    if let Some(p) = state.network.effective_pod_cidr() {
+        v.push(p.trunc());
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The fabric's nftables table, whole.
+pub fn nft_script(state: &LabState) -> String {
+    let vnet = virtual_network(state);
+    format!(
+        "table ip aksnet_lab\ndelete table ip aksnet_lab\ntable ip aksnet_lab {{\n  chain tag_node_subnet {{\n    type filter hook prerouting priority mangle; policy accept;\n    iifname \"n*\" meta mark set {mark:#x} comment \"from the node subnet: its route table applies\"\n  }}\n{nsg}  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    meta mark {mark:#x} jump nsg_out\n    oifname \"n*\" jump nsg_in\n  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{INTERNET_PORT}\" snat to {public} comment \"outbound SNAT to the public IP\"\n  }}\n}}\n",
+        mark = NODE_SUBNET_MARK,
+        nsg = nsg::render_chains(&state.nsg, &vnet),
+        public = state.addressing.public_ip,
+    )
+}
+
+/// Replaces the fabric's nftables table in one transaction.
+pub fn apply_nft(state: &LabState) -> Result<()> {
+    ip::nft(&state.names().fabric(), &nft_script(state))
+}
+
+/// The `ip -batch` lines that plug node `index` into the fabric (fabric
+/// side) and address its `eth0` (node side).
+pub fn plug_node_lines(state: &LabState, index: u32, ip: Ipv4Addr) -> (Vec<String>, Vec<String>) {
+    let names = state.names();
+    let a = &state.addressing;
+    let port = node_port(index);
+    (
+        vec![
+            format!(
+                "link add name {port} type veth peer name eth0 netns {}",
+                names.node(index)
+            ),
+            format!("link set dev {port} up"),
+            format!("route add {ip}/32 dev {port}"),
+        ],
+        vec![
+            "link set dev lo up".into(),
+            format!("addr add {ip}/{} dev eth0", a.node_subnet.prefix_len()),
+            "link set dev eth0 up".into(),
+            format!("route add default via {}", a.node_gateway),
+        ],
+    )
+}
+
+/// Proxy ARP on fabric ports, answered at once: a namespace other than the
+/// first has no `neigh/default` to inherit `proxy_delay` from, and the
+/// kernel's default delays proxied replies by up to 0.8 s.
+pub fn port_sysctls(state: &LabState, ports: &[String]) -> Result<()> {
+    let settings: Vec<(String, String)> = ports
+        .iter()
+        .flat_map(|p| {
+            [
+                (format!("net/ipv4/conf/{p}/proxy_arp"), "1".to_string()),
+                (format!("net/ipv4/neigh/{p}/proxy_delay"), "0".to_string()),
+            ]
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    netns::sysctls(&netns_path(&state.names().fabric()), &refs)
+}
+
+/// Removes node `index`'s NIC from the fabric (its /32 goes with the link).
+pub fn unplug_node(state: &LabState, index: u32) -> Result<()> {
+    let fabric = state.names().fabric();
+    if !ip::netns_exists(&fabric) {
+        return Ok(());
+    }
+    let port = node_port(index);
+    let links = ip::json(&fabric, &["link", "show"])?;
+    let present = links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|l| l.get("ifname").and_then(|n| n.as_str()) == Some(port.as_str()));
+    if present {
+        ip::batch(&fabric, &[format!("link del dev {port}")])?;
+    }
+    Ok(())
+}
+
+/// The node NICs the fabric knows, from the state.
+pub fn ports(state: &LabState) -> Vec<Port> {
+    state
+        .nodes
+        .iter()
+        .map(|n| Port {
+            node: n.name.clone(),
+            ip: n.ip,
+            dev: node_port(n.index),
+        })
+        .collect()
+}
+
+/// Makes the fabric's route tables equal to what the store says (see
+/// [`crate::routes`]); serialised with any other sync of the same lab.
+pub fn sync_routes(dir: &LabDir, state: &LabState, snap: &Snapshot) -> Result<Desired> {
+    let _lock = Lock::take(&dir.path.join("fabric.lock"))?;
+    let fabric = state.names().fabric();
+    let desired = routes::desired(&state.network, snap, &ports(state));
+    let mut current = BTreeSet::new();
+    for t in TABLES {
+        let v = ip::routes_json(&fabric, t)?;
+        current.extend(routes::parse_ip_json(t, &v));
+    }
+    let lines = routes::diff(&current, &desired.routes);
+    if !lines.is_empty() {
+        tracing::debug!(lab = %state.name, changes = lines.len(), "fabric routes");
+        ip::batch(&fabric, &lines)?;
+    }
+    Ok(desired)
+}
+
+/// Entries of the kubenet route table as the fabric holds them now.
+pub fn udr_entries(state: &LabState) -> usize {
+    ip::routes_json(&state.names().fabric(), TABLE_UDR)
+        .map(|v| routes::parse_ip_json(TABLE_UDR, &v).len())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::sample_state;
+
+    #[test]
+    fn nft_script_marks_nsgs_and_snats() {
+        let st = sample_state("kubenet", None, 2, 1);
+        let s = nft_script(&st);
+        assert!(s.starts_with("table ip aksnet_lab\ndelete table ip aksnet_lab\n"));
+        assert!(s.contains("iifname \"n*\" meta mark set 0x1"));
+        assert!(s.contains("snat to 203.0.113.100"));
+        assert!(
+            s.contains("ip saddr { 10.224.0.0/12, 10.244.0.0/16 } return"),
+            "{s}"
+        );
+        let (fab, node) = plug_node_lines(&st, 3, "10.224.0.6".parse().unwrap());
+        assert_eq!(
+            fab[0],
+            "link add name n3 type veth peer name eth0 netns aksnet-lab-t-node-3"
+        );
+        assert_eq!(node[1], "addr add 10.224.0.6/16 dev eth0");
+        assert_eq!(node[3], "route add default via 10.224.0.1");
+        let u: Vec<String> = unreachable_ranges(&st)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert!(u.contains(&"10.224.0.0/12".to_string()) && u.contains(&"10.0.0.0/8".to_string()));
+    }
+}

@@ -1,0 +1,549 @@
+//! The lab's operations: up, add/remove nodes and pods, status, check, and
+//! the fabric controller. Each takes the lab's lock while it changes the
+//! lab and saves the state after each step.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aksnet_core::spec::ClusterNetwork;
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::check::{self, CheckReport};
+use crate::error::{LabError, Result};
+use crate::fabric;
+use crate::ip;
+use crate::nodes;
+use crate::pods;
+use crate::process::{self, Spawn};
+use crate::snapshot::Snapshot;
+use crate::state::{LabDir, LabState, Phase};
+use crate::store;
+use crate::topology::{netns_path, Addressing, Names};
+
+/// Where the lab finds its programs.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The `aksnet` binary (agents, probe servers, the controller).
+    pub exe: PathBuf,
+    /// `aksnet-cni`, `aksnet-ipam`, `aksnet-portmap`.
+    pub cni_bin_dir: PathBuf,
+}
+
+/// Progress of a long operation (the CLI draws a bar).
+pub trait Progress: Sync {
+    fn length(&self, total: u64);
+    fn step(&self, msg: &str);
+}
+
+/// No progress shown.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn length(&self, _: u64) {}
+    fn step(&self, _: &str) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub name: String,
+    /// The design, already accepted by the planner.
+    pub network: ClusterNetwork,
+    pub nodes: u32,
+    pub pods_per_node: u32,
+    pub vm_subnet: Option<Ipv4Net>,
+}
+
+pub fn require_root() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRoot);
+    }
+    Ok(())
+}
+
+/// The CNI plugins a node's conflist chains (needed once pods start).
+pub fn check_plugins(dir: &std::path::Path) -> Result<()> {
+    for bin in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
+        let p = dir.join(bin);
+        if !p.exists() {
+            return Err(LabError::Invalid(format!(
+                "{} is missing: build the CNI plugins (`cargo build --workspace`) or point --cni-bin-dir (AKSNET_CNI_BIN_DIR) at them",
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_programs(env: &Env, pods: bool) -> Result<()> {
+    if pods {
+        check_plugins(&env.cni_bin_dir)?;
+    }
+    for tool in ["ip", "nft"] {
+        if !which(tool) {
+            return Err(LabError::Invalid(format!(
+                "`{tool}` is not installed; install iproute2 and nftables"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn which(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Builds a lab. On failure the half-built lab stays for `lab down` (the
+/// CLI runs it at once).
+pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabState> {
+    require_root()?;
+    let dir = LabDir::new(&opts.name)?;
+    let names = Names::new(&opts.name);
+    if dir.exists() || ip::netns_exists(&names.fabric()) {
+        return Err(LabError::Exists(opts.name.clone()));
+    }
+    check_programs(env, opts.pods_per_node > 0)?;
+    let addressing = Addressing::plan(&opts.network, opts.vm_subnet)?;
+    progress.length(4 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
+    dir.create()?;
+    let _lock = dir.lock()?;
+    let mut state = LabState::new(
+        &opts.name,
+        opts.network.clone(),
+        addressing,
+        env.exe.clone(),
+        env.cni_bin_dir.clone(),
+    );
+    dir.save(&state)?;
+    ip::netns_batch(&[
+        format!("netns add {}", names.fabric()),
+        format!("netns add {}", names.vm()),
+        format!("netns add {}", names.internet()),
+    ])?;
+    fabric::build(&state)?;
+    progress.step("fabric, VM and internet host");
+    state.vm_probe_pid = Some(nodes::start_probe(&dir, &state, &names.vm(), "vm")?);
+    state.internet_probe_pid = Some(nodes::start_probe(
+        &dir,
+        &state,
+        &names.internet(),
+        "internet",
+    )?);
+    dir.save(&state)?;
+    store::init(&dir, &state.network)?;
+    progress.step("cluster store initialised");
+    state.controller_pid = Some(start_controller(&dir, &state)?);
+    dir.save(&state)?;
+    progress.step("fabric controller");
+    let snap = store::snapshot(&dir)?;
+    let added = nodes::add(&dir, &mut state, &snap, opts.nodes, &|m| progress.step(m))?;
+    settle(&dir, &state, SETTLE)?;
+    for n in &added {
+        if opts.pods_per_node > 0 {
+            pods::add(&dir, &mut state, n, opts.pods_per_node, &|m| {
+                progress.step(m)
+            })?;
+        }
+    }
+    settle(&dir, &state, SETTLE)?;
+    state.phase = Phase::Ready;
+    dir.save(&state)?;
+    progress.step("ready");
+    Ok(state)
+}
+
+fn start_controller(dir: &LabDir, state: &LabState) -> Result<u32> {
+    process::spawn_detached(Spawn {
+        program: &state.exe,
+        args: vec![
+            "lab".into(),
+            "controller".into(),
+            "--lab-dir".into(),
+            dir.marker(),
+        ],
+        netns: None,
+        log: dir.log_dir().join("controller.log"),
+        env: vec![],
+    })
+}
+
+/// Whether every node's agent has published what the fabric routes by:
+/// its route (or `NetworkUnavailable`) for kubenet, its block for overlay,
+/// its addresses for Azure CNI.
+pub fn converged(state: &LabState, snap: &Snapshot) -> bool {
+    use aksnet_core::spec::NetworkPlugin;
+    state.nodes.iter().all(|n| {
+        let Some(rec) = snap.node(&n.name) else {
+            return false;
+        };
+        match state.network.network_plugin {
+            NetworkPlugin::Kubenet => {
+                rec.network_unavailable() || snap.routes.iter().any(|(_, r)| r.node == n.name)
+            }
+            NetworkPlugin::Overlay => snap.block_of(&n.name).is_some(),
+            NetworkPlugin::Azure => snap.pod_ips_of(&n.name).next().is_some(),
+        }
+    })
+}
+
+/// Waits (up to `timeout`) until the agents have published their nodes'
+/// routes, blocks or addresses, then programs the fabric from the store.
+pub fn settle(dir: &LabDir, state: &LabState, timeout: Duration) -> Result<Snapshot> {
+    let start = Instant::now();
+    loop {
+        let snap = store::snapshot(dir)?;
+        if converged(state, &snap) || start.elapsed() > timeout {
+            if !converged(state, &snap) {
+                tracing::warn!("the agents have not published every node within {timeout:?}");
+            }
+            fabric::sync_routes(dir, state, &snap)?;
+            return Ok(snap);
+        }
+        store::wait_change(dir, snap.revision, Duration::from_millis(100));
+    }
+}
+
+/// How long commands wait for the agents to publish their nodes.
+pub const SETTLE: Duration = Duration::from_secs(15);
+
+/// Programs the fabric from the store now.
+pub fn sync(dir: &LabDir, state: &LabState) -> Result<crate::routes::Desired> {
+    let snap = store::snapshot(dir)?;
+    fabric::sync_routes(dir, state, &snap)
+}
+
+/// The fabric controller (Azure's route programming): keeps the fabric's
+/// route tables equal to the store until the lab is gone.
+pub fn run_controller(dir: &LabDir) -> Result<()> {
+    let mut last_rev = -1;
+    let mut last_nodes: Vec<(String, Ipv4Addr)> = vec![];
+    loop {
+        let Ok(state) = dir.load() else {
+            // The lab is being torn down.
+            return Ok(());
+        };
+        let nodes: Vec<(String, Ipv4Addr)> =
+            state.nodes.iter().map(|n| (n.name.clone(), n.ip)).collect();
+        match store::snapshot(dir) {
+            Ok(snap) if snap.revision != last_rev || nodes != last_nodes => {
+                match fabric::sync_routes(dir, &state, &snap) {
+                    Ok(d) => {
+                        last_rev = snap.revision;
+                        last_nodes = nodes;
+                        for s in d.skipped {
+                            tracing::info!("{s}");
+                        }
+                    }
+                    Err(e) => tracing::warn!("fabric sync: {e}"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("store: {e}"),
+        }
+        store::wait_change(dir, last_rev, Duration::from_millis(250));
+    }
+}
+
+/// `lab add-node`: `count` nodes with `pods` pods each.
+pub fn add_nodes(
+    dir: &LabDir,
+    count: u32,
+    pods_each: u32,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    progress.length(u64::from(count) * (2 + u64::from(pods_each)));
+    let snap = store::snapshot(dir)?;
+    let added = nodes::add(dir, &mut state, &snap, count, &|m| progress.step(m))?;
+    settle(dir, &state, SETTLE)?;
+    for n in &added {
+        if pods_each > 0 {
+            pods::add(dir, &mut state, n, pods_each, &|m| progress.step(m))?;
+        }
+    }
+    settle(dir, &state, SETTLE)?;
+    Ok(added)
+}
+
+/// `lab rm-node`: its pods deleted (CNI DEL), its agent stopped, the node
+/// removed from the cluster (giving back its block, addresses and route),
+/// its NIC unplugged and its namespace removed.
+pub fn remove_node(dir: &LabDir, name: &str) -> Result<()> {
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    let node = state
+        .node(name)
+        .cloned()
+        .ok_or_else(|| LabError::UnknownTarget {
+            lab: state.name.clone(),
+            target: name.to_string(),
+            hint: format!(
+                "a node ({})",
+                state
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    let pod_names: Vec<String> = state.pods_on(name).map(|p| p.name.clone()).collect();
+    let mut first_err = None;
+    for p in pod_names {
+        if let Err(e) = pods::remove_one(dir, &mut state, &p) {
+            first_err.get_or_insert(e);
+        }
+    }
+    nodes::stop_processes(dir, &state, &node);
+    store::remove_node(dir, &state, name)?;
+    fabric::unplug_node(&state, node.index)?;
+    let ns = state.names().node(node.index);
+    if ip::netns_exists(&ns) {
+        ip::netns_batch(&[format!("netns del {ns}")])?;
+    }
+    let nd = dir.node_dir(name);
+    let _ = std::fs::remove_dir_all(&nd);
+    state.nodes.retain(|n| n.name != name);
+    dir.save(&state)?;
+    sync(dir, &state)?;
+    first_err.map_or(Ok(()), Err)
+}
+
+pub fn add_pods(
+    dir: &LabDir,
+    node: &str,
+    count: u32,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    progress.length(u64::from(count));
+    let r = pods::add(dir, &mut state, node, count, &|m| progress.step(m));
+    // Azure CNI dynamic: the agent may have claimed addresses for them.
+    sync(dir, &state)?;
+    r
+}
+
+pub fn remove_pod(dir: &LabDir, pod: &str) -> Result<()> {
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    pods::remove_one(dir, &mut state, pod)
+}
+
+/// `lab check`.
+pub fn check(dir: &LabDir) -> Result<CheckReport> {
+    require_root()?;
+    let state = dir.load()?;
+    let snap = settle(dir, &state, SETTLE)?;
+    Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub netns: String,
+    pub pod_range: Option<String>,
+    pub network_unavailable: bool,
+    pub conditions: Vec<String>,
+    pub agent_running: bool,
+    pub pods: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PodStatus {
+    pub name: String,
+    pub node: String,
+    pub ip: Option<Ipv4Addr>,
+    pub netns: String,
+    pub probe_running: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub network_plugin: String,
+    pub phase: Phase,
+    pub vnet: Vec<Ipv4Net>,
+    pub node_subnet: Ipv4Net,
+    pub vm_subnet: Ipv4Net,
+    pub vm_ip: Ipv4Addr,
+    pub internet_ip: Ipv4Addr,
+    pub public_ip: Ipv4Addr,
+    pub route_table_entries: usize,
+    pub route_table_limit: u32,
+    pub vnet_ips_used: usize,
+    pub controller_running: bool,
+    pub nodes: Vec<NodeStatus>,
+    pub pods: Vec<PodStatus>,
+    pub nsg_rules: usize,
+    pub directory: PathBuf,
+}
+
+pub fn status(dir: &LabDir) -> Result<Status> {
+    let state = dir.load()?;
+    let snap = store::snapshot(dir).unwrap_or_default();
+    let names = state.names();
+    let ranges = check::pod_ranges(&state, &snap);
+    let range_of = |node: &str| {
+        ranges
+            .iter()
+            .find_map(|r| r.strip_prefix(&format!("{node}: ")).map(str::to_string))
+    };
+    let nodes = state
+        .nodes
+        .iter()
+        .map(|n| {
+            let rec = snap.node(&n.name);
+            NodeStatus {
+                name: n.name.clone(),
+                ip: n.ip,
+                netns: names.node(n.index),
+                pod_range: range_of(&n.name),
+                network_unavailable: rec.is_some_and(|r| r.network_unavailable()),
+                conditions: rec
+                    .map(|r| {
+                        r.conditions
+                            .iter()
+                            .map(|c| format!("{}={} ({})", c.kind, c.status, c.reason))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                agent_running: n
+                    .agent_pid
+                    .is_some_and(|p| process::is_ours(p, &nodes::agent_marker(&state, n))),
+                pods: state.pods_on(&n.name).count(),
+            }
+        })
+        .collect();
+    let pods = state
+        .pods
+        .iter()
+        .map(|p| PodStatus {
+            name: p.name.clone(),
+            node: p.node.clone(),
+            ip: p.ip,
+            netns: names.pod(p.node_index, p.index),
+            probe_running: p
+                .probe_pid
+                .is_some_and(|pid| process::is_ours(pid, &dir.marker())),
+        })
+        .collect();
+    Ok(Status {
+        name: state.name.clone(),
+        network_plugin: state.network.network_plugin.as_str().into(),
+        phase: state.phase,
+        vnet: state.network.vnet_cidrs.clone(),
+        node_subnet: state.addressing.node_subnet,
+        vm_subnet: state.addressing.vm_subnet,
+        vm_ip: state.addressing.vm_ip,
+        internet_ip: state.addressing.internet_ip,
+        public_ip: state.addressing.public_ip,
+        route_table_entries: fabric::udr_entries(&state),
+        route_table_limit: state.network.route_table_limit,
+        vnet_ips_used: snap.vnet_ips_used(),
+        controller_running: state
+            .controller_pid
+            .is_some_and(|p| process::is_ours(p, &dir.marker())),
+        nodes,
+        pods,
+        nsg_rules: state.nsg.len(),
+        directory: dir.path.clone(),
+    })
+}
+
+/// Waits until `node` reports (or stops reporting) `NetworkUnavailable`.
+pub fn wait_network_unavailable(
+    dir: &LabDir,
+    node: &str,
+    want: bool,
+    timeout: Duration,
+) -> Result<Snapshot> {
+    let start = Instant::now();
+    loop {
+        let snap = store::snapshot(dir)?;
+        if snap
+            .node(node)
+            .is_some_and(|n| n.network_unavailable() == want)
+        {
+            return Ok(snap);
+        }
+        if start.elapsed() > timeout {
+            return Err(LabError::Timeout {
+                what: format!("{node} NetworkUnavailable={want}"),
+                secs: timeout.as_secs(),
+                detail: String::new(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Lab names with a directory under the lab root.
+pub fn list() -> Vec<String> {
+    let mut v: BTreeSet<String> = std::fs::read_dir(crate::state::root())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Labs whose directory is gone but whose namespaces are not.
+    for ns in ip::netns_list() {
+        if let Some(rest) = ns.strip_prefix(crate::topology::NS_PREFIX) {
+            if let Some(name) = rest.strip_suffix("-fabric") {
+                v.insert(name.to_string());
+            }
+        }
+    }
+    v.into_iter().collect()
+}
+
+/// The namespace path of a lab target, for `lab exec`.
+pub fn target_netns(dir: &LabDir, target: &str) -> Result<PathBuf> {
+    let state = dir.load()?;
+    Ok(netns_path(&state.target_netns(target)?))
+}
+
+/// `lab nsg add`: the rule joins the list and the fabric's table is
+/// replaced in one nftables transaction.
+pub fn nsg_add(dir: &LabDir, rule: crate::nsg::NsgRule) -> Result<()> {
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    crate::nsg::add(&mut state.nsg, rule)?;
+    fabric::apply_nft(&state)?;
+    dir.save(&state)
+}
+
+pub fn nsg_remove(
+    dir: &LabDir,
+    direction: crate::nsg::Direction,
+    priority: u16,
+) -> Result<crate::nsg::NsgRule> {
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    let r = crate::nsg::remove(&mut state.nsg, direction, priority)?;
+    fabric::apply_nft(&state)?;
+    dir.save(&state)?;
+    Ok(r)
+}
+
+pub fn nsg_list(dir: &LabDir) -> Result<Vec<crate::nsg::ListedRule>> {
+    let state = dir.load()?;
+    Ok(crate::nsg::listing(
+        &state.nsg,
+        &fabric::virtual_network(&state),
+    ))
+}

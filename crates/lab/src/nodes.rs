@@ -1,0 +1,252 @@
+//! Nodes: a namespace whose `eth0` is a NIC of the node subnet (plugged
+//! into the fabric), managed by one real `aksnet agent` process on the lab's
+//! store, with a probe server on the node IP.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aksnet_core::cluster::ClaimKind;
+
+use crate::cni::CONFLIST;
+use crate::error::{LabError, Result};
+use crate::fabric;
+use crate::ip;
+use crate::process::{self, Spawn};
+use crate::snapshot::Snapshot;
+use crate::state::{LabDir, LabState, NodeState};
+use crate::topology::{self, netns_path, PROBE_PORT};
+
+/// How long a new agent may take to write its node's conflist.
+pub const AGENT_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The arguments of `aksnet agent` for a lab node.
+pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<String> {
+    let ns = netns_path(&state.names().node(node.index));
+    vec![
+        "agent".into(),
+        "--store".into(),
+        dir.store_url(),
+        "--node".into(),
+        node.name.clone(),
+        "--node-ip".into(),
+        node.ip.to_string(),
+        "--netns".into(),
+        ns.display().to_string(),
+        "--cni-conf-dir".into(),
+        dir.conf_dir(&node.name).display().to_string(),
+        "--cni-bin-dir".into(),
+        state.cni_bin_dir.display().to_string(),
+        "--ipam-data-dir".into(),
+        dir.ipam_dir(&node.name).display().to_string(),
+        "--routes".into(),
+        "fabric".into(),
+    ]
+}
+
+/// The argument that identifies a node's agent process as the lab's.
+pub fn agent_marker(state: &LabState, node: &NodeState) -> String {
+    netns_path(&state.names().node(node.index))
+        .display()
+        .to_string()
+}
+
+/// Starts a probe server inside `ns`, answering as `label`.
+pub fn start_probe(dir: &LabDir, state: &LabState, ns: &str, label: &str) -> Result<u32> {
+    process::spawn_detached(Spawn {
+        program: &state.exe,
+        args: vec![
+            "lab".into(),
+            "probe-serve".into(),
+            "--lab-dir".into(),
+            dir.marker(),
+            "--label".into(),
+            label.into(),
+            "--port".into(),
+            PROBE_PORT.to_string(),
+        ],
+        netns: Some(netns_path(ns)),
+        log: dir.log_dir().join(format!("probe-{label}.log")),
+        env: vec![],
+    })
+}
+
+/// Addresses of the node subnet already taken: lab nodes and every claim
+/// in the store (the agent reserves Azure CNI pod addresses there).
+fn used_ips(state: &LabState, snap: &Snapshot) -> BTreeSet<Ipv4Addr> {
+    let mut used: BTreeSet<Ipv4Addr> = state.nodes.iter().map(|n| n.ip).collect();
+    used.extend(
+        snap.ips
+            .iter()
+            .filter(|(_, c)| matches!(c.kind, ClaimKind::NodeIp | ClaimKind::PodIp))
+            .map(|(ip, _)| *ip),
+    );
+    used.insert(state.addressing.vm_ip);
+    used
+}
+
+/// Adds `count` nodes: namespaces, NICs, agents, probe servers; returns
+/// their names once every agent has written its conflist. The state is
+/// saved after each step so `lab down` finds everything if this fails.
+pub fn add(
+    dir: &LabDir,
+    state: &mut LabState,
+    snap: &Snapshot,
+    count: u32,
+    tick: &dyn Fn(&str),
+) -> Result<Vec<String>> {
+    let mut used = used_ips(state, snap);
+    let mut new = vec![];
+    for _ in 0..count {
+        let ip = state.addressing.next_node_ip(&used).ok_or_else(|| {
+            LabError::Design(format!(
+                "the node subnet {} has no free address for another node ({} in use)",
+                state.addressing.node_subnet,
+                used.len()
+            ))
+        })?;
+        used.insert(ip);
+        let index = state.next_node;
+        state.next_node += 1;
+        new.push(NodeState {
+            name: topology::node_name(index),
+            index,
+            ip,
+            agent_pid: None,
+            probe_pid: None,
+        });
+    }
+    let names = state.names();
+    state.nodes.extend(new.iter().cloned());
+    dir.save(state)?;
+    ip::netns_batch(
+        &new.iter()
+            .map(|n| format!("netns add {}", names.node(n.index)))
+            .collect::<Vec<_>>(),
+    )?;
+    let fabric_lines: Vec<String> = new
+        .iter()
+        .flat_map(|n| fabric::plug_node_lines(state, n.index, n.ip).0)
+        .collect();
+    ip::batch(&names.fabric(), &fabric_lines)?;
+    fabric::port_sysctls(
+        state,
+        &new.iter()
+            .map(|n| topology::node_port(n.index))
+            .collect::<Vec<_>>(),
+    )?;
+    // The node side once its veth exists.
+    for n in &new {
+        let (_, node_lines) = fabric::plug_node_lines(state, n.index, n.ip);
+        ip::batch(&names.node(n.index), &node_lines)?;
+        for d in [dir.conf_dir(&n.name), dir.ipam_dir(&n.name)] {
+            std::fs::create_dir_all(&d).map_err(|e| LabError::io(&d, e))?;
+        }
+    }
+    for n in &new {
+        let args = agent_args(dir, state, n);
+        let pid = process::spawn_detached(Spawn {
+            program: &state.exe,
+            args,
+            netns: None,
+            log: dir.log_dir().join(format!("agent-{}.log", n.name)),
+            env: vec![(
+                "AKSNET_LOG".into(),
+                std::env::var("AKSNET_LOG").unwrap_or_else(|_| "info".into()),
+            )],
+        })?;
+        let probe = start_probe(dir, state, &names.node(n.index), &n.name)?;
+        if let Some(s) = state.nodes.iter_mut().find(|s| s.name == n.name) {
+            s.agent_pid = Some(pid);
+            s.probe_pid = Some(probe);
+        }
+        dir.save(state)?;
+        tick(&format!("agent started on {}", n.name));
+    }
+    wait_for_conflists(dir, state, &new, tick)?;
+    Ok(new.into_iter().map(|n| n.name).collect())
+}
+
+/// Waits until each new node's agent has written `10-aksnet.conflist`.
+fn wait_for_conflists(
+    dir: &LabDir,
+    state: &LabState,
+    new: &[NodeState],
+    tick: &dyn Fn(&str),
+) -> Result<()> {
+    let start = Instant::now();
+    let mut pending: Vec<&NodeState> = new.iter().collect();
+    while !pending.is_empty() {
+        let mut still = vec![];
+        for n in pending {
+            if conflist_path(dir, &n.name).exists() {
+                tick(&format!("{} ready", n.name));
+                continue;
+            }
+            let pid = state.node(&n.name).and_then(|s| s.agent_pid);
+            if pid.is_none_or(|p| !process::alive(p)) {
+                if let Some(p) = pid {
+                    process::reap(p);
+                }
+                return Err(LabError::Invalid(format!(
+                    "the agent of {} exited before writing its conflist; its log ({}) ends with:\n{}",
+                    n.name,
+                    agent_log(dir, &n.name).display(),
+                    log_tail(&agent_log(dir, &n.name), 15)
+                )));
+            }
+            still.push(n);
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if start.elapsed() > AGENT_START_TIMEOUT {
+            let n = pending[0];
+            return Err(LabError::Timeout {
+                what: format!("{}'s agent writing {CONFLIST}", n.name),
+                secs: AGENT_START_TIMEOUT.as_secs(),
+                detail: format!(
+                    "; its log ends with:\n{}",
+                    log_tail(&agent_log(dir, &n.name), 15)
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+pub fn conflist_path(dir: &LabDir, node: &str) -> PathBuf {
+    dir.conf_dir(node).join(CONFLIST)
+}
+
+pub fn agent_log(dir: &LabDir, node: &str) -> PathBuf {
+    dir.log_dir().join(format!("agent-{node}.log"))
+}
+
+/// The last `n` lines of a log file.
+pub fn log_tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A node's agent and probe server, with the argument that proves each PID
+/// is still the lab's.
+pub fn processes(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<(u32, String)> {
+    let mut v = vec![];
+    if let Some(pid) = node.agent_pid {
+        v.push((pid, agent_marker(state, node)));
+    }
+    if let Some(pid) = node.probe_pid {
+        v.push((pid, dir.marker()));
+    }
+    v
+}
+
+/// Stops a node's agent and probe server (by PID, verified).
+pub fn stop_processes(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<u32> {
+    process::stop_all(&processes(dir, state, node), Duration::from_secs(3))
+}

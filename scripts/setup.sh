@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what aksnet needs on a Debian machine, only what is missing.
+# Sourced by main.sh and test.sh; safe to run again.
+set -euo pipefail
+
+APT_PACKAGES=(
+  iproute2 nftables procps            # the kernel interfaces the plugins, agent and lab drive
+  etcd-server                         # the etcd store backend and its tests
+  protobuf-compiler                   # etcd-client's build
+  containernetworking-plugins         # the reference plugins we test and benchmark against
+  podman runc busybox-static          # the real-runtime CNI test
+  iperf3                              # lab throughput benchmark
+)
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "aksnet setup: run as root (it installs packages and creates network namespaces)" >&2
+    exit 1
+  fi
+}
+
+install_missing_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "aksnet setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+check_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    for d in "$HOME/.cargo/bin" /usr/local/cargo/bin; do
+      [ -x "$d/cargo" ] && export PATH="$d:$PATH"
+    done
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "aksnet setup: cargo not found; install Rust 1.89 or newer (rustup) and run again" >&2
+    exit 1
+  fi
+}
+
+need_root
+install_missing_packages
+check_rust
