@@ -646,3 +646,58 @@ fn garbage_never_panics() {
     }
     assert!(allocated(&data.0.join(NET)).is_empty());
 }
+
+/// Dual stack: one address per range set (IPv4 and IPv6), IPv6 usable at
+/// once (no DAD), CHECK and DEL cover both; transparent mode uses Azure's
+/// IPv6 virtual gateway.
+#[test]
+fn dual_stack() {
+    if !need_root() {
+        return;
+    }
+    for mode in [Mode::Bridge, Mode::Transparent] {
+        let host = NamedNs::new("akch").with_node_ip(NODE_IP);
+        let pod = NamedNs::new("akcp");
+        let data = TempDir::new();
+        let mut c = conf("1.1.0", mode, "aksnet-ipam", &data.s());
+        let mut ranges = c["ipam"]["ranges"].as_array().unwrap().clone();
+        ranges.push(json!([{"subnet": "fd00:10:244::/64"}]));
+        c["ipam"]["ranges"] = json!(ranges);
+        c["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]);
+        let r = Call::new(cni(), "ADD", "c1", &pod.path)
+            .run(&host.ns, c.to_string().as_bytes())
+            .ok()
+            .clone();
+        assert_eq!(r["ips"][1]["address"], "fd00:10:244::2/64", "{mode:?}: {r}");
+        if mode == Mode::Transparent {
+            assert_eq!(r["ips"][1]["gateway"], "fe80::1234:5678:9abc");
+        }
+        let mut ps = pod.socket();
+        let eth0 = ps.link_by_name("eth0").unwrap().unwrap();
+        let v6: Vec<_> = ps
+            .addresses(Some(eth0.index))
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.addr.to_string() == "fd00:10:244::2/64")
+            .collect();
+        assert_eq!(v6.len(), 1, "{mode:?}");
+        let defaults = ps
+            .routes(true, None)
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.dst.prefix_len() == 0)
+            .count();
+        assert_eq!(defaults, 1, "{mode:?}: IPv6 default route");
+        let IpAddr::V4(a) = first_ip(&r) else {
+            panic!()
+        };
+        assert!(ping(&host.ns, a, Duration::from_secs(3)), "{mode:?}");
+        Call::new(cni(), "CHECK", "c1", &pod.path)
+            .run(&host.ns, &with_prev(c.clone(), &r))
+            .ok();
+        Call::new(cni(), "DEL", "c1", &pod.path)
+            .run(&host.ns, &with_prev(c.clone(), &r))
+            .ok();
+        assert!(allocated(&data.0.join(NET)).is_empty(), "{mode:?}");
+    }
+}
