@@ -106,6 +106,23 @@ fn case(mode: Mode, ipam_type: &str, ver: &str) {
         }
     }
     assert_eq!(allocated(&store), vec![ip], "{ctx}");
+    let mut hs = host.socket();
+    let hv = hs
+        .link_by_name(&aksnet_cni::tag::host_veth_name(&id, "eth0"))
+        .unwrap()
+        .expect("host veth");
+    assert!(hv.up, "{ctx}");
+    assert_eq!(hv.mtu, Some(1500), "{ctx}");
+    assert_eq!(
+        hv.alias.as_deref(),
+        Some(aksnet_cni::tag::attachment_tag(NET, &id, "eth0").as_str()),
+        "{ctx}"
+    );
+    if mode == Mode::Bridge {
+        let br = hs.link_by_name("cbr0").unwrap().expect("bridge");
+        assert_eq!(hv.master, Some(br.index), "{ctx}");
+        assert!(br.promisc && br.up, "{ctx}");
+    }
     let IpAddr::V4(ip4) = ip else {
         panic!("{ctx}: v4")
     };
