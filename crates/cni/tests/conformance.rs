@@ -718,3 +718,42 @@ fn dual_stack() {
         assert!(allocated(&data.0.join(NET)).is_empty(), "{mode:?}");
     }
 }
+
+/// `ipsToRouteViaHost` gives the pod a /32 route via its gateway, in both
+/// modes, and is part of the result; `hairpinMode` is accepted.
+#[test]
+fn ips_to_route_via_host() {
+    if !need_root() {
+        return;
+    }
+    for (mode, gw) in [
+        (Mode::Bridge, "10.244.0.1"),
+        (Mode::Transparent, "169.254.1.1"),
+    ] {
+        let host = NamedNs::new("akch").with_node_ip(NODE_IP);
+        let pod = NamedNs::new("akcp");
+        let data = TempDir::new();
+        let mut c = conf("1.1.0", mode, "aksnet-ipam", &data.s());
+        c["ipsToRouteViaHost"] = json!(["169.254.20.10"]);
+        c["hairpinMode"] = json!(true);
+        let r = Call::new(cni(), "ADD", "c1", &pod.path)
+            .run(&host.ns, c.to_string().as_bytes())
+            .ok()
+            .clone();
+        assert!(
+            r["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["dst"] == "169.254.20.10/32"),
+            "{r}"
+        );
+        let want: ipnet::IpNet = "169.254.20.10/32".parse().unwrap();
+        let routes = pod.socket().routes(false, None).unwrap();
+        let rt = routes.iter().find(|x| x.dst == want).expect("route in pod");
+        assert_eq!(rt.gateway, Some(gw.parse().unwrap()), "{mode:?}");
+        Call::new(cni(), "CHECK", "c1", &pod.path)
+            .run(&host.ns, &with_prev(c.clone(), &r))
+            .ok();
+    }
+}
