@@ -56,12 +56,21 @@ fn ensure_bridge(host: &mut Socket, conf: &MainConf, ipam: &CniResult) -> Result
             .map_err(|e| kerr(format!("cannot set up bridge {name}"), e))?;
     }
     if conf.is_gateway {
+        // Reading is lock-free in the kernel; adding takes the RTNL lock,
+        // which every netlink writer on the machine contends for: add only
+        // what is missing.
+        let have = host
+            .addresses(Some(br.index))
+            .map_err(|e| kerr(format!("cannot list addresses of bridge {name}"), e))?;
         for ip in &ipam.ips {
             let Some(gw) = ip.gateway else { continue };
             let Ok(net) = IpNet::new(gw, ip.address.prefix_len()) else {
                 continue;
             };
-            // Replace makes this idempotent in one round trip.
+            if have.iter().any(|a| a.addr == net) {
+                continue;
+            }
+            // Replace: a concurrent ADD may have added it meanwhile.
             host.add_address(
                 br.index,
                 net,

@@ -25,7 +25,7 @@ use crate::skel::Request;
 /// The pod's virtual IPv4 gateway.
 pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// The pod's virtual IPv6 gateway (Azure's).
-pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x1234, 0x5678, 0x9abc, 0);
+pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0x1234, 0x5678, 0x9abc);
 
 /// The virtual gateway of `ip`'s family.
 pub fn gateway_of(ip: IpAddr) -> IpAddr {

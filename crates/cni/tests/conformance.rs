@@ -106,6 +106,23 @@ fn case(mode: Mode, ipam_type: &str, ver: &str) {
         }
     }
     assert_eq!(allocated(&store), vec![ip], "{ctx}");
+    let mut hs = host.socket();
+    let hv = hs
+        .link_by_name(&aksnet_cni::tag::host_veth_name(&id, "eth0"))
+        .unwrap()
+        .expect("host veth");
+    assert!(hv.up, "{ctx}");
+    assert_eq!(hv.mtu, Some(1500), "{ctx}");
+    assert_eq!(
+        hv.alias.as_deref(),
+        Some(aksnet_cni::tag::attachment_tag(NET, &id, "eth0").as_str()),
+        "{ctx}"
+    );
+    if mode == Mode::Bridge {
+        let br = hs.link_by_name("cbr0").unwrap().expect("bridge");
+        assert_eq!(hv.master, Some(br.index), "{ctx}");
+        assert!(br.promisc && br.up, "{ctx}");
+    }
     let IpAddr::V4(ip4) = ip else {
         panic!("{ctx}: v4")
     };
@@ -645,4 +662,98 @@ fn garbage_never_panics() {
         }
     }
     assert!(allocated(&data.0.join(NET)).is_empty());
+}
+
+/// Dual stack: one address per range set (IPv4 and IPv6), IPv6 usable at
+/// once (no DAD), CHECK and DEL cover both; transparent mode uses Azure's
+/// IPv6 virtual gateway.
+#[test]
+fn dual_stack() {
+    if !need_root() {
+        return;
+    }
+    for mode in [Mode::Bridge, Mode::Transparent] {
+        let host = NamedNs::new("akch").with_node_ip(NODE_IP);
+        let pod = NamedNs::new("akcp");
+        let data = TempDir::new();
+        let mut c = conf("1.1.0", mode, "aksnet-ipam", &data.s());
+        let mut ranges = c["ipam"]["ranges"].as_array().unwrap().clone();
+        ranges.push(json!([{"subnet": "fd00:10:244::/64"}]));
+        c["ipam"]["ranges"] = json!(ranges);
+        c["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]);
+        let r = Call::new(cni(), "ADD", "c1", &pod.path)
+            .run(&host.ns, c.to_string().as_bytes())
+            .ok()
+            .clone();
+        assert_eq!(r["ips"][1]["address"], "fd00:10:244::2/64", "{mode:?}: {r}");
+        if mode == Mode::Transparent {
+            assert_eq!(r["ips"][1]["gateway"], "fe80::1234:5678:9abc");
+        }
+        let mut ps = pod.socket();
+        let eth0 = ps.link_by_name("eth0").unwrap().unwrap();
+        let v6: Vec<_> = ps
+            .addresses(Some(eth0.index))
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.addr.to_string() == "fd00:10:244::2/64")
+            .collect();
+        assert_eq!(v6.len(), 1, "{mode:?}");
+        let defaults = ps
+            .routes(true, None)
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.dst.prefix_len() == 0)
+            .count();
+        assert_eq!(defaults, 1, "{mode:?}: IPv6 default route");
+        let IpAddr::V4(a) = first_ip(&r) else {
+            panic!()
+        };
+        assert!(ping(&host.ns, a, Duration::from_secs(3)), "{mode:?}");
+        Call::new(cni(), "CHECK", "c1", &pod.path)
+            .run(&host.ns, &with_prev(c.clone(), &r))
+            .ok();
+        Call::new(cni(), "DEL", "c1", &pod.path)
+            .run(&host.ns, &with_prev(c.clone(), &r))
+            .ok();
+        assert!(allocated(&data.0.join(NET)).is_empty(), "{mode:?}");
+    }
+}
+
+/// `ipsToRouteViaHost` gives the pod a /32 route via its gateway, in both
+/// modes, and is part of the result; `hairpinMode` is accepted.
+#[test]
+fn ips_to_route_via_host() {
+    if !need_root() {
+        return;
+    }
+    for (mode, gw) in [
+        (Mode::Bridge, "10.244.0.1"),
+        (Mode::Transparent, "169.254.1.1"),
+    ] {
+        let host = NamedNs::new("akch").with_node_ip(NODE_IP);
+        let pod = NamedNs::new("akcp");
+        let data = TempDir::new();
+        let mut c = conf("1.1.0", mode, "aksnet-ipam", &data.s());
+        c["ipsToRouteViaHost"] = json!(["169.254.20.10"]);
+        c["hairpinMode"] = json!(true);
+        let r = Call::new(cni(), "ADD", "c1", &pod.path)
+            .run(&host.ns, c.to_string().as_bytes())
+            .ok()
+            .clone();
+        assert!(
+            r["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["dst"] == "169.254.20.10/32"),
+            "{r}"
+        );
+        let want: ipnet::IpNet = "169.254.20.10/32".parse().unwrap();
+        let routes = pod.socket().routes(false, None).unwrap();
+        let rt = routes.iter().find(|x| x.dst == want).expect("route in pod");
+        assert_eq!(rt.gateway, Some(gw.parse().unwrap()), "{mode:?}");
+        Call::new(cni(), "CHECK", "c1", &pod.path)
+            .run(&host.ns, &with_prev(c.clone(), &r))
+            .ok();
+    }
 }

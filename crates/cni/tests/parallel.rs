@@ -63,6 +63,15 @@ fn parallel(mode: &str) {
             "{mode}: {a} unreachable"
         );
     }
+    // Pod to pod on the node (bridge: one L2 segment; transparent: routed
+    // through the host via 169.254.1.1).
+    for (from, to) in [(0, 1), (PODS - 1, 0)] {
+        let IpAddr::V4(a) = ips[to] else { panic!("v4") };
+        assert!(
+            ping(&pods[from].ns, a, Duration::from_secs(3)),
+            "{mode}: pod {from} cannot reach pod {to} ({a})"
+        );
+    }
     std::thread::scope(|s| {
         for (i, p) in pods.iter().enumerate() {
             let (host, stdin) = (&host, &stdin);

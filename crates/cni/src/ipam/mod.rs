@@ -81,7 +81,10 @@ pub fn allocate(req: &Request) -> Result<Allocated, CniError> {
         .filter(|a| a.owned_by(id, ifname))
         .map(|a| a.ip)
         .collect();
-    let mut used: HashSet<IpAddr> = store.used()?;
+    // One directory scan serves both purposes: a file that could not be
+    // read is missing here, but `reserve` (O_EXCL) still refuses its
+    // address.
+    let mut used: HashSet<IpAddr> = allocs.iter().map(|a| a.ip).collect();
     let mut fresh: Vec<IpAddr> = Vec::new();
     let mut ips = Vec::with_capacity(sets.len());
     let outcome = (|| -> Result<(), CniError> {
@@ -288,5 +291,144 @@ impl Plugin for IpamPlugin {
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         gc(req).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The allocator against a real directory (no root needed).
+
+    use super::*;
+    use crate::skel::{Command, Env};
+    use aksnet_core::cni::{CniArgs, NetConf};
+    use serde_json::json;
+
+    fn dir() -> std::path::PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "aksnet-ipam-unit-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn req(data: &std::path::Path, id: &str, extra: serde_json::Value) -> Request {
+        let mut v = json!({"cniVersion": "1.1.0", "name": "u", "ipam": {"type": "aksnet-ipam",
+            "ranges": [[{"subnet": "10.9.0.0/29", "rangeStart": "10.9.0.2", "rangeEnd": "10.9.0.4"}]],
+            "dataDir": data.display().to_string()}});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in e {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        let stdin = v.to_string().into_bytes();
+        let (conf, raw, version) = NetConf::from_slice(&stdin).unwrap();
+        Request {
+            command: Command::Add,
+            env: Env {
+                container_id: id.into(),
+                netns: "/x".into(),
+                ifname: "eth0".into(),
+                args: String::new(),
+                path: vec!["/nonexistent".into()],
+            },
+            conf,
+            raw,
+            stdin,
+            version,
+            args: CniArgs::default(),
+        }
+    }
+
+    fn ip(r: &CniResult) -> String {
+        r.ips[0].address.to_string()
+    }
+
+    #[test]
+    fn allocates_round_robin_and_exhausts_with_the_range_named() {
+        let d = dir();
+        let a = allocate(&req(&d, "a", json!({}))).unwrap();
+        assert_eq!(ip(&a.result), "10.9.0.2/29");
+        assert_eq!(a.fresh.len(), 1);
+        assert_eq!(
+            ip(&allocate(&req(&d, "b", json!({}))).unwrap().result),
+            "10.9.0.3/29"
+        );
+        assert_eq!(
+            ip(&allocate(&req(&d, "c", json!({}))).unwrap().result),
+            "10.9.0.4/29"
+        );
+        status(&req(&d, "x", json!({}))).unwrap_err();
+        let e = allocate(&req(&d, "d", json!({}))).unwrap_err();
+        assert!(e.msg.contains("10.9.0.2-10.9.0.4"), "{e}");
+        assert_eq!(status(&req(&d, "x", json!({}))).unwrap_err().code, 50);
+        // Freed in the middle: round robin continues after the last one.
+        release(&req(&d, "b", json!({}))).unwrap();
+        assert_eq!(
+            ip(&allocate(&req(&d, "e", json!({}))).unwrap().result),
+            "10.9.0.3/29"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn repeated_add_returns_the_same_address_and_reserves_nothing() {
+        let d = dir();
+        let first = allocate(&req(&d, "a", json!({}))).unwrap();
+        let again = allocate(&req(&d, "a", json!({}))).unwrap();
+        assert_eq!(ip(&first.result), ip(&again.result));
+        assert!(again.fresh.is_empty());
+        // Rolling back the repeated ADD keeps the first one's address.
+        release_fresh(&req(&d, "a", json!({})), &again.fresh).unwrap();
+        assert_eq!(held(&req(&d, "a", json!({}))).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn gc_keeps_only_listed_attachments() {
+        let d = dir();
+        for id in ["a", "b", "c"] {
+            allocate(&req(&d, id, json!({}))).unwrap();
+        }
+        let g = req(
+            &d,
+            "",
+            json!({"cni.dev/valid-attachments": [{"containerID": "b", "ifname": "eth0"}]}),
+        );
+        assert_eq!(gc(&g).unwrap().len(), 2);
+        assert!(held(&req(&d, "b", json!({}))).unwrap().len() == 1);
+        assert!(held(&req(&d, "a", json!({}))).unwrap().is_empty());
+        // No list at all: nothing released.
+        assert!(gc(&req(&d, "", json!({}))).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn requested_address_outside_or_taken() {
+        let d = dir();
+        let r = allocate(&req(
+            &d,
+            "a",
+            json!({"runtimeConfig": {"ips": ["10.9.0.4/29"]}}),
+        ))
+        .unwrap();
+        assert_eq!(ip(&r.result), "10.9.0.4/29");
+        let e = allocate(&req(
+            &d,
+            "b",
+            json!({"args": {"cni": {"ips": ["10.9.0.4"]}}}),
+        ))
+        .unwrap_err();
+        assert!(e.msg.contains("already allocated"), "{e}");
+        let e = allocate(&req(
+            &d,
+            "b",
+            json!({"args": {"cni": {"ips": ["10.9.1.4"]}}}),
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, 7);
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

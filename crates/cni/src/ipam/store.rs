@@ -15,7 +15,8 @@ use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use aksnet_core::cni::ipam::{owner_content, parse_owner, Allocation};
 use aksnet_core::cni::{code, CniError};
@@ -41,31 +42,41 @@ fn lock_timeout() -> Duration {
         .map_or(Duration::from_secs(30), Duration::from_millis)
 }
 
-/// `flock` the store, polling with a short back-off up to [`lock_timeout`].
+/// `flock` the store, waiting at most [`lock_timeout`]. Uncontended, this
+/// is one non-blocking `flock`. Contended, a helper thread blocks in
+/// `flock` on a duplicate of the descriptor (same open file description,
+/// so the lock it gets is ours) and the kernel wakes it the moment the
+/// holder lets go, which polling could not do; the caller waits for it with
+/// a timeout. A helper that gets the lock after the timeout drops its
+/// descriptor, the last one, which releases the lock again.
 fn take_lock(lock: &File, path: &Path) -> Result<(), CniError> {
-    let deadline = Instant::now() + lock_timeout();
-    let mut pause = Duration::from_micros(200);
-    loop {
-        match lock.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(5));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(CniError::new(
-                    code::TRY_AGAIN,
-                    format!(
-                        "the IPAM store {} is locked by another process",
-                        path.display()
-                    ),
-                    format!("waited {:?}; try again later", lock_timeout()),
-                ))
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(io_err(format!("cannot lock {}", path.display()), e))
-            }
+    match lock.try_lock() {
+        Ok(()) => return Ok(()),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => {
+            return Err(io_err(format!("cannot lock {}", path.display()), e))
         }
+    }
+    let dup = lock
+        .try_clone()
+        .map_err(|e| io_err(format!("cannot duplicate {}", path.display()), e))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let r = dup.lock();
+        let _ = tx.send(r);
+    });
+    let timeout = lock_timeout();
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(io_err(format!("cannot lock {}", path.display()), e)),
+        Err(_) => Err(CniError::new(
+            code::TRY_AGAIN,
+            format!(
+                "the IPAM store {} is locked by another process",
+                path.display()
+            ),
+            format!("waited {timeout:?}; try again later"),
+        )),
     }
 }
 

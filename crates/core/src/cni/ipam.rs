@@ -275,7 +275,13 @@ impl Candidates<'_> {
         };
         self.cur = Some(n);
         match self.start_ip {
-            None => self.start_ip = Some(n),
+            // The first candidate may already be in the next range (the
+            // last reserved address ended its range): the walk ends when
+            // it comes back to this address *in this range*.
+            None => {
+                self.start_ip = Some(n);
+                self.start_range = self.range_idx;
+            }
             Some(s) if self.range_idx == self.start_range && n == s => {
                 self.done = true;
                 return None;

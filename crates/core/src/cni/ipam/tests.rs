@@ -254,3 +254,27 @@ proptest! {
         prop_assert_eq!(used.len() as u128, set.capacity());
     }
 }
+
+#[test]
+fn last_reserved_at_the_end_of_a_range_wraps_to_the_next_and_stops() {
+    // Azure-style pool: several single-address entries in one set.
+    let mk = |a: &str, b: &str| RangeConf {
+        subnet: "10.224.0.0/16".into(),
+        range_start: Some(a.parse().unwrap()),
+        range_end: Some(b.parse().unwrap()),
+        gateway: None,
+    };
+    let set = RangeSet(vec![
+        Range::from_conf(&mk("10.224.0.30", "10.224.0.31")).unwrap(),
+        Range::from_conf(&mk("10.224.0.50", "10.224.0.50")).unwrap(),
+    ]);
+    for last in ["10.224.0.31", "10.224.0.50", "10.224.0.30"] {
+        let got: Vec<String> = set
+            .candidates(Some(last.parse().unwrap()))
+            .take(10)
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(got.len(), 3, "last {last}: {got:?}");
+        assert_eq!(got.last().map(String::as_str), Some(last));
+    }
+}
