@@ -214,7 +214,7 @@ pub fn render(m: &Model) -> String {
         84,
         13,
         "normal",
-        &format!("outbound SNAT to public IP {}", m.public_ip),
+        &format!("outbound SNAT to {}", m.public_ip),
     );
     s.line(ix + 140, 100, ix + 140, fabric_y, "#4a90d9", false);
     // The fabric.
@@ -474,7 +474,7 @@ mod tests {
         assert!(t.contains("NetworkUnavailable"));
         assert!(t.contains("pod-2-2") && t.contains("10.244.1.3"));
         assert!(t.contains("VM subnet 10.225.0.0/24") && t.contains("10.225.0.4"));
-        assert!(t.contains("outbound SNAT to public IP 203.0.113.100"));
+        assert!(t.contains("outbound SNAT to 203.0.113.100"));
         assert_eq!(svg.matches("class=\"pod\"").count(), 6);
     }
 
