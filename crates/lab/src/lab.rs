@@ -279,22 +279,7 @@ pub fn remove_node(dir: &LabDir, name: &str) -> Result<()> {
     require_root()?;
     let _lock = dir.lock()?;
     let mut state = dir.load()?;
-    let node = state
-        .node(name)
-        .cloned()
-        .ok_or_else(|| LabError::UnknownTarget {
-            lab: state.name.clone(),
-            target: name.to_string(),
-            hint: format!(
-                "a node ({})",
-                state
-                    .nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })?;
+    let node = state.require_node(name)?.clone();
     let pod_names: Vec<String> = state.pods_on(name).map(|p| p.name.clone()).collect();
     let mut first_err = None;
     for p in pod_names {

@@ -41,22 +41,7 @@ pub fn add(
     count: u32,
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
-    let n = state
-        .node(node)
-        .cloned()
-        .ok_or_else(|| LabError::UnknownTarget {
-            lab: state.name.clone(),
-            target: node.to_string(),
-            hint: format!(
-                "a node of the lab ({})",
-                state
-                    .nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })?;
+    let n = state.require_node(node)?.clone();
     crate::lab::check_plugins(&state.cni_bin_dir)?;
     let conflist = Runtime::load_conflist(&nodes::conflist_path(dir, node))?;
     let first = state.pods_on(node).map(|p| p.index).max().unwrap_or(0) + 1;

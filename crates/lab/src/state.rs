@@ -108,6 +108,22 @@ impl LabState {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The node named `name`, or an error that lists the lab's nodes.
+    pub fn require_node(&self, name: &str) -> Result<&NodeState> {
+        self.node(name).ok_or_else(|| LabError::UnknownTarget {
+            lab: self.name.clone(),
+            target: name.to_string(),
+            hint: format!(
+                "a node of the lab ({})",
+                self.nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+
     pub fn pod(&self, name: &str) -> Option<&PodState> {
         self.pods.iter().find(|p| p.name == name)
     }
