@@ -11,13 +11,13 @@
 //! The commands and their output are printed (run with `--nocapture`), and
 //! written to `$AKSNET_PODMAN_TRANSCRIPT` when set (docs/podman.md holds one).
 
-mod nsutil;
+mod common;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nsutil::{can_run, Ns};
+use common::{can_run, NamedNs};
 use serde_json::json;
 
 const PODMAN: &str = "/usr/bin/podman";
@@ -35,8 +35,8 @@ const NODE_IP: &str = "192.0.2.1";
 /// and the directory.
 struct Lab {
     dir: PathBuf,
-    host: Ns,
-    outside: Ns,
+    host: NamedNs,
+    outside: NamedNs,
     log: String,
 }
 
@@ -67,7 +67,7 @@ impl Lab {
 
     fn podman_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(NSENTER);
-        c.arg(format!("--net={}", self.host.path()))
+        c.arg(format!("--net={}", self.host.path))
             .arg(PODMAN)
             .args([
                 "--root",
@@ -143,8 +143,8 @@ fn setup() -> Lab {
     for d in ["storage", "run", "tmp", "net.d", "bin", "ipam"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
-    let host = Ns::new("podh");
-    let outside = Ns::new("podo");
+    let host = NamedNs::with_lo_up("podh");
+    let outside = NamedNs::with_lo_up("podo");
     let lab = Lab {
         dir,
         host,

@@ -8,12 +8,12 @@
 //! the pod runs a probe server answering with the source address it saw,
 //! so masquerading is visible.
 
-mod nsutil;
+mod common;
 
 use std::process::Output;
 
 use aksnet_linux::nft::{self, Family, Table};
-use nsutil::{can_run, cni, probe_server, probe_server_on, tcp_probe, udp_probe, Ns};
+use common::{can_run, cni, probe_server, probe_server_on, tcp_probe, udp_probe, NamedNs};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet-portmap");
@@ -22,15 +22,15 @@ const IP: &str = "/usr/sbin/ip";
 const TABLE: &str = "aksnet-portmap";
 
 struct Topo {
-    host: Ns,
-    pod: Ns,
-    outside: Ns,
+    host: NamedNs,
+    pod: NamedNs,
+    outside: NamedNs,
 }
 
 fn topo() -> Topo {
-    let host = Ns::new("h");
-    let pod = Ns::new("p");
-    let outside = Ns::new("o");
+    let host = NamedNs::with_lo_up("h");
+    let pod = NamedNs::with_lo_up("p");
+    let outside = NamedNs::with_lo_up("o");
     host.ip(&["link", "add", "br0", "type", "bridge"]);
     host.ip(&["addr", "add", "10.77.0.1/24", "dev", "br0"]);
     host.ip(&["link", "set", "br0", "up"]);
@@ -77,13 +77,13 @@ fn topo() -> Topo {
     Topo { host, pod, outside }
 }
 
-fn prev_result(pod: &Ns, ip: &str) -> Value {
+fn prev_result(pod: &NamedNs, ip: &str) -> Value {
     json!({
         "cniVersion": "1.0.0",
         "interfaces": [
             {"name": "br0", "mac": "02:00:00:00:00:01"},
             {"name": "veth0", "mac": "02:00:00:00:00:02"},
-            {"name": "eth0", "mac": "02:00:00:00:00:03", "sandbox": pod.path()}
+            {"name": "eth0", "mac": "02:00:00:00:00:03", "sandbox": pod.path.clone()}
         ],
         "ips": [{"address": format!("{ip}/24"), "gateway": "10.77.0.1", "interface": 2}],
         "routes": [{"dst": "0.0.0.0/0"}]
@@ -124,11 +124,11 @@ fn err_code(out: &Output, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("{what}: no code in {v}"))
 }
 
-fn listing(host: &Ns, family: Family) -> Option<Table> {
+fn listing(host: &NamedNs, family: Family) -> Option<Table> {
     host.within(|| nft::list_table(family, TABLE).expect("list table"))
 }
 
-fn tagged(host: &Ns, comment_part: &str) -> usize {
+fn tagged(host: &NamedNs, comment_part: &str) -> usize {
     listing(host, Family::Ip).map_or(0, |t| {
         t.rules
             .iter()
@@ -154,7 +154,7 @@ fn add_reaches_the_pod_from_outside_host_localhost_and_hairpin_then_check_and_de
     ]);
     let c = conf("1.0.0", "pmtest", None, mappings, prev.clone());
     let id = "ctr-e2e";
-    let add = cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path(), &c);
+    let add = cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path, &c);
     let out: Value = serde_json::from_str(&ok(&add, "ADD")).unwrap();
     // The result is prevResult, unchanged.
     assert_eq!(out, prev);
@@ -224,24 +224,24 @@ fn add_reaches_the_pod_from_outside_host_localhost_and_hairpin_then_check_and_de
     }
 
     // CHECK passes, and fails once the rules are gone.
-    let chk = cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path(), &c);
+    let chk = cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path, &c);
     ok(&chk, "CHECK");
     t.host.exec(&[NFT, "flush", "table", "ip", TABLE]);
-    let chk = cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path(), &c);
+    let chk = cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path, &c);
     err_code(&chk, "CHECK after flush");
     assert!(tcp_probe(&t.outside, "192.0.2.1:8080").is_err());
 
     // ADD again restores everything (and replaces, not duplicates).
     ok(
-        &cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path, &c),
         "ADD 2",
     );
     ok(
-        &cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path, &c),
         "ADD 3",
     );
     ok(
-        &cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path, &c),
         "CHECK 2",
     );
     assert_eq!(
@@ -251,7 +251,7 @@ fn add_reaches_the_pod_from_outside_host_localhost_and_hairpin_then_check_and_de
 
     // DEL removes every rule of the attachment; the jumps stay.
     ok(
-        &cni(BIN, &t.host, "DEL", id, "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "DEL", id, "eth0", &t.pod.path, &c),
         "DEL",
     );
     let tab = listing(&t.host, Family::Ip).expect("table stays");
@@ -266,7 +266,7 @@ fn add_reaches_the_pod_from_outside_host_localhost_and_hairpin_then_check_and_de
     let bare = json!({"cniVersion": "1.0.0", "name": "pmtest", "type": "aksnet-portmap"});
     ok(&cni(BIN, &t.host, "DEL", id, "eth0", "", &bare), "DEL 2");
     ok(&cni(BIN, &t.host, "DEL", id, "eth0", "", &bare), "DEL 3");
-    let chk = cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path(), &c);
+    let chk = cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path, &c);
     err_code(&chk, "CHECK after DEL");
 }
 
@@ -285,7 +285,7 @@ fn older_versions_get_prev_result_converted_and_no_mappings_pass_through() {
         prev.clone(),
     );
     let out: Value = serde_json::from_str(&ok(
-        &cni(BIN, &t.host, "ADD", "v031", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "ADD", "v031", "eth0", &t.pod.path, &c),
         "ADD",
     ))
     .unwrap();
@@ -298,7 +298,7 @@ fn older_versions_get_prev_result_converted_and_no_mappings_pass_through() {
         Ok("from 192.0.2.2".into())
     );
     ok(
-        &cni(BIN, &t.host, "DEL", "v031", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "DEL", "v031", "eth0", &t.pod.path, &c),
         "DEL",
     );
 
@@ -307,7 +307,7 @@ fn older_versions_get_prev_result_converted_and_no_mappings_pass_through() {
     none.as_object_mut().unwrap().remove("runtimeConfig");
     let t2 = topo();
     let out: Value = serde_json::from_str(&ok(
-        &cni(BIN, &t2.host, "ADD", "nomap", "eth0", &t2.pod.path(), &none),
+        &cni(BIN, &t2.host, "ADD", "nomap", "eth0", &t2.pod.path, &none),
         "ADD without mappings",
     ))
     .unwrap();
@@ -318,15 +318,7 @@ fn older_versions_get_prev_result_converted_and_no_mappings_pass_through() {
         "no table for no mappings"
     );
     ok(
-        &cni(
-            BIN,
-            &t2.host,
-            "CHECK",
-            "nomap",
-            "eth0",
-            &t2.pod.path(),
-            &none,
-        ),
+        &cni(BIN, &t2.host, "CHECK", "nomap", "eth0", &t2.pod.path, &none),
         "CHECK",
     );
     ok(
@@ -349,7 +341,7 @@ fn snat_false_adds_no_masquerade() {
         prev_result(&t.pod, "10.77.0.2"),
     );
     ok(
-        &cni(BIN, &t.host, "ADD", "nosnat", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "ADD", "nosnat", "eth0", &t.pod.path, &c),
         "ADD",
     );
     let tab = listing(&t.host, Family::Ip).unwrap();
@@ -375,11 +367,11 @@ fn snat_false_adds_no_masquerade() {
         Ok("from 192.0.2.2".into())
     );
     ok(
-        &cni(BIN, &t.host, "CHECK", "nosnat", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "CHECK", "nosnat", "eth0", &t.pod.path, &c),
         "CHECK",
     );
     ok(
-        &cni(BIN, &t.host, "DEL", "nosnat", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "DEL", "nosnat", "eth0", &t.pod.path, &c),
         "DEL",
     );
 }
@@ -400,7 +392,7 @@ fn gc_removes_only_stale_attachments_of_its_network() {
             prev.clone(),
         );
         ok(
-            &cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path(), &c),
+            &cni(BIN, &t.host, "ADD", id, "eth0", &t.pod.path, &c),
             "ADD",
         );
     };
@@ -466,7 +458,7 @@ fn concurrent_adds_and_dels_leave_exact_rule_sets() {
                 for (id, c) in &confs {
                     let t = &t;
                     s.spawn(move || {
-                        let out = cni(BIN, &t.host, cmd, id, "eth0", &t.pod.path(), c);
+                        let out = cni(BIN, &t.host, cmd, id, "eth0", &t.pod.path, c);
                         ok(&out, cmd);
                     });
                 }
@@ -476,7 +468,7 @@ fn concurrent_adds_and_dels_leave_exact_rule_sets() {
     run_all("ADD", 1);
     for (id, c) in &confs {
         ok(
-            &cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path(), c),
+            &cni(BIN, &t.host, "CHECK", id, "eth0", &t.pod.path, c),
             "CHECK",
         );
     }
@@ -497,7 +489,7 @@ fn bad_input_gives_spec_errors() {
     // Run in a namespace of our own even though none of these reaches the
     // kernel: a bug must not touch the machine's nftables.
     let t = topo();
-    let pod = t.pod.path();
+    let pod = t.pod.path.clone();
     let prev = prev_result(&t.pod, "10.77.0.2");
     let raw = |cmd: &str, id: &str, stdin: &[u8]| {
         use std::io::Write;
@@ -620,7 +612,7 @@ fn ipv6_mappings_in_the_ip6_table() {
     probe_server_on(&t.pod, "::", 81);
     let prev = json!({
         "cniVersion": "1.0.0",
-        "interfaces": [{"name": "eth0", "sandbox": t.pod.path()}],
+        "interfaces": [{"name": "eth0", "sandbox": t.pod.path.clone()}],
         "ips": [{"address": "fd77::2/64", "gateway": "fd77::1", "interface": 0}]
     });
     let c = conf(
@@ -634,7 +626,7 @@ fn ipv6_mappings_in_the_ip6_table() {
         prev,
     );
     ok(
-        &cni(BIN, &t.host, "ADD", "six", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "ADD", "six", "eth0", &t.pod.path, &c),
         "ADD",
     );
     assert!(
@@ -667,17 +659,17 @@ fn ipv6_mappings_in_the_ip6_table() {
         Ok("from fd77::1".into())
     );
     ok(
-        &cni(BIN, &t.host, "CHECK", "six", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "CHECK", "six", "eth0", &t.pod.path, &c),
         "CHECK",
     );
     t.host
         .exec(&[NFT, "flush", "chain", "ip6", TABLE, "masquerading"]);
     err_code(
-        &cni(BIN, &t.host, "CHECK", "six", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "CHECK", "six", "eth0", &t.pod.path, &c),
         "CHECK",
     );
     ok(
-        &cni(BIN, &t.host, "DEL", "six", "eth0", &t.pod.path(), &c),
+        &cni(BIN, &t.host, "DEL", "six", "eth0", &t.pod.path, &c),
         "DEL",
     );
     let six = listing(&t.host, Family::Ip6).expect("ip6 table stays");

@@ -1,18 +1,20 @@
 //! Test harness: named network namespaces that delete themselves, running
 //! a plugin with its network namespace set to a test's "host" namespace,
-//! and an ICMP echo from inside a namespace.
+//! an ICMP echo from inside a namespace, TCP/UDP probe servers and clients,
+//! and root/binary checks that skip outside CI and fail under `CI=true`.
 //!
 //! Nothing here touches the root namespace: every kernel object lives in
 //! namespaces the test created.
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,28 +26,39 @@ use serde_json::Value;
 /// The reference plugins (Debian `containernetworking-plugins`).
 pub const REF_DIR: &str = "/usr/lib/cni";
 
-/// Root is needed: skip (with a reason) unless CI=true, where it fails.
-pub fn need_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
+/// True when the test may run: root and every binary in `bins` present.
+/// Otherwise it prints why and returns false, or panics when `CI=true`.
+pub fn can_run(test: &str, bins: &[&str]) -> bool {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let mut why = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        why.push("root is needed".to_string());
+    }
+    for b in bins {
+        if !Path::new(b).exists() {
+            why.push(format!("{b} is missing"));
+        }
+    }
+    if why.is_empty() {
         return true;
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("these tests need root (CI=true)");
+    let msg = format!("{test}: {}", why.join(", "));
+    if ci {
+        panic!("{msg} (CI=true: kernel tests must run)");
     }
-    eprintln!("skipped: these tests need root");
+    eprintln!("skipped: {msg}");
     false
 }
 
-/// A binary is needed: skip (with a reason) unless CI=true, where it fails.
+/// Root is needed: skip (with a reason) unless CI=true, where it fails.
+pub fn need_root() -> bool {
+    can_run("these tests", &[])
+}
+
+/// A binary is needed (a reference plugin from `containernetworking-plugins`):
+/// skip (with a reason) unless CI=true, where it fails.
 pub fn need_binary(p: &str) -> bool {
-    if Path::new(p).is_file() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{p} is missing (CI=true): install containernetworking-plugins");
-    }
-    eprintln!("skipped: {p} is missing (install containernetworking-plugins)");
-    false
+    can_run("these tests", &[p])
 }
 
 /// The directory holding our plugin binaries (for CNI_PATH).
@@ -118,6 +131,33 @@ impl NamedNs {
         s.add_address(lo.index, addr.parse().unwrap(), AddrOptions::default())
             .unwrap();
         self
+    }
+
+    /// A new namespace with `lo` up.
+    pub fn with_lo_up(prefix: &str) -> NamedNs {
+        let ns = NamedNs::new(prefix);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NAME ARGS...`, checked.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "-n", &self.name];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// `ip netns exec NAME ARGS...`, checked.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.name];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// Run `f` on the calling thread inside this namespace.
+    pub fn within<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _g = self.ns.enter().expect("enter netns");
+        f()
     }
 
     /// Delete it now (like a pod that went away).
@@ -397,4 +437,120 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Run a command; panic with its output if it fails.
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A TCP server in `ns` on `port` answering each connection with
+/// `from <peer address>\n`, and a UDP server on `port` answering each
+/// datagram the same way. Both serve from background threads until the
+/// test process exits; their sockets belong to `ns`.
+pub fn probe_server(ns: &NamedNs, port: u16) {
+    probe_server_on(ns, "0.0.0.0", port);
+}
+
+/// [`probe_server`] bound to `addr` (`"::"` for IPv6).
+pub fn probe_server_on(ns: &NamedNs, addr: &str, port: u16) {
+    let (tcp, udp) = ns.within(|| {
+        (
+            TcpListener::bind((addr, port)).expect("bind tcp"),
+            UdpSocket::bind((addr, port)).expect("bind udp"),
+        )
+    });
+    std::thread::spawn(move || {
+        for s in tcp.incoming() {
+            let Ok(mut s) = s else { continue };
+            if let Ok(peer) = s.peer_addr() {
+                let _ = writeln!(s, "from {}", peer.ip());
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((_, peer)) = udp.recv_from(&mut buf) {
+            let _ = udp.send_to(format!("from {}\n", peer.ip()).as_bytes(), peer);
+        }
+    });
+}
+
+/// Connect over TCP from inside `ns` to `to` and return the server's
+/// answer (`from ADDR`), or the error as text.
+pub fn tcp_probe(ns: &NamedNs, to: &str) -> Result<String, String> {
+    let addr: SocketAddr = to.parse().map_err(|e| format!("{to}: {e}"))?;
+    let mut s = ns
+        .within(|| TcpStream::connect_timeout(&addr, Duration::from_secs(3)))
+        .map_err(|e| format!("connect {to}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("read {to}: {e}"))?;
+    Ok(out.trim().to_string())
+}
+
+/// Send a UDP datagram from inside `ns` to `to` and return the answer.
+pub fn udp_probe(ns: &NamedNs, to: &str) -> Result<String, String> {
+    let any = if to.starts_with('[') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let sock = ns
+        .within(|| UdpSocket::bind(any))
+        .map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    sock.send_to(b"hi", to)
+        .map_err(|e| format!("send {to}: {e}"))?;
+    let mut buf = [0u8; 512];
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .map_err(|e| format!("recv from {to}: {e}"))?;
+    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+}
+
+/// Run a CNI plugin binary inside `ns` with `command`, the container
+/// ID/ifname/netns given, and `conf` on stdin.
+pub fn cni(
+    bin: &str,
+    ns: &NamedNs,
+    command: &str,
+    id: &str,
+    ifname: &str,
+    netns: &str,
+    conf: &serde_json::Value,
+) -> Output {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, bin])
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_NETNS", netns)
+        .env("CNI_PATH", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn plugin");
+    let data = conf.to_string();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data.as_bytes())
+        .expect("write conf");
+    child.wait_with_output().expect("wait plugin")
 }
