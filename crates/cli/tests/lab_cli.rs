@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use aksnet_linux::testing;
 use serde_json::Value;
 
 fn aksnet(args: &[&str]) -> Output {
@@ -61,16 +62,8 @@ fn ready(extra: &[&str]) -> bool {
 }
 
 fn ready_for(extra: &[&str], plugins: bool) -> bool {
-    let mut missing = vec![];
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push("root".to_string());
-    }
-    for tool in ["ip", "nft"].iter().chain(extra) {
-        if !aksnet_lab::lab::which(tool) {
-            missing.push(format!("`{tool}`"));
-        }
-    }
+    let tools: Vec<&str> = ["ip", "nft"].iter().chain(extra).copied().collect();
+    let mut missing = testing::missing(&tools);
     for p in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
         if plugins && !bin_dir().join(p).exists() {
             missing.push(format!(
@@ -79,14 +72,7 @@ fn ready_for(extra: &[&str], plugins: bool) -> bool {
             ));
         }
     }
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("lab tests need {} under CI", missing.join(", "));
-    }
-    eprintln!("skipping: needs {}", missing.join(", "));
-    false
+    testing::ready("lab tests", &missing)
 }
 
 /// A lab name no other test of this run (same process) or of another run

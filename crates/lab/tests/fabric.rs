@@ -17,22 +17,7 @@ use aksnet_lab::topology::{netns_path, Addressing, PROBE_PORT};
 use aksnet_lab::{fabric, ip, netns, probe, teardown};
 
 fn root_or_skip() -> bool {
-    // SAFETY: no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tools = ["ip", "nft"].iter().all(|t| aksnet_lab::lab::which(t));
-    if root && tools {
-        return true;
-    }
-    let why = if root {
-        "ip or nft is missing"
-    } else {
-        "not root"
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("fabric test needs root, ip and nft under CI: {why}");
-    }
-    eprintln!("skipping the fabric test: {why}");
-    false
+    aksnet_linux::testing::can_run("the fabric test", &["ip", "nft"])
 }
 
 fn serve_in(ns: &str, label: &'static str) {

@@ -10,15 +10,7 @@ use aksnet_lab::topology::{netns_path, Names};
 use aksnet_lab::{ip, netns, process, teardown};
 
 fn root_or_skip() -> bool {
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } == 0 && aksnet_lab::lab::which("ip") {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the teardown test needs root and ip under CI");
-    }
-    eprintln!("skipping the teardown test: needs root and ip");
-    false
+    aksnet_linux::testing::can_run("the teardown test", &["ip"])
 }
 
 #[test]

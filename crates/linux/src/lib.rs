@@ -25,6 +25,8 @@ pub mod netns;
 pub mod nft;
 pub mod route;
 pub mod sysctl;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vtep;
 
 pub use error::{Error, Result};

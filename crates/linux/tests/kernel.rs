@@ -13,14 +13,7 @@ use aksnet_linux::{sysctl, MacAddr, Netns, Socket};
 
 /// Root is needed; without it the test is skipped, unless CI=true.
 fn need_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("kernel tests need root (CI=true)");
-    }
-    eprintln!("skipped: kernel tests need root");
-    false
+    aksnet_linux::testing::can_run("kernel tests", &[])
 }
 
 /// Move the calling test thread into a fresh network namespace.
@@ -316,14 +309,7 @@ fn vxlan_and_fdb() {
 
 #[test]
 fn nft_batch_is_atomic_and_listable() {
-    if !need_root() {
-        return;
-    }
-    if !std::path::Path::new(&nft::nft_binary()).exists() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("nft missing (CI=true): install nftables");
-        }
-        eprintln!("skipped: nft not installed");
+    if !aksnet_linux::testing::can_run("the nft test", &[&nft::nft_binary()]) {
         return;
     }
     let _host = unshare_thread();

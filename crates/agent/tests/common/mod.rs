@@ -43,34 +43,12 @@ pub fn init_with(store: &dyn Store, args: &[(&str, &str)], bend: impl FnOnce(&mu
     store.put(NETWORK_KEY, &value, None).unwrap();
 }
 
-/// Whether kernel tests can run; under `CI=true` a missing prerequisite
-/// fails the test instead of skipping it.
-pub fn can_run(what: &str, binaries: &[&str]) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let root = unsafe { libc::geteuid() } == 0;
-    let missing: Vec<&str> = binaries.iter().copied().filter(|b| !which(b)).collect();
-    if root && missing.is_empty() {
-        return true;
-    }
-    let why = if !root {
-        "needs root".to_string()
-    } else {
-        format!("needs {}", missing.join(", "))
-    };
-    if ci {
-        panic!("{what}: {why} (CI=true, so this fails instead of skipping)");
-    }
-    eprintln!("skipping {what}: {why}");
-    false
-}
+// Not every test binary that includes this module uses every helper.
+#[allow(unused_imports)]
+pub use aksnet_linux::testing::can_run;
 
-pub fn which(bin: &str) -> bool {
-    if bin.contains('/') {
-        return std::path::Path::new(bin).exists();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
-}
+#[allow(unused_imports)]
+pub use aksnet_linux::testing::which;
 
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh")

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 /// Namespaces and the node bridge, shared with the agent's kernel tests.
 #[path = "../../../agent/tests/common/mod.rs"]
 mod common;
-pub use common::{which, Netns, L2};
+use aksnet_linux::testing;
+pub use common::{Netns, L2};
 
 pub const PLUGINS: [&str; 3] = ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"];
 
@@ -36,12 +37,7 @@ pub fn cni_bin_dir() -> PathBuf {
 
 /// Root, the tools, and the CNI plugins; under `CI=true` a missing one fails.
 pub fn can_run(what: &str, tools: &[&str], plugins: bool) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let mut missing: Vec<String> = Vec::new();
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push("root".into());
-    }
-    missing.extend(tools.iter().filter(|t| !which(t)).map(|t| t.to_string()));
+    let mut missing = testing::missing(tools);
     if plugins {
         let dir = cni_bin_dir();
         missing.extend(PLUGINS.iter().filter(|p| !dir.join(p).exists()).map(|p| {
@@ -51,15 +47,7 @@ pub fn can_run(what: &str, tools: &[&str], plugins: bool) -> bool {
             )
         }));
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("{what} needs {}", missing.join(", "));
-    if ci {
-        panic!("{why} (CI=true: failing instead of skipping)");
-    }
-    eprintln!("skipping: {why}");
-    false
+    testing::ready(what, &missing)
 }
 
 /// Runs `f` on a thread that has entered the namespace (only that thread

@@ -26,29 +26,9 @@ use serde_json::Value;
 /// The reference plugins (Debian `containernetworking-plugins`).
 pub const REF_DIR: &str = "/usr/lib/cni";
 
-/// True when the test may run: root and every binary in `bins` present.
-/// Otherwise it prints why and returns false, or panics when `CI=true`.
-pub fn can_run(test: &str, bins: &[&str]) -> bool {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let mut why = Vec::new();
-    if !nix::unistd::geteuid().is_root() {
-        why.push("root is needed".to_string());
-    }
-    for b in bins {
-        if !Path::new(b).exists() {
-            why.push(format!("{b} is missing"));
-        }
-    }
-    if why.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: {}", why.join(", "));
-    if ci {
-        panic!("{msg} (CI=true: kernel tests must run)");
-    }
-    eprintln!("skipped: {msg}");
-    false
-}
+// Not every test binary that includes this module uses every helper.
+#[allow(unused_imports)]
+pub use aksnet_linux::testing::can_run;
 
 /// Root is needed: skip (with a reason) unless CI=true, where it fails.
 pub fn need_root() -> bool {
