@@ -10,10 +10,10 @@
 
 mod common;
 
-use std::process::Output;
-
 use aksnet_linux::nft::{self, Family, Table};
-use common::{can_run, cni, probe_server, probe_server_on, tcp_probe, udp_probe, NamedNs};
+use common::{
+    can_run, cni, probe_server, probe_server_on, tcp_probe, udp_probe, Call, NamedNs, Outcome,
+};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aksnet-portmap");
@@ -104,19 +104,19 @@ fn conf(version: &str, name: &str, snat: Option<bool>, mappings: Value, prev: Va
     c
 }
 
-fn ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+fn ok(out: &Outcome, what: &str) -> String {
     assert!(
-        out.status.success(),
-        "{what} failed: stdout {stdout} stderr {}",
-        String::from_utf8_lossy(&out.stderr)
+        out.code == Some(0),
+        "{what} failed: stdout {} stderr {}",
+        out.stdout,
+        out.stderr
     );
-    stdout
+    out.stdout.clone()
 }
 
-fn err_code(out: &Output, what: &str) -> u64 {
-    assert!(!out.status.success(), "{what} should have failed");
-    let v: Value = serde_json::from_slice(&out.stdout)
+fn err_code(out: &Outcome, what: &str) -> u64 {
+    assert!(out.code != Some(0), "{what} should have failed");
+    let v: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}): {:?}", out.stdout));
     assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     v["code"]
@@ -492,21 +492,9 @@ fn bad_input_gives_spec_errors() {
     let pod = t.pod.path.clone();
     let prev = prev_result(&t.pod, "10.77.0.2");
     let raw = |cmd: &str, id: &str, stdin: &[u8]| {
-        use std::io::Write;
-        let mut child = std::process::Command::new("ip")
-            .args(["netns", "exec", &t.host.name, BIN])
-            .env("CNI_COMMAND", cmd)
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_NETNS", &pod)
-            .env("CNI_PATH", "/x")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
+        let mut call = Call::new(BIN, cmd, id, &pod);
+        call.path = "/x".into();
+        call.run(&t.host.ns, stdin)
     };
     assert_eq!(err_code(&raw("ADD", "x", b"{not json"), "bad json"), 6);
     assert_eq!(err_code(&raw("ADD", "x", b"[1]"), "array"), 6);
@@ -585,7 +573,7 @@ fn bad_input_gives_spec_errors() {
     ] {
         let out = raw("ADD", "x", junk);
         err_code(&out, "junk");
-        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+        assert!(!out.stderr.contains("panicked"));
     }
 }
 

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -502,8 +502,9 @@ pub fn udp_probe(ns: &NamedNs, to: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
 }
 
-/// Run a CNI plugin binary inside `ns` with `command`, the container
-/// ID/ifname/netns given, and `conf` on stdin.
+/// Run a CNI plugin binary with `ns` as its host namespace, `command`, the
+/// container ID/ifname/netns given, no `CNI_PATH` to delegate through, and
+/// `conf` on stdin.
 pub fn cni(
     bin: &str,
     ns: &NamedNs,
@@ -512,25 +513,9 @@ pub fn cni(
     ifname: &str,
     netns: &str,
     conf: &serde_json::Value,
-) -> Output {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, bin])
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_NETNS", netns)
-        .env("CNI_PATH", "/nonexistent")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn plugin");
-    let data = conf.to_string();
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(data.as_bytes())
-        .expect("write conf");
-    child.wait_with_output().expect("wait plugin")
+) -> Outcome {
+    let mut call = Call::new(bin, command, id, netns);
+    call.ifname = ifname.into();
+    call.path = "/nonexistent".into();
+    call.run(&ns.ns, conf.to_string().as_bytes())
 }
