@@ -7,7 +7,8 @@ APT_PACKAGES=(
   iproute2 nftables procps            # the kernel interfaces the plugins, agent and lab drive
   curl util-linux                     # the podman test's client and nsenter
   etcd-server                         # the etcd store backend and its tests
-  protobuf-compiler                   # etcd-client's build
+  protobuf-compiler libprotobuf-dev   # etcd-client's build: protoc and its well-known .proto files
+  gcc libc6-dev                       # the linker rustc calls, and the C parts of rusqlite
   containernetworking-plugins         # the reference plugins we test and benchmark against
   podman runc busybox-static          # the real-runtime CNI test
   iperf3                              # lab throughput benchmark
