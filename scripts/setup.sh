@@ -4,6 +4,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(
+  ca-certificates                     # cargo fetches crates over HTTPS
   iproute2 nftables procps            # the kernel interfaces the plugins, agent and lab drive
   curl util-linux                     # the podman test's client and nsenter
   etcd-server                         # the etcd store backend and its tests
