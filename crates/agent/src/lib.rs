@@ -16,6 +16,7 @@ pub mod conflist;
 pub mod error;
 pub mod ipam_disk;
 pub mod kernel;
+pub mod purge;
 pub mod routes;
 pub mod signals;
 pub mod snat;
