@@ -27,15 +27,11 @@ pub struct NetlinkKernel {
 }
 
 fn kerr(e: aksnet_linux::Error) -> KernelError {
-    KernelError::Command {
-        command: "netlink".into(),
-        message: e.to_string(),
-    }
+    KernelError::Linux(e)
 }
 
 fn mac(s: &str) -> Result<MacAddr, KernelError> {
-    s.parse()
-        .map_err(|e: aksnet_linux::Error| KernelError::Parse(e.to_string()))
+    s.parse().map_err(KernelError::Linux)
 }
 
 impl NetlinkKernel {
