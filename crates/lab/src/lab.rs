@@ -183,10 +183,10 @@ pub fn converged(state: &LabState, snap: &Snapshot) -> bool {
         };
         match state.network.network_plugin {
             NetworkPlugin::Kubenet => {
-                rec.network_unavailable() || snap.routes.iter().any(|(_, r)| r.node == n.name)
+                rec.network_unavailable() || snap.route_slots_of(&n.name).next().is_some()
             }
             NetworkPlugin::Overlay => snap.block_of(&n.name).is_some(),
-            NetworkPlugin::Azure => snap.pod_ips_of(&n.name).next().is_some(),
+            NetworkPlugin::Azure => !snap.pod_ips_of(&n.name).is_empty(),
         }
     })
 }
@@ -288,7 +288,7 @@ pub fn remove_node(dir: &LabDir, name: &str) -> Result<()> {
         }
     }
     nodes::stop_processes(dir, &state, &node);
-    store::remove_node(dir, &state, name)?;
+    store::remove_node(dir, name)?;
     fabric::unplug_node(&state, node.index)?;
     let ns = state.names().node(node.index);
     if ip::netns_exists(&ns) {
@@ -373,6 +373,8 @@ pub struct Status {
     pub pods: Vec<PodStatus>,
     pub nsg_rules: usize,
     pub directory: PathBuf,
+    /// Records of the cluster store that cannot be read.
+    pub store_problems: Vec<aksnet_cluster::Problem>,
 }
 
 pub fn status(dir: &LabDir) -> Result<Status> {
@@ -444,6 +446,7 @@ pub fn status(dir: &LabDir) -> Result<Status> {
         pods,
         nsg_rules: state.nsg.len(),
         directory: dir.path.clone(),
+        store_problems: snap.problems.clone(),
     })
 }
 

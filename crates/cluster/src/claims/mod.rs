@@ -96,11 +96,7 @@ fn claims_of(view: &ClusterView) -> BTreeMap<String, Vec<(String, i64)>> {
 /// Deletes the claims of `node`, each only if unchanged since `view` and
 /// only while the node has no record (so a node that re-registers in the
 /// meantime keeps them). Returns how many keys went.
-pub fn release_node(
-    store: &dyn Store,
-    view: &ClusterView,
-    node: &str,
-) -> Result<usize> {
+pub fn release_node(store: &dyn Store, view: &ClusterView, node: &str) -> Result<usize> {
     let Some(keys) = claims_of(view).remove(node) else {
         return Ok(0);
     };

@@ -21,13 +21,8 @@ pub enum SlotOutcome {
     },
 }
 
-
 /// Keeps exactly one slot holding `entry` for its node.
-pub fn ensure_slot(
-    store: &dyn Store,
-    entry: &RouteEntry,
-    limit: u32,
-) -> Result<SlotOutcome> {
+pub fn ensure_slot(store: &dyn Store, entry: &RouteEntry, limit: u32) -> Result<SlotOutcome> {
     for _ in 0..RACE_ROUNDS {
         let view = crate::read(store)?;
         let mine: Vec<u32> = view.route_slots_of(&entry.node).collect();
@@ -94,7 +89,6 @@ pub fn release_slots(store: &dyn Store, node: &str) -> Result<()> {
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {
