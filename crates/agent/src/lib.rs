@@ -15,7 +15,6 @@
 
 pub mod agent;
 pub mod conflist;
-pub mod controllers;
 pub mod error;
 pub mod ipam_disk;
 pub mod kernel;
@@ -23,5 +22,5 @@ pub mod routes;
 pub mod signals;
 pub mod snat;
 
-pub use agent::{Agent, AgentConfig, Report};
+pub use agent::{controllers, Agent, AgentConfig, Report};
 pub use error::AgentError;

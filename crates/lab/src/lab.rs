@@ -64,23 +64,9 @@ pub fn require_root() -> Result<()> {
     Ok(())
 }
 
-/// The CNI plugins a node's conflist chains (needed once pods start).
-pub fn check_plugins(dir: &std::path::Path) -> Result<()> {
-    for bin in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
-        let p = dir.join(bin);
-        if !p.exists() {
-            return Err(LabError::Invalid(format!(
-                "{} is missing: build the CNI plugins (`cargo build --workspace`) or point --cni-bin-dir (AKSNET_CNI_BIN_DIR) at them",
-                p.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn check_programs(env: &Env, pods: bool) -> Result<()> {
     if pods {
-        check_plugins(&env.cni_bin_dir)?;
+        crate::cni::check_plugins(&env.cni_bin_dir)?;
     }
     for tool in ["ip", "nft"] {
         if !which(tool) {

@@ -42,7 +42,7 @@ pub fn add(
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
     let n = state.require_node(node)?.clone();
-    crate::lab::check_plugins(&state.cni_bin_dir)?;
+    cni::check_plugins(&state.cni_bin_dir)?;
     let conflist = Runtime::load_conflist(&nodes::conflist_path(dir, node))?;
     let first = state.pods_on(node).map(|p| p.index).max().unwrap_or(0) + 1;
     let names = state.names();

@@ -1,6 +1,6 @@
 //! Outbound SNAT on the node, read from the kernel first and changed only
 //! where it differs, so a restarted agent leaves a working node exactly as
-//! it is. Run by the SNAT controller ([`crate::controllers::snat`]).
+//! it is. Run by the SNAT controller ([`super::controllers::snat`]).
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ fn kerr(e: KernelError) -> AgentError {
 }
 
 impl Agent {
-    /// The SNAT controller's step ([`crate::controllers::snat`]): the
+    /// The SNAT controller's step ([`super::controllers::snat`]): the
     /// desired rule set from the node's ranges, applied when the kernel's
     /// differs. Returns the number of rules wanted.
     pub(crate) fn snat_controller_step(

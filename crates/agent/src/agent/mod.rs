@@ -2,6 +2,7 @@
 //! alive), claims the node's addresses, writes the conflist, and keeps the
 //! managed namespace's routes and SNAT equal to the store.
 
+pub mod controllers;
 mod dataplane;
 mod reconcile;
 
@@ -20,9 +21,9 @@ use aksnet_store::{
     Compare, CompareOp, KeepAlive, LeaseId, Store, StoreError, Txn, TxnOp, Watcher,
 };
 
-use crate::controllers::{self, Controller, ControllerRun};
 use crate::error::AgentError;
 use crate::kernel::Kernel;
+use controllers::{Controller, ControllerRun};
 
 pub use reconcile::Report;
 
@@ -65,10 +66,10 @@ impl AgentConfig {
 }
 
 pub struct Agent {
-    pub(crate) cfg: AgentConfig,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) kernel: Box<dyn Kernel>,
-    pub(crate) net: ClusterNetwork,
+    cfg: AgentConfig,
+    store: Arc<dyn Store>,
+    kernel: Box<dyn Kernel>,
+    net: ClusterNetwork,
     lease: LeaseId,
     /// The keep-alive found the lease gone: register again.
     lease_lost: bool,

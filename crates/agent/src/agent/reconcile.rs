@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use aksnet_cluster::{claims, ClusterView};
 use aksnet_core::cluster::ClaimKind;
 
+use super::controllers::{Controller, ControllerRun, Pass, Programmed};
 use super::Agent;
-use crate::controllers::{Controller, ControllerRun, Pass, Programmed};
 use crate::error::AgentError;
 
 /// What one reconcile did.

@@ -32,7 +32,7 @@ impl Controller for Snat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::testing::{fixture, network};
+    use crate::agent::controllers::testing::{fixture, network};
     use aksnet_cluster::ClusterView;
     use aksnet_core::cluster::{NodeRecord, RouteMode};
 

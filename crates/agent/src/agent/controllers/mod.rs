@@ -27,7 +27,7 @@ use std::time::Duration;
 use aksnet_cluster::ClusterView;
 use aksnet_core::cluster::{Condition, NodeRecord, NETWORK_UNAVAILABLE};
 
-use crate::agent::{Agent, Report};
+use super::{Agent, Report};
 use crate::conflist::PodRanges;
 use crate::error::AgentError;
 

@@ -193,7 +193,7 @@ impl Routes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::testing::{fixture, network};
+    use crate::agent::controllers::testing::{fixture, network};
     use aksnet_cluster::ClusterView;
     use aksnet_core::cluster::NodeRecord;
 

@@ -221,11 +221,11 @@ fn dyn_cap(max_pods: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::testing::{fixture, network};
-    use crate::controllers::Pass;
+    use crate::agent::controllers::testing::{fixture, network};
+    use crate::agent::controllers::Pass;
 
     fn run(
-        f: &mut crate::controllers::testing::Fixture,
+        f: &mut crate::agent::controllers::testing::Fixture,
         pool: &mut Pool,
     ) -> (Programmed, Pass<'static>) {
         let view = Box::leak(Box::new(aksnet_cluster::read(&*f.kv).unwrap()));
