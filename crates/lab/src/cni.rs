@@ -123,7 +123,8 @@ impl Runtime {
             .spawn()
             .map_err(|e| cni_err(format!("cannot run {}: {e}", bin.display())))?;
         if let Some(mut stdin) = child.stdin.take() {
-            let body = serde_json::to_vec(conf).unwrap_or_default();
+            let body = serde_json::to_vec(conf)
+                .map_err(|e| cni_err(format!("encoding its configuration: {e}")))?;
             stdin
                 .write_all(&body)
                 .map_err(|e| cni_err(format!("writing its stdin: {e}")))?;

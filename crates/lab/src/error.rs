@@ -38,7 +38,7 @@ pub enum LabError {
     Netns {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: aksnet_linux::Error,
     },
     #[error("{path}: not valid lab state: {source}")]
     State {

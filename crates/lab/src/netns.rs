@@ -15,7 +15,7 @@ use crate::error::{LabError, Result};
 fn err(path: &Path, e: aksnet_linux::Error) -> LabError {
     LabError::Netns {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        source: e,
     }
 }
 
