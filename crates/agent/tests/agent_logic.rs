@@ -1,6 +1,11 @@
 //! The agent end to end on a SQLite store in a temporary directory and the
 //! fake kernel: no root.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

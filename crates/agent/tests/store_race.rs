@@ -2,6 +2,11 @@
 //! when the binary is there): every agent ends with a block of its own, and
 //! the store holds exactly one claim per block.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,5 +1,10 @@
 //! `aksnet cluster` and `aksnet node` as users and scripts run them.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::process::{Command, Output};
 
 fn aksnet(args: &[&str]) -> Output {

@@ -52,8 +52,8 @@ impl Model {
         let fabric_routes = match state.network.network_plugin {
             NetworkPlugin::Kubenet => snap
                 .routes
-                .iter()
-                .filter_map(|(_, r)| r.value.as_ref())
+                .values()
+                .filter_map(|r| r.value.as_ref())
                 .take(state.network.route_table_limit as usize)
                 .map(|r| format!("{} → {} ({})", r.destination, r.next_hop, r.node))
                 .collect(),

@@ -57,8 +57,7 @@ pub struct UpOptions {
 }
 
 pub fn require_root() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !aksnet_linux::process::is_root() {
         return Err(LabError::NotRoot);
     }
     Ok(())

@@ -4,6 +4,11 @@
 //! NSG rules. No agent or plugin is involved: "pods" here are addresses on
 //! a node's loopback, which is all the fabric can see of them anyway.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 

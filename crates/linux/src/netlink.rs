@@ -95,10 +95,8 @@ impl Socket {
             let mut off = 0usize;
             while off < n {
                 let rest = &self.buf[off..n];
-                let nb = NetlinkBuffer::new_checked(rest).map_err(|source| Error::Malformed {
-                    op: op(),
-                    source,
-                })?;
+                let nb = NetlinkBuffer::new_checked(rest)
+                    .map_err(|source| Error::Malformed { op: op(), source })?;
                 let len = nb.length() as usize;
                 if len == 0 || len > rest.len() {
                     return Err(Error::Decode {

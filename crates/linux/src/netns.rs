@@ -10,7 +10,9 @@ use std::fs::File;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use nix::sched::{setns, CloneFlags};
 
@@ -94,6 +96,30 @@ impl Netns {
             prev,
             _thread_bound: PhantomData,
         })
+    }
+
+    /// Makes `cmd` start inside this namespace: `setns(2)` in the child
+    /// between fork and exec, as `ip netns exec` does (without its mount
+    /// namespace). The calling thread never moves.
+    pub fn set_for_command(&self, cmd: &mut Command) -> Result<()> {
+        let file = self.file.try_clone().map_err(|e| {
+            Error::io(
+                format!("duplicate the descriptor of {}", self.path.display()),
+                e,
+            )
+        })?;
+        // SAFETY: only an async-signal-safe call (setns) between fork and
+        // exec; the descriptor is owned by the closure, so it stays open
+        // until the spawn is done.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(())
     }
 
     /// Run `f` inside this namespace and switch back afterwards, whatever

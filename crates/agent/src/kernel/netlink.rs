@@ -181,8 +181,7 @@ impl Kernel for NetlinkKernel {
             .vxlan_info(&d.name)
             .map_err(kerr)?
             .ok_or_else(|| KernelError::Parse(format!("{} vanished after creation", d.name)))?;
-        let want =
-            IpNet::V4(Ipv4Net::new(d.address, 32).map_err(KernelError::Prefix)?);
+        let want = IpNet::V4(Ipv4Net::new(d.address, 32).map_err(KernelError::Prefix)?);
         let addrs = self.sock.addresses(Some(info.index)).map_err(kerr)?;
         if !addrs.iter().any(|a| a.addr == want) {
             for a in addrs.iter().filter(|a| a.addr.addr().is_ipv4()) {
