@@ -13,6 +13,7 @@ APT_PACKAGES=(
   containernetworking-plugins         # the reference plugins we test and benchmark against
   podman runc busybox-static          # the real-runtime CNI test
   iperf3                              # lab throughput benchmark
+  librsvg2-bin                        # rsvg-convert: the lab diagram test renders its SVGs to PNG
 )
 
 need_root() {
