@@ -14,6 +14,7 @@ APT_PACKAGES=(
   podman runc busybox-static          # the real-runtime CNI test
   iperf3                              # lab throughput benchmark
   librsvg2-bin                        # rsvg-convert: the lab diagram test renders its SVGs to PNG
+  fonts-dejavu-core                   # the font the diagram test measures text with
 )
 
 need_root() {
