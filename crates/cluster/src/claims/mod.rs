@@ -153,4 +153,24 @@ mod tests {
         assert_eq!(view.blocks_of("b").count(), 1);
         assert!(view.ips.is_empty());
     }
+
+    #[test]
+    fn unreadable_records_keep_what_they_name() {
+        let kv = TempSqlite::new().unwrap();
+        let kv = &*kv;
+        let pc: ipnet::Ipv4Net = "10.244.0.0/22".parse().unwrap();
+        // Node "a" holds a block, but its record does not decode: not an orphan.
+        block::ensure_block(kv, "a", &pc, None).unwrap();
+        kv.put(&cluster::node_key("a"), b"{garbled", None).unwrap();
+        // A block claim that does not decode: taken, by nobody.
+        kv.put("/aksnet/blocks/10.244.1.0-24", b"?", None).unwrap();
+        let view = crate::read(kv).unwrap();
+        assert_eq!(view.problems.len(), 2, "{:?}", view.problems);
+        assert_eq!(release_orphans(kv, &view).unwrap(), 0);
+        // A new node skips both blocks.
+        let b = block::ensure_block(kv, "b", &pc, None).unwrap();
+        assert_eq!(b.to_string(), "10.244.2.0/24");
+        let view = crate::read(kv).unwrap();
+        assert_eq!(view.blocks_of("a").count(), 1);
+    }
 }
