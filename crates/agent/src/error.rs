@@ -33,6 +33,9 @@ pub enum AgentError {
     RoutesUnsupported { mode: String, plugin: String },
     #[error("kernel: {0}")]
     Kernel(#[source] KernelError),
+    /// The metrics/health endpoint could not be set up.
+    #[error("metrics endpoint: {0}")]
+    Http(String),
     #[error("node '{0}' was removed from the cluster (`aksnet node remove`); the agent stops")]
     Removed(String),
 }

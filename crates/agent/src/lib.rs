@@ -16,8 +16,10 @@
 pub mod agent;
 pub mod conflist;
 pub mod error;
+pub mod http;
 pub mod ipam_disk;
 pub mod kernel;
+pub mod metrics;
 pub mod purge;
 pub mod routes;
 pub mod signals;

@@ -16,10 +16,10 @@ use aksnet_linux::nft::{self, Batch, Family};
 use aksnet_linux::route::TABLE_MAIN;
 use aksnet_linux::{Netns, Socket};
 use ipnet::IpNet;
-use serde::Serialize;
 
 use crate::conflist::{self, NETWORK_NAME};
 use crate::error::AgentError;
+use crate::kernel::KernelError;
 use crate::routes::{vxlan, RTPROT_AKSNET};
 use crate::snat;
 
@@ -28,7 +28,7 @@ use crate::snat;
 pub const AGENT_TABLES: &[(Family, &str)] = &[(snat::FAMILY, snat::TABLE)];
 
 /// What a purge removed from the kernel.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurgedKernel {
     /// `FAMILY NAME` of each table deleted.
     pub tables: Vec<String>,
@@ -39,7 +39,10 @@ pub struct PurgedKernel {
 }
 
 fn kernel_err(what: &str, e: aksnet_linux::Error) -> AgentError {
-    AgentError::Kernel(format!("purge: {what}: {e}"))
+    AgentError::Kernel(KernelError::Command {
+        command: format!("purge: {what}"),
+        message: e.to_string(),
+    })
 }
 
 /// Deletes `tables` (those that exist), every IPv4 and IPv6 route of
@@ -69,12 +72,12 @@ pub fn kernel(netns: Option<&Path>, tables: &[(Family, &str)]) -> Result<PurgedK
     out.tables = match &ns {
         None => nft_part(),
         Some(ns) => std::thread::scope(|s| {
-            s.spawn(|| ns.run(nft_part))
-                .join()
-                .unwrap_or_else(|_| Err(aksnet_linux::Error::Invalid {
+            s.spawn(|| ns.run(nft_part)).join().unwrap_or_else(|_| {
+                Err(aksnet_linux::Error::Invalid {
                     what: "purge".into(),
                     msg: "the namespace thread panicked".into(),
-                }))
+                })
+            })
         }),
     }
     .map_err(|e| kernel_err("nftables", e))?;

@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn a_detached_head() {
         let t = tempfile::tempdir().unwrap();
-        write(&t.path().join(".git/HEAD"), &format!("{}\n", A.to_uppercase()));
+        write(
+            &t.path().join(".git/HEAD"),
+            &format!("{}\n", A.to_uppercase()),
+        );
         assert_eq!(commit(t.path()).0.as_deref(), Some(A));
     }
 

@@ -3,23 +3,37 @@
 mod commands;
 mod render;
 
+/// The commit reader the build script uses, for its unit tests.
+#[cfg(test)]
+#[path = "../build/git.rs"]
+mod build_git;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "aksnet",
-    version,
+    version = env!("AKSNET_VERSION"),
     about = "AKS pod networking (kubenet, Azure CNI, Azure CNI Overlay) for any Linux machine"
 )]
-struct Cli {
+pub struct Cli {
+    /// Log lines on stderr as text or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
-enum Command {
+pub enum Command {
     /// Check a cluster network design before it is built.
     Plan(commands::plan::PlanArgs),
     /// An Azure VNet with nodes and pods in network namespaces: the three models for real.
@@ -30,23 +44,46 @@ enum Command {
     Node(commands::node::NodeArgs),
     /// Run the node agent.
     Agent(commands::agent::AgentArgs),
+    /// Put the CNI plugins, aksnet and the agent's systemd unit on this node.
+    Install(commands::install::InstallArgs),
+    /// Remove what install put on the node (--purge: also what the agent made).
+    Uninstall(commands::install::UninstallArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions(commands::docs::CompletionsArgs),
+    /// Write the man pages (aksnet.1, aksnet-SUBCOMMAND.1, …) into a directory.
+    Man(commands::docs::ManArgs),
+}
+
+/// The CLI definition, for completions and man pages.
+pub fn cli_command() -> clap::Command {
+    Cli::command()
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AKSNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().flatten_event(true).init(),
+    }
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AKSNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Lab(args) => commands::lab::run(args),
         Command::Cluster(args) => commands::cluster::run(&args),
         Command::Node(args) => commands::node::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
+        Command::Install(args) => commands::install::run_install(&args),
+        Command::Uninstall(args) => commands::install::run_uninstall(&args),
+        Command::Completions(args) => commands::docs::run_completions(&args),
+        Command::Man(args) => commands::docs::run_man(&args),
     };
     match result {
         Ok(code) => code,
@@ -54,5 +91,18 @@ fn main() -> ExitCode {
             eprintln!("aksnet: {e:#}");
             ExitCode::from(commands::EXIT_UNUSABLE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_names_the_commit_of_this_checkout() {
+        let (commit, _) =
+            crate::build_git::commit(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+        let short = commit.as_deref().map(|c| &c[..12]).unwrap_or("unknown");
+        let want = format!("{} (commit {short})", env!("CARGO_PKG_VERSION"));
+        assert_eq!(env!("AKSNET_VERSION"), want);
+        assert_eq!(crate::cli_command().get_version(), Some(want.as_str()));
     }
 }

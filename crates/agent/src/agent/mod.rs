@@ -21,8 +21,10 @@ use aksnet_store::{
     Compare, CompareOp, KeepAlive, LeaseId, Store, StoreError, Txn, TxnOp, Watcher,
 };
 
+use crate::conflist::PodRanges;
 use crate::error::AgentError;
 use crate::kernel::Kernel;
+use crate::metrics::Metrics;
 use controllers::{Controller, ControllerRun};
 
 pub use reconcile::Report;
@@ -88,6 +90,10 @@ pub struct Agent {
     last_renewal: Instant,
     /// SNAT digest last found (or put) in the kernel, and when.
     snat_verified: Option<(String, Instant)>,
+    /// The node's pod ranges as the last pass found them (for metrics).
+    ranges: Option<PodRanges>,
+    /// Fed after every pass of [`Agent::run`] when set.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Agent {
@@ -128,6 +134,8 @@ impl Agent {
             seen_revision: 0,
             last_renewal: Instant::now(),
             snat_verified: None,
+            ranges: None,
+            metrics: None,
         };
         agent.register()?;
         Ok(agent)
@@ -149,6 +157,31 @@ impl Agent {
     /// what metrics export.
     pub fn controller_stats(&self) -> &BTreeMap<&'static str, ControllerRun> {
         &self.stats
+    }
+
+    /// The node's pod ranges as the last reconcile found them.
+    pub fn pod_ranges(&self) -> Option<&PodRanges> {
+        self.ranges.as_ref()
+    }
+
+    /// Metrics that every pass of [`Agent::run`] feeds.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    /// Runs one reconcile and records it in the metrics, if any.
+    pub fn reconcile_observed(&mut self) -> Result<Report, AgentError> {
+        let start = Instant::now();
+        let result = self.reconcile();
+        if let Some(m) = &self.metrics {
+            m.observe_pass(
+                start.elapsed(),
+                result.as_ref().map(|r| r.controllers.as_slice()),
+                self.ranges.as_ref(),
+                &self.cfg.ipam_data_dir,
+            );
+        }
+        result
     }
 
     /// Writes the node record on our lease, keeping what a previous run of
@@ -238,7 +271,7 @@ impl Agent {
         let mut backoff = Duration::from_millis(200);
         while !stop.load(Ordering::SeqCst) {
             self.check_keeper(&keeper);
-            match self.reconcile() {
+            match self.reconcile_observed() {
                 Ok(report) => {
                     backoff = Duration::from_millis(200);
                     if keeper.lease() != self.lease {

@@ -97,6 +97,7 @@ impl Agent {
         let ran = self.run_controllers(&mut controllers, &mut pass);
         self.controllers = controllers;
         ran?;
+        self.ranges = pass.ranges.clone();
         let (rec, report) = pass.finish();
         self.publish(rec)?;
         Ok(report)

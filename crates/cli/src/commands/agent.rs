@@ -1,12 +1,14 @@
 //! `aksnet agent`: the node agent, until SIGINT/SIGTERM.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aksnet_agent::kernel::netlink::NetlinkKernel;
-use aksnet_agent::{Agent, AgentConfig, AgentError};
+use aksnet_agent::metrics::Metrics;
+use aksnet_agent::{http, Agent, AgentConfig, AgentError};
 use aksnet_core::cluster::RouteMode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -59,6 +61,29 @@ pub struct AgentArgs {
     /// Longest time between two reconciles, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub resync: u64,
+    /// Where /metrics (Prometheus) and /healthz listen, inside the managed
+    /// namespace (--netns) when one is given; "off" to serve neither.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_METRICS_ADDR, value_parser = parse_metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+}
+
+/// `--metrics-addr`'s default: loopback only.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9965";
+
+/// An address to serve metrics on, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAddr {
+    Off,
+    On(SocketAddr),
+}
+
+fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    if s == "off" {
+        return Ok(MetricsAddr::Off);
+    }
+    s.parse()
+        .map(MetricsAddr::On)
+        .map_err(|_| format!("'{s}' is not IP:PORT (such as {DEFAULT_METRICS_ADDR}) or off"))
 }
 
 pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
@@ -87,7 +112,22 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     let kv = args.store.open()?;
     let kernel = NetlinkKernel::new(cfg.netns.as_deref())
         .with_context(|| format!("managing namespace {:?}", cfg.netns))?;
-    let agent = Agent::start(cfg, kv, Box::new(kernel))?;
+    // Bound before the agent registers, so a taken port fails the start
+    // instead of leaving a node that nobody can scrape.
+    let listener = match args.metrics_addr {
+        MetricsAddr::On(addr) => Some(http::bind(addr, cfg.netns.as_deref())?),
+        MetricsAddr::Off => None,
+    };
+    // Unhealthy when no pass has succeeded for three resyncs or one lease
+    // (the store would soon drop the node anyway).
+    let stale_after = (cfg.resync * 3).max(cfg.lease_ttl);
+    let mut agent = Agent::start(cfg, kv, Box::new(kernel))?;
+    if let Some(l) = listener {
+        let metrics = Arc::new(Metrics::new(stale_after));
+        let addr = http::serve(l, Arc::clone(&metrics))?;
+        tracing::info!(%addr, "serving /metrics and /healthz");
+        agent.set_metrics(metrics);
+    }
     tracing::info!(node = %args.node, "agent started");
     match agent.run(stop) {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -3,6 +3,8 @@
 pub mod agent;
 pub mod cluster;
 pub mod design;
+pub mod docs;
+pub mod install;
 pub mod lab;
 pub mod node;
 pub mod plan;
