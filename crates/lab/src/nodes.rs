@@ -19,6 +19,11 @@ use crate::topology::{self, netns_path, PROBE_PORT};
 /// How long a new agent may take to write its node's conflist.
 pub const AGENT_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where each node's agent serves /metrics and /healthz: the agent's
+/// default, on the node namespace's own loopback (`ip netns exec NODE curl
+/// 127.0.0.1:9965/metrics`), never the host's.
+pub const AGENT_METRICS_ADDR: &str = "127.0.0.1:9965";
+
 /// The arguments of `aksnet agent` for a lab node.
 pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<String> {
     let ns = netns_path(&state.names().node(node.index));
@@ -40,6 +45,8 @@ pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<Strin
         dir.ipam_dir(&node.name).display().to_string(),
         "--routes".into(),
         "fabric".into(),
+        "--metrics-addr".into(),
+        AGENT_METRICS_ADDR.into(),
     ]
 }
 
