@@ -443,6 +443,18 @@ mod tests {
     }
 
     #[test]
+    fn docs_operations_md_documents_every_series() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        for name in NAMES {
+            assert!(
+                doc.contains(&format!("| `{name}` |")),
+                "{name} is not in the table of {path}"
+            );
+        }
+    }
+
+    #[test]
     fn a_pass_sets_the_gauges_ipam_use_and_the_sync_time() {
         let m = Metrics::new(Duration::from_secs(15));
         let runs = [
