@@ -167,6 +167,27 @@ fn arity(e: &Expr) -> usize {
     }
 }
 
+/// Does a match before `upto` in `r` fix the transport protocol (what a
+/// NAT to a port needs)?
+fn proto_known(r: &Rule, upto: &Stmt) -> bool {
+    use crate::expr::{MetaKey, Op, Payload};
+    r.stmts.iter().take_while(|s| *s != upto).any(|s| match s {
+        Stmt::Match(Match {
+            left: Expr::Meta(MetaKey::L4Proto),
+            op: Op::Eq,
+            ..
+        }) => true,
+        Stmt::Match(Match {
+            left: Expr::Payload(p),
+            ..
+        }) => matches!(
+            p,
+            Payload::TcpDport | Payload::TcpSport | Payload::UdpDport | Payload::UdpSport
+        ),
+        _ => false,
+    })
+}
+
 fn check_base(family: Family, b: &BaseChain) -> Result<(), DriverError> {
     let bad = |m: &str| Err(err(ErrorKind::Invalid, m.to_string()));
     match family {
@@ -247,6 +268,12 @@ fn check_rule(t: &FakeTable, chain: &FakeChain, r: &Rule) -> Result<(), DriverEr
                         ),
                     ));
                 }
+            }
+            Stmt::Nat(n) if n.port.is_some() && !proto_known(r, s) => {
+                return Err(err(
+                    ErrorKind::Invalid,
+                    format!("`{s}`: transport protocol mapping is only valid after transport protocol match"),
+                ));
             }
             Stmt::Nat(_) | Stmt::Masquerade => {
                 if let Some(b) = &chain.base {
@@ -753,6 +780,12 @@ mod tests {
             rule: Rule::new([dnat("10.0.0.1".parse().unwrap(), None)]),
         };
         assert_eq!(kind(f.apply(&one(dnat_at_post))), ErrorKind::Invalid);
+        let port_without_proto = Command::AddRule {
+            table: id(),
+            chain: "masq".into(),
+            rule: Rule::new([dnat("10.0.0.1".parse().unwrap(), Some(80))]),
+        };
+        assert_eq!(kind(f.apply(&one(port_without_proto))), ErrorKind::Invalid);
         let jump_base = Command::AddRule {
             table: id(),
             chain: "masq".into(),

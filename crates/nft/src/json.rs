@@ -154,10 +154,22 @@ pub fn chain(t: &TableId, name: &str, base: Option<&BaseChain>) -> J {
     J::Object(o)
 }
 
+/// A rule's statements. `reject with tcp reset` gets the `meta l4proto
+/// tcp` match nft would insert in front of the rule (and lists back), unless
+/// the rule has it.
+pub fn rule_stmts(r: &Rule) -> Vec<J> {
+    let mut out: Vec<J> = r.stmts.iter().map(stmt).collect();
+    let tcp = json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}});
+    if r.stmts.contains(&Stmt::Reject(Reject::TcpReset)) && !out.contains(&tcp) {
+        out.insert(0, tcp);
+    }
+    out
+}
+
 pub fn rule(t: &TableId, chain: &str, r: &Rule) -> J {
     let mut o = ids(t);
     o.insert("chain".into(), json!(chain));
-    o.insert("expr".into(), J::Array(r.stmts.iter().map(stmt).collect()));
+    o.insert("expr".into(), J::Array(rule_stmts(r)));
     if let Some(c) = &r.comment {
         o.insert("comment".into(), json!(c));
     }

@@ -78,7 +78,18 @@ impl Listing {
             let Some(c) = desired.chains.get(&lc.name) else {
                 return false;
             };
-            if lc.base != c.base {
+            // nft 1.0.6 lists a netdev chain without its device: a device
+            // missing from the listing is not a difference.
+            let same_base = match (&lc.base, &c.base) {
+                (Some(l), Some(d)) if l.device.is_none() => {
+                    BaseChain {
+                        device: d.device.clone(),
+                        ..l.clone()
+                    } == *d
+                }
+                (l, d) => l == d,
+            };
+            if !same_base {
                 return false;
             }
             let listed: Vec<&ListedRule> =
@@ -165,7 +176,7 @@ fn same_set(have: &Set, want: &Set) -> bool {
 
 /// Is the listed rule the rendering of `r`?
 pub fn same_rule(family: Family, listed: &ListedRule, r: &Rule) -> bool {
-    let want: Vec<J> = r.stmts.iter().map(json::stmt).collect();
+    let want = json::rule_stmts(r);
     listed.comment == r.comment
         && normalize_stmts(family, &listed.expr) == normalize_stmts(family, &want)
 }
@@ -428,7 +439,7 @@ pub fn of_table(t: &Table, handles: &dyn Fn(&str, usize) -> u64) -> Listing {
                 chain: name.clone(),
                 handle: handles(name, i),
                 comment: r.comment.clone(),
-                expr: r.stmts.iter().map(json::stmt).collect(),
+                expr: json::rule_stmts(r),
             });
         }
     }
