@@ -40,6 +40,6 @@ pub use model::{
     priority, BaseChain, Chain, ChainType, ElemData, Element, Family, Hook, KeyType, MapData,
     Policy, Set, SetFlags, Table, TableId,
 };
-pub use sync::{list_and_apply, replace, Owner, Synced};
+pub use sync::{ensure, list_and_apply, replace, Owner, Synced};
 pub use trace::{trace, Final, Host, Packet, Trace};
 pub use value::{CtState, CtStatus, FibType, L4Proto, Value};

@@ -80,6 +80,48 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
     b
 }
 
+/// For a table shared by many writers (one CNI call each) whose chains
+/// are fixed and whose sets' elements belong to the writers: the batch that
+/// creates the table, its chains (flushed and rewritten, so concurrent
+/// writers can never leave a rule twice) and its sets where missing,
+/// leaving every element where it is. Chains named in `shared` hold the
+/// writers' own rules: they are declared, never flushed.
+pub fn ensure(t: &Table, shared: &[&str]) -> Batch {
+    let id = t.id();
+    let mut b = Batch::new();
+    b.push(Command::AddTable(id.clone()));
+    for (n, c) in &t.chains {
+        b.push(Command::AddChain {
+            table: id.clone(),
+            chain: n.clone(),
+            base: c.base.clone(),
+        });
+        if !shared.contains(&n.as_str()) {
+            b.push(Command::FlushChain {
+                table: id.clone(),
+                chain: n.clone(),
+            });
+        }
+    }
+    for (n, s) in &t.sets {
+        b.push(Command::AddSet {
+            table: id.clone(),
+            set: n.clone(),
+            decl: s.declaration(),
+        });
+    }
+    for (n, c) in t.chains.iter().filter(|(n, _)| !shared.contains(&n.as_str())) {
+        for r in &c.rules {
+            b.push(Command::AddRule {
+                table: id.clone(),
+                chain: n.clone(),
+                rule: r.clone(),
+            });
+        }
+    }
+    b
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Synced {
