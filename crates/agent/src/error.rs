@@ -33,6 +33,9 @@ pub enum AgentError {
     RoutesUnsupported { mode: String, plugin: String },
     #[error("kernel: {0}")]
     Kernel(#[source] KernelError),
+    /// An nftables batch the kernel refused, or `nft` could not run.
+    #[error("nftables: {0}")]
+    Nft(#[from] aksnet_nft::DriverError),
     #[error("node '{0}' was removed from the cluster (`aksnet node remove`); the agent stops")]
     Removed(String),
 }

@@ -86,8 +86,10 @@ pub struct Agent {
     seen_revision: i64,
     /// Last time the lease was renewed from the reconcile path.
     last_renewal: Instant,
-    /// SNAT digest last found (or put) in the kernel, and when.
-    snat_verified: Option<(String, Instant)>,
+    /// The SNAT controller's table (what it applied last).
+    snat: aksnet_nft::Owner,
+    /// When the SNAT table was last read back from the kernel.
+    snat_checked: Option<Instant>,
 }
 
 impl Agent {
@@ -127,7 +129,8 @@ impl Agent {
             problems: Vec::new(),
             seen_revision: 0,
             last_renewal: Instant::now(),
-            snat_verified: None,
+            snat: aksnet_nft::Owner::new(crate::snat::table_id()),
+            snat_checked: None,
         };
         agent.register()?;
         Ok(agent)

@@ -210,7 +210,8 @@ mod tests {
         assert_eq!(r.durations().count(), 3);
         let stats = f.agent.controller_stats();
         assert_eq!(stats["pool"].programmed.objects, 1, "one block");
-        assert_eq!(stats["snat"].programmed.objects, 3);
+        // Two rules; no-SNAT: link-local and the pod CIDR; the node's block.
+        assert_eq!(stats["snat"].programmed.objects, 5);
         // Nothing changed: the runs are recorded, the report says no change.
         let r = f.agent.reconcile().unwrap();
         assert!(!r.changed(), "{r:?}");
