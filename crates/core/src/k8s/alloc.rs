@@ -152,10 +152,16 @@ mod tests {
         }
         let mut v: Vec<String> = got.iter().map(|i| i.to_string()).collect();
         v.sort();
-        assert_eq!(v, ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"]);
+        assert_eq!(
+            v,
+            ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+        );
         assert!(check_requested_ip(&cidr, "10.0.0.0".parse().unwrap()).is_err());
         assert!(check_requested_ip(&cidr, "10.0.0.7".parse().unwrap()).is_err());
-        assert!(check_requested_ip(&cidr, dns).is_ok(), "the DNS IP may be asked for");
+        assert!(
+            check_requested_ip(&cidr, dns).is_ok(),
+            "the DNS IP may be asked for"
+        );
         let e = check_requested_ip(&cidr, "10.1.0.5".parse().unwrap()).unwrap_err();
         assert!(e.contains("10.0.0.0/29"), "{e}");
     }
@@ -165,9 +171,13 @@ mod tests {
         let cidr: Ipv4Net = "10.0.0.0/16".parse().unwrap();
         let mut rng = Rng::new(7);
         for _ in 0..200 {
-            let ip = pick_cluster_ip(&cidr, "10.0.0.10".parse().unwrap(), &mut rng, |_| false).unwrap();
+            let ip =
+                pick_cluster_ip(&cidr, "10.0.0.10".parse().unwrap(), &mut rng, |_| false).unwrap();
             // 65534 usable, static band 256: .0.1 – .1.0 are left for static picks.
-            assert!(u32::from(ip) > u32::from(Ipv4Addr::new(10, 0, 1, 0)), "{ip}");
+            assert!(
+                u32::from(ip) > u32::from(Ipv4Addr::new(10, 0, 1, 0)),
+                "{ip}"
+            );
         }
         for _ in 0..200 {
             let p = pick_node_port(&mut rng, |_| false).unwrap();

@@ -162,7 +162,11 @@ pub fn plan_apply(
 }
 
 fn shown(obj: &Object) -> String {
-    let name = if obj.name().is_empty() { "<no name>" } else { obj.name() };
+    let name = if obj.name().is_empty() {
+        "<no name>"
+    } else {
+        obj.name()
+    };
     if obj.kind().namespaced() {
         format!("{} {}/{name}", obj.kind(), obj.namespace())
     } else {
@@ -234,7 +238,11 @@ impl Work<'_> {
         };
         // An object never read (its stored value did not decode) is replaced.
         let replaces_bad = old.is_none() && self.state.undecodable.contains_key(&id);
-        let action = if replaces_bad { Action::Configured } else { action };
+        let action = if replaces_bad {
+            Action::Configured
+        } else {
+            action
+        };
         if action != Action::Unchanged {
             self.objects.insert(id.clone(), obj.clone());
         }
@@ -299,15 +307,13 @@ impl Work<'_> {
                     errs.invalid("spec.selector", &sel.to_string(), "field is immutable");
                 }
             }
-            (Object::EndpointSlice(s), Some(Object::EndpointSlice(o))) => {
-                if s.address_type != o.address_type {
-                    errs.invalid("addressType", &s.address_type, "field is immutable");
-                }
+            (Object::EndpointSlice(s), Some(Object::EndpointSlice(o)))
+                if s.address_type != o.address_type =>
+            {
+                errs.invalid("addressType", &s.address_type, "field is immutable");
             }
-            (Object::NetworkPolicy(n), Some(Object::NetworkPolicy(o))) => {
-                if n.status.is_none() {
-                    n.status = o.status.clone();
-                }
+            (Object::NetworkPolicy(n), Some(Object::NetworkPolicy(o))) if n.status.is_none() => {
+                n.status = o.status.clone();
             }
             (Object::Namespace(n), Some(Object::Namespace(o))) => {
                 if let (Some(st), Some(ost)) = (n.status.as_mut(), o.status.as_ref()) {
@@ -403,6 +409,7 @@ impl Work<'_> {
                     );
                 } else {
                     self.claim_ip(ip, &owner);
+                    svc.spec.cluster_ip = Some(s.to_string());
                     svc.spec.cluster_ips = vec![s.to_string()];
                 }
             }
@@ -448,8 +455,16 @@ impl Work<'_> {
     }
 
     /// A NodePort the user asked for: in range and free (or ours already).
-    fn claim_asked_port(&mut self, np: i64, field: &str, owner: &Allocation, errs: &mut Errs) -> bool {
-        let in_range = u16::try_from(np).ok().filter(|p| NODE_PORT_RANGE.contains(p));
+    fn claim_asked_port(
+        &mut self,
+        np: i64,
+        field: &str,
+        owner: &Allocation,
+        errs: &mut Errs,
+    ) -> bool {
+        let in_range = u16::try_from(np)
+            .ok()
+            .filter(|p| NODE_PORT_RANGE.contains(p));
         let Some(p) = in_range else {
             errs.invalid(
                 field,
@@ -501,7 +516,13 @@ impl Work<'_> {
         }
     }
 
-    fn node_ports(&mut self, svc: &mut Service, old: Option<&Service>, owner: &Allocation, errs: &mut Errs) {
+    fn node_ports(
+        &mut self,
+        svc: &mut Service,
+        old: Option<&Service>,
+        owner: &Allocation,
+        errs: &mut Errs,
+    ) {
         let wants = svc.wants_node_ports();
         let old_ports: Vec<_> = old
             .filter(|o| o.wants_node_ports() || o.service_type().is_external())
@@ -526,7 +547,11 @@ impl Work<'_> {
             let inherited = old_ports
                 .iter()
                 .find(|o| o.port == p.port && o.protocol() == p.protocol())
-                .or_else(|| old_ports.iter().find(|o| o.name.is_some() && o.name == p.name))
+                .or_else(|| {
+                    old_ports
+                        .iter()
+                        .find(|o| o.name.is_some() && o.name == p.name)
+                })
                 .and_then(|o| o.node_port)
                 .and_then(|n| u16::try_from(n).ok())
                 .filter(|n| NODE_PORT_RANGE.contains(n) && !self.ports.contains_key(n));
@@ -587,14 +612,22 @@ impl Work<'_> {
         for ip in &self.touched_ips {
             let before = self.state.cluster_ips.get(ip);
             let after = self.ips.get(ip);
-            if let Some(w) = alloc_write(cluster_ip_key(*ip), before.map(|s| (&s.value, s.mod_revision)), after) {
+            if let Some(w) = alloc_write(
+                cluster_ip_key(*ip),
+                before.map(|s| (&s.value, s.mod_revision)),
+                after,
+            ) {
                 out.push(w);
             }
         }
         for p in &self.touched_ports {
             let before = self.state.node_ports.get(p);
             let after = self.ports.get(p);
-            if let Some(w) = alloc_write(node_port_key(*p), before.map(|s| (&s.value, s.mod_revision)), after) {
+            if let Some(w) = alloc_write(
+                node_port_key(*p),
+                before.map(|s| (&s.value, s.mod_revision)),
+                after,
+            ) {
                 out.push(w);
             }
         }

@@ -144,7 +144,9 @@ fn str_field<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 /// ([`ObjectError`]).
 pub fn read(doc: Document) -> Result<Parsed, ReadError> {
     let v = &doc.value;
-    let api_version = str_field(v, &["apiVersion"]).unwrap_or_default().to_string();
+    let api_version = str_field(v, &["apiVersion"])
+        .unwrap_or_default()
+        .to_string();
     let kind = str_field(v, &["kind"]).unwrap_or_default().to_string();
     let missing: Vec<&str> = [("apiVersion", &api_version), ("kind", &kind)]
         .iter()
@@ -160,7 +162,9 @@ pub fn read(doc: Document) -> Result<Parsed, ReadError> {
             ),
         }));
     }
-    let name = str_field(v, &["metadata", "name"]).unwrap_or_default().to_string();
+    let name = str_field(v, &["metadata", "name"])
+        .unwrap_or_default()
+        .to_string();
     let namespace = str_field(v, &["metadata", "namespace"]).map(str::to_string);
     let shown = |k: &str| match &namespace {
         Some(ns) => format!("{k} {ns}/{name}"),
@@ -239,21 +243,34 @@ mod tests {
     #[test]
     fn classification() {
         let doc = |s: &str| parse("x.yaml", s).unwrap().remove(0);
-        match read(doc("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n")).unwrap() {
+        match read(doc(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n",
+        ))
+        .unwrap()
+        {
             Parsed::Ignored(i) => {
                 assert_eq!(i.display(), "configmap/cfg");
                 assert_eq!(i.reason, "no networking");
             }
             other => panic!("{other:?}"),
         }
-        match read(doc("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n")).unwrap() {
+        match read(doc(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n",
+        ))
+        .unwrap()
+        {
             Parsed::Ignored(i) => assert_eq!(i.display(), "ingress.networking.k8s.io/i"),
             other => panic!("{other:?}"),
         }
-        match read(doc("apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: d}\n")) {
+        match read(doc(
+            "apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: d}\n",
+        )) {
             Err(ReadError::Object(e)) => {
                 let s = e.to_string();
-                assert!(s.contains("Deployment d") && s.contains("use apiVersion: apps/v1"), "{s}");
+                assert!(
+                    s.contains("Deployment d") && s.contains("use apiVersion: apps/v1"),
+                    "{s}"
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -101,7 +101,12 @@ fn endpoint(svc: &Service, pod: &Pod, ip: String) -> Endpoint {
     }
 }
 
-fn slice(svc: &Service, name: String, endpoints: Vec<Endpoint>, ports: Vec<EndpointPort>) -> EndpointSlice {
+fn slice(
+    svc: &Service,
+    name: String,
+    endpoints: Vec<Endpoint>,
+    ports: Vec<EndpointPort>,
+) -> EndpointSlice {
     let mut labels = svc.metadata.labels.clone();
     labels.insert(SERVICE_NAME_LABEL.into(), svc.metadata.name.clone());
     labels.insert(MANAGED_BY_LABEL.into(), CONTROLLER_NAME.into());
@@ -157,7 +162,11 @@ pub fn derive<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Vec
     let mut selected: Vec<&Pod> = pods
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref().unwrap_or_default() == ns)
-        .filter(|p| selector.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v)))
+        .filter(|p| {
+            selector
+                .iter()
+                .all(|(k, v)| p.metadata.labels.get(k) == Some(v))
+        })
         .filter(|p| !p.is_finished())
         .collect();
     selected.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -172,13 +181,23 @@ pub fn derive<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Vec
     }
     let name = &svc.metadata.name;
     if groups.is_empty() {
-        return vec![slice(svc, format!("{name}-{}", suffix(name)), vec![], vec![])];
+        return vec![slice(
+            svc,
+            format!("{name}-{}", suffix(name)),
+            vec![],
+            vec![],
+        )];
     }
     let mut out = vec![];
     for (key, (ports, endpoints)) in groups {
         for (i, chunk) in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE).enumerate() {
             let seed = format!("{name}/{key}/{i}");
-            out.push(slice(svc, format!("{name}-{}", suffix(&seed)), chunk.to_vec(), ports.clone()));
+            out.push(slice(
+                svc,
+                format!("{name}-{}", suffix(&seed)),
+                chunk.to_vec(),
+                ports.clone(),
+            ));
         }
     }
     out
@@ -194,8 +213,14 @@ pub fn all_slices(state: &K8sState, namespace: Option<&str>) -> Vec<EndpointSlic
             _ => None,
         })
         .collect();
-    let pods: Vec<&Pod> = state.of_kind(Kind::Pod, namespace).filter_map(Object::as_pod).collect();
-    for svc in state.of_kind(Kind::Service, namespace).filter_map(Object::as_service) {
+    let pods: Vec<&Pod> = state
+        .of_kind(Kind::Pod, namespace)
+        .filter_map(Object::as_pod)
+        .collect();
+    for svc in state
+        .of_kind(Kind::Service, namespace)
+        .filter_map(Object::as_service)
+    {
         out.extend(derive(svc, pods.iter().copied()));
     }
     out.sort_by(|a, b| {
@@ -209,13 +234,17 @@ pub fn all_slices(state: &K8sState, namespace: Option<&str>) -> Vec<EndpointSlic
 /// and every stored slice labelled with its name.
 pub fn service_slices(state: &K8sState, svc: &Service) -> Vec<EndpointSlice> {
     let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
-    let pods = state.of_kind(Kind::Pod, Some(ns)).filter_map(Object::as_pod);
+    let pods = state
+        .of_kind(Kind::Pod, Some(ns))
+        .filter_map(Object::as_pod);
     let mut out = derive(svc, pods);
     out.extend(
         state
             .of_kind(Kind::EndpointSlice, Some(ns))
             .filter_map(|o| match o {
-                Object::EndpointSlice(s) if s.service_name() == Some(svc.metadata.name.as_str()) => {
+                Object::EndpointSlice(s)
+                    if s.service_name() == Some(svc.metadata.name.as_str()) =>
+                {
                     Some(s.clone())
                 }
                 _ => None,

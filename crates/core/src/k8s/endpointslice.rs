@@ -112,7 +112,10 @@ pub struct EndpointPort {
 impl EndpointSlice {
     /// The Service the slice belongs to (`kubernetes.io/service-name`).
     pub fn service_name(&self) -> Option<&str> {
-        self.metadata.labels.get(SERVICE_NAME_LABEL).map(|s| s.as_str())
+        self.metadata
+            .labels
+            .get(SERVICE_NAME_LABEL)
+            .map(|s| s.as_str())
     }
 
     pub fn set_defaults(&mut self) {

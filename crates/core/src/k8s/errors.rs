@@ -216,7 +216,9 @@ mod tests {
             source: None,
             errors: e.0[..1].to_vec(),
         };
-        assert!(oe.to_string().starts_with("Service default/web: spec.ports[0].nodePort"));
+        assert!(oe
+            .to_string()
+            .starts_with("Service default/web: spec.ports[0].nodePort"));
         assert_eq!(index(&child("spec", "ports"), 2), "spec.ports[2]");
     }
 }

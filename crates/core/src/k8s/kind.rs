@@ -212,36 +212,103 @@ const IGNORED: &[(&str, &str, &str, &str)] = &[
     ("ConfigMap", "configmaps", "cm", NO_NETWORKING),
     ("Secret", "secrets", "", NO_NETWORKING),
     ("ServiceAccount", "serviceaccounts", "sa", NO_NETWORKING),
-    ("HorizontalPodAutoscaler", "horizontalpodautoscalers", "hpa", NO_NETWORKING),
-    ("PodDisruptionBudget", "poddisruptionbudgets", "pdb", NO_NETWORKING),
-    ("PersistentVolumeClaim", "persistentvolumeclaims", "pvc", NO_NETWORKING),
+    (
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "hpa",
+        NO_NETWORKING,
+    ),
+    (
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "pdb",
+        NO_NETWORKING,
+    ),
+    (
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "pvc",
+        NO_NETWORKING,
+    ),
     ("PersistentVolume", "persistentvolumes", "pv", NO_NETWORKING),
     ("StorageClass", "storageclasses", "sc", NO_NETWORKING),
     ("Role", "roles", "", NO_NETWORKING),
     ("RoleBinding", "rolebindings", "", NO_NETWORKING),
     ("ClusterRole", "clusterroles", "", NO_NETWORKING),
-    ("ClusterRoleBinding", "clusterrolebindings", "", NO_NETWORKING),
-    ("CustomResourceDefinition", "customresourcedefinitions", "crd", NO_NETWORKING),
+    (
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "",
+        NO_NETWORKING,
+    ),
+    (
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "crd",
+        NO_NETWORKING,
+    ),
     ("LimitRange", "limitranges", "limits", NO_NETWORKING),
     ("ResourceQuota", "resourcequotas", "quota", NO_NETWORKING),
     ("PriorityClass", "priorityclasses", "pc", NO_NETWORKING),
     ("Event", "events", "ev", NO_NETWORKING),
-    ("Ingress", "ingresses", "ing", "aksnet has no ingress controller"),
-    ("IngressClass", "ingressclasses", "", "aksnet has no ingress controller"),
-    ("Endpoints", "endpoints", "ep", "aksnet reads EndpointSlices (discovery.k8s.io/v1)"),
-    ("ReplicaSet", "replicasets", "rs", "aksnet runs Pods and Deployments only"),
-    ("StatefulSet", "statefulsets", "sts", "aksnet runs Pods and Deployments only"),
-    ("DaemonSet", "daemonsets", "ds", "aksnet runs Pods and Deployments only"),
+    (
+        "Ingress",
+        "ingresses",
+        "ing",
+        "aksnet has no ingress controller",
+    ),
+    (
+        "IngressClass",
+        "ingressclasses",
+        "",
+        "aksnet has no ingress controller",
+    ),
+    (
+        "Endpoints",
+        "endpoints",
+        "ep",
+        "aksnet reads EndpointSlices (discovery.k8s.io/v1)",
+    ),
+    (
+        "ReplicaSet",
+        "replicasets",
+        "rs",
+        "aksnet runs Pods and Deployments only",
+    ),
+    (
+        "StatefulSet",
+        "statefulsets",
+        "sts",
+        "aksnet runs Pods and Deployments only",
+    ),
+    (
+        "DaemonSet",
+        "daemonsets",
+        "ds",
+        "aksnet runs Pods and Deployments only",
+    ),
     ("Job", "jobs", "", "aksnet runs Pods and Deployments only"),
-    ("CronJob", "cronjobs", "cj", "aksnet runs Pods and Deployments only"),
-    ("Node", "nodes", "no", "aksnet keeps its own node records: see `aksnet node list`"),
+    (
+        "CronJob",
+        "cronjobs",
+        "cj",
+        "aksnet runs Pods and Deployments only",
+    ),
+    (
+        "Node",
+        "nodes",
+        "no",
+        "aksnet keeps its own node records: see `aksnet node list`",
+    ),
 ];
 
 fn ignored_by_cli_name(base: &str) -> Option<Ignored> {
     IGNORED
         .iter()
         .find(|(kind, plural, short, _)| {
-            base == kind.to_ascii_lowercase() || base == *plural || (!short.is_empty() && base == *short)
+            base == kind.to_ascii_lowercase()
+                || base == *plural
+                || (!short.is_empty() && base == *short)
         })
         .map(|(kind, _, _, reason)| Ignored { kind, reason })
 }
@@ -296,7 +363,9 @@ pub fn classify(api_version: &str, kind: &str) -> TypeMatch {
             Some("never served NetworkPolicy (only Ingress, removed in Kubernetes 1.22)")
         }
         (Kind::EndpointSlice, "discovery.k8s.io/v1beta1") => Some("was removed in Kubernetes 1.25"),
-        (Kind::EndpointSlice, "discovery.k8s.io/v1alpha1") => Some("was removed in Kubernetes 1.21"),
+        (Kind::EndpointSlice, "discovery.k8s.io/v1alpha1") => {
+            Some("was removed in Kubernetes 1.21")
+        }
         _ => None,
     };
     let hint = match removed {
@@ -339,18 +408,30 @@ mod tests {
         ] {
             assert_eq!(Kind::from_cli(s), Ok(k), "{s}");
         }
-        assert!(matches!(Kind::from_cli("deployments.extensions"), Err(UnknownKind::Unknown(_))));
+        assert!(matches!(
+            Kind::from_cli("deployments.extensions"),
+            Err(UnknownKind::Unknown(_))
+        ));
         assert!(matches!(
             Kind::from_cli("cm"),
-            Err(UnknownKind::Ignored { kind: "ConfigMap", .. })
+            Err(UnknownKind::Ignored {
+                kind: "ConfigMap",
+                ..
+            })
         ));
         let e = Kind::from_cli("frobs").unwrap_err().to_string();
-        assert!(e.contains("\"frobs\"") && e.contains("services (svc)"), "{e}");
+        assert!(
+            e.contains("\"frobs\"") && e.contains("services (svc)"),
+            "{e}"
+        );
     }
 
     #[test]
     fn versions() {
-        assert_eq!(classify("apps/v1", "Deployment"), TypeMatch::Served(Kind::Deployment));
+        assert_eq!(
+            classify("apps/v1", "Deployment"),
+            TypeMatch::Served(Kind::Deployment)
+        );
         assert_eq!(classify("v1", "Service"), TypeMatch::Served(Kind::Service));
         for (v, k) in [
             ("apps/v1beta1", "Deployment"),
@@ -361,13 +442,24 @@ mod tests {
             ("discovery.k8s.io/v1beta1", "EndpointSlice"),
         ] {
             match classify(v, k) {
-                TypeMatch::Retired { hint, .. } => assert!(hint.contains("use apiVersion:"), "{hint}"),
+                TypeMatch::Retired { hint, .. } => {
+                    assert!(hint.contains("use apiVersion:"), "{hint}")
+                }
                 other => panic!("{v} {k}: {other:?}"),
             }
         }
-        assert_eq!(classify("serving.knative.dev/v1", "Service"), TypeMatch::Ignored);
-        assert_eq!(classify("networking.k8s.io/v1beta1", "Ingress"), TypeMatch::Ignored);
+        assert_eq!(
+            classify("serving.knative.dev/v1", "Service"),
+            TypeMatch::Ignored
+        );
+        assert_eq!(
+            classify("networking.k8s.io/v1beta1", "Ingress"),
+            TypeMatch::Ignored
+        );
         assert_eq!(classify("v1", "ConfigMap"), TypeMatch::Ignored);
-        assert!(matches!(classify("v2", "Service"), TypeMatch::Retired { .. }));
+        assert!(matches!(
+            classify("v2", "Service"),
+            TypeMatch::Retired { .. }
+        ));
     }
 }

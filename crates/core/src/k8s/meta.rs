@@ -267,7 +267,8 @@ mod tests {
             ..Default::default()
         };
         assert!(s.matches(&pod));
-        s.match_expressions.push(req("tier", "In", &["front", "back"]));
+        s.match_expressions
+            .push(req("tier", "In", &["front", "back"]));
         assert!(s.matches(&pod));
         s.match_expressions.push(req("env", "NotIn", &["prod"]));
         assert!(s.matches(&pod), "NotIn matches a missing key");

@@ -34,7 +34,9 @@ fn is_label_shape(s: &str, first: fn(char) -> bool) -> bool {
 pub fn dns1123_label(s: &str) -> Vec<String> {
     let mut out = vec![];
     if s.len() > DNS1123_LABEL_MAX {
-        out.push(format!("must be no more than {DNS1123_LABEL_MAX} characters"));
+        out.push(format!(
+            "must be no more than {DNS1123_LABEL_MAX} characters"
+        ));
     }
     if !is_label_shape(s, alnum_lower) {
         out.push(format!(
@@ -70,7 +72,9 @@ pub fn dns1123_subdomain(s: &str) -> Vec<String> {
 pub fn dns1035_label(s: &str) -> Vec<String> {
     let mut out = vec![];
     if s.len() > DNS1123_LABEL_MAX {
-        out.push(format!("must be no more than {DNS1123_LABEL_MAX} characters"));
+        out.push(format!(
+            "must be no more than {DNS1123_LABEL_MAX} characters"
+        ));
     }
     if !is_label_shape(s, |c| c.is_ascii_lowercase()) {
         out.push(format!(
@@ -87,8 +91,7 @@ fn is_qualified_part(s: &str) -> bool {
     !s.is_empty()
         && s.chars().next().is_some_and(ok_end)
         && s.chars().last().is_some_and(ok_end)
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
@@ -114,7 +117,11 @@ pub fn qualified_name(s: &str) -> Vec<String> {
         if p.is_empty() {
             out.push("prefix part must be non-empty".into());
         } else {
-            out.extend(dns1123_subdomain(p).into_iter().map(|m| format!("prefix part {m}")));
+            out.extend(
+                dns1123_subdomain(p)
+                    .into_iter()
+                    .map(|m| format!("prefix part {m}")),
+            );
         }
     }
     if name.is_empty() {
@@ -161,7 +168,10 @@ pub fn port_name(s: &str) -> Vec<String> {
     if s.is_empty() || s.len() > 15 {
         out.push("must be no more than 15 characters".into());
     }
-    if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         out.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
     }
     if !s.chars().any(|c| c.is_ascii_lowercase()) {
@@ -198,7 +208,10 @@ mod tests {
         assert!(!dns1123_subdomain(".a").is_empty());
         assert!(!dns1123_subdomain(&"a".repeat(254)).is_empty());
         assert!(dns1035_label("web-1").is_empty());
-        assert!(!dns1035_label("1web").is_empty(), "a Service name starts with a letter");
+        assert!(
+            !dns1035_label("1web").is_empty(),
+            "a Service name starts with a letter"
+        );
     }
 
     #[test]
@@ -210,9 +223,22 @@ mod tests {
             "kubernetes.io/metadata.name",
             "a/B",
         ] {
-            assert!(qualified_name(ok).is_empty(), "{ok}: {:?}", qualified_name(ok));
+            assert!(
+                qualified_name(ok).is_empty(),
+                "{ok}: {:?}",
+                qualified_name(ok)
+            );
         }
-        for bad in ["", "/a", "a/", "a/b/c", "-a", "Example.com/a", "a b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a/b/c",
+            "-a",
+            "Example.com/a",
+            "a b",
+            &"a".repeat(64),
+        ] {
             assert!(!qualified_name(bad).is_empty(), "{bad}");
         }
         for ok in ["", "v1", "A.b_c-d", &"x".repeat(63)] {
@@ -228,7 +254,15 @@ mod tests {
         for ok in ["http", "http-alt", "h2c", "a1", "metrics-port-1"] {
             assert!(port_name(ok).is_empty(), "{ok}");
         }
-        for bad in ["", "80", "-http", "http-", "ht--tp", "HTTP", "a-very-long-port-name"] {
+        for bad in [
+            "",
+            "80",
+            "-http",
+            "http-",
+            "ht--tp",
+            "HTTP",
+            "a-very-long-port-name",
+        ] {
             assert!(!port_name(bad).is_empty(), "{bad}");
         }
         assert!(port_number(0).is_some());

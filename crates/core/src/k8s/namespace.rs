@@ -10,7 +10,8 @@ pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Namespaces the API server creates itself. They exist in every
 /// initialised aksnet cluster without being stored, and cannot be deleted.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 pub const DEFAULT_NAMESPACE: &str = "default";
 

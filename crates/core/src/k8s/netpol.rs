@@ -99,7 +99,12 @@ impl NetworkPolicy {
             .iter_mut()
             .flatten()
             .flat_map(|r| r.ports.iter_mut())
-            .chain(s.egress.iter_mut().flatten().flat_map(|r| r.ports.iter_mut()));
+            .chain(
+                s.egress
+                    .iter_mut()
+                    .flatten()
+                    .flat_map(|r| r.ports.iter_mut()),
+            );
         for p in ports {
             if p.protocol.is_none() {
                 p.protocol = Some("TCP".into());

@@ -162,7 +162,10 @@ impl Object {
 
     /// `apiVersion` and `kind` as aksnet serves them.
     pub fn set_type_meta(&mut self) {
-        let (v, k) = (self.kind().api_version().to_string(), self.kind().name().to_string());
+        let (v, k) = (
+            self.kind().api_version().to_string(),
+            self.kind().name().to_string(),
+        );
         each!(self, o => { o.api_version = v; o.kind = k; })
     }
 

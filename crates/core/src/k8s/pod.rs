@@ -183,7 +183,11 @@ impl ContainerPort {
 
 impl PodSpec {
     pub fn set_defaults(&mut self) {
-        for c in self.containers.iter_mut().chain(self.init_containers.iter_mut()) {
+        for c in self
+            .containers
+            .iter_mut()
+            .chain(self.init_containers.iter_mut())
+        {
             for p in &mut c.ports {
                 if p.protocol.is_none() {
                     p.protocol = Some("TCP".into());

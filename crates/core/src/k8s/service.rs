@@ -51,7 +51,11 @@ pub struct ServiceSpec {
     pub internal_traffic_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_node_port: Option<i64>,
-    #[serde(rename = "loadBalancerIP", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "loadBalancerIP",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub load_balancer_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_balancer_source_ranges: Vec<String>,
@@ -257,7 +261,9 @@ impl Service {
             s.session_affinity = Some("None".into());
         }
         if s.session_affinity.as_deref() == Some("ClientIP") {
-            let cfg = s.session_affinity_config.get_or_insert_with(Default::default);
+            let cfg = s
+                .session_affinity_config
+                .get_or_insert_with(Default::default);
             let cip = cfg.client_ip.get_or_insert_with(Default::default);
             cip.timeout_seconds.get_or_insert(DEFAULT_AFFINITY_TIMEOUT);
         }

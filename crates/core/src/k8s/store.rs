@@ -31,7 +31,12 @@ pub const NODEPORTS_PREFIX: &str = "/aksnet/k8s/nodeports/";
 /// `/aksnet/k8s/services/default/web`, `/aksnet/k8s/namespaces/shop`.
 pub fn object_key(id: &ObjectId) -> String {
     if id.kind.namespaced() {
-        format!("{K8S_PREFIX}{}/{}/{}", id.kind.plural(), id.namespace, id.name)
+        format!(
+            "{K8S_PREFIX}{}/{}/{}",
+            id.kind.plural(),
+            id.namespace,
+            id.name
+        )
     } else {
         format!("{K8S_PREFIX}{}/{}", id.kind.plural(), id.name)
     }
@@ -84,7 +89,8 @@ pub fn parse_key(key: &str) -> Option<KeyKind> {
     } else {
         ("", rest)
     };
-    (!name.is_empty() && !name.contains('/')).then(|| KeyKind::Object(ObjectId::new(kind, ns, name)))
+    (!name.is_empty() && !name.contains('/'))
+        .then(|| KeyKind::Object(ObjectId::new(kind, ns, name)))
 }
 
 /// One decoded entry.
@@ -169,18 +175,42 @@ impl K8sState {
                 );
             }
             Ok(Entry::ClusterIp(ip, a)) => {
-                self.cluster_ips.insert(ip, Stored { value: Some(a), mod_revision });
+                self.cluster_ips.insert(
+                    ip,
+                    Stored {
+                        value: Some(a),
+                        mod_revision,
+                    },
+                );
             }
             Ok(Entry::NodePort(p, a)) => {
-                self.node_ports.insert(p, Stored { value: Some(a), mod_revision });
+                self.node_ports.insert(
+                    p,
+                    Stored {
+                        value: Some(a),
+                        mod_revision,
+                    },
+                );
             }
             Err(e) => {
                 match parse_key(key) {
                     Some(KeyKind::ClusterIp(ip)) => {
-                        self.cluster_ips.insert(ip, Stored { value: None, mod_revision });
+                        self.cluster_ips.insert(
+                            ip,
+                            Stored {
+                                value: None,
+                                mod_revision,
+                            },
+                        );
                     }
                     Some(KeyKind::NodePort(p)) => {
-                        self.node_ports.insert(p, Stored { value: None, mod_revision });
+                        self.node_ports.insert(
+                            p,
+                            Stored {
+                                value: None,
+                                mod_revision,
+                            },
+                        );
                     }
                     Some(KeyKind::Object(id)) => {
                         self.undecodable.insert(id, mod_revision);
@@ -231,7 +261,10 @@ mod tests {
         assert_eq!(object_key(&ns), "/aksnet/k8s/namespaces/shop");
         assert_eq!(parse_key(&object_key(&ns)), Some(KeyKind::Object(ns)));
         assert_eq!(node_port_key(30080), "/aksnet/k8s/nodeports/30080");
-        assert_eq!(parse_key(&node_port_key(30080)), Some(KeyKind::NodePort(30080)));
+        assert_eq!(
+            parse_key(&node_port_key(30080)),
+            Some(KeyKind::NodePort(30080))
+        );
         let ip: Ipv4Addr = "10.0.0.7".parse().unwrap();
         assert_eq!(parse_key(&cluster_ip_key(ip)), Some(KeyKind::ClusterIp(ip)));
         assert_eq!(parse_key("/aksnet/nodes/node-1"), None);
@@ -262,10 +295,14 @@ mod tests {
         st.insert("/aksnet/nodes/n1", b"{}", 11);
         assert_eq!(st.cluster_ips[&"10.0.0.9".parse().unwrap()].value, None);
         assert_eq!(st.node_ports[&30001].value.as_ref().unwrap().service, "web");
-        let web = st.get(&ObjectId::new(Kind::Service, "default", "web")).unwrap();
+        let web = st
+            .get(&ObjectId::new(Kind::Service, "default", "web"))
+            .unwrap();
         assert_eq!(web.meta().resource_version.as_deref(), Some("9"));
         assert_eq!(st.bad.len(), 2, "{:?}", st.bad);
-        assert!(st.undecodable.contains_key(&ObjectId::new(Kind::Pod, "default", "other")));
+        assert!(st
+            .undecodable
+            .contains_key(&ObjectId::new(Kind::Pod, "default", "other")));
         assert!(st.namespace_exists("default") && st.namespace_exists("kube-system"));
         assert!(!st.namespace_exists("shop"));
     }

@@ -74,7 +74,10 @@ mod tests {
         for t in [0, 951_782_400, 1_796_216_739, 4_102_444_799] {
             assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
         }
-        assert_eq!(parse_rfc3339("2026-12-02T13:05:39.123Z"), Some(1_796_216_739));
+        assert_eq!(
+            parse_rfc3339("2026-12-02T13:05:39.123Z"),
+            Some(1_796_216_739)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(age(5), "5s");
         assert_eq!(age(600), "10m");

@@ -51,7 +51,11 @@ fn validate_meta(obj: &Object, errs: &mut Errs) {
         };
         errs.required("metadata.name", detail);
     } else {
-        errs.syntax("metadata.name", &meta.name, name_rule(obj.kind())(&meta.name));
+        errs.syntax(
+            "metadata.name",
+            &meta.name,
+            name_rule(obj.kind())(&meta.name),
+        );
     }
     if obj.kind().namespaced() {
         match meta.namespace.as_deref() {

@@ -5,7 +5,9 @@
 use ipnet::IpNet;
 
 use crate::k8s::errors::{child, index, Errs};
-use crate::k8s::meta::{validate_int_or_port_name, validate_protocol, validate_selector, IntOrString};
+use crate::k8s::meta::{
+    validate_int_or_port_name, validate_protocol, validate_selector, IntOrString,
+};
 use crate::k8s::names;
 use crate::k8s::netpol::{IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 
@@ -46,7 +48,10 @@ fn ports(list: &[NetworkPolicyPort], path: &str, errs: &mut Errs) {
         if let Some(end) = p.end_port {
             let ep = child(&pp, "endPort");
             match &p.port {
-                None => errs.required(&child(&pp, "port"), "must be specified when endPort is specified"),
+                None => errs.required(
+                    &child(&pp, "port"),
+                    "must be specified when endPort is specified",
+                ),
                 Some(IntOrString::Str(_)) => {
                     errs.forbidden(&ep, "may not be specified when `port` is non-numeric")
                 }
@@ -65,10 +70,14 @@ fn ports(list: &[NetworkPolicyPort], path: &str, errs: &mut Errs) {
 fn peers(list: &[NetworkPolicyPeer], path: &str, errs: &mut Errs) {
     for (i, peer) in list.iter().enumerate() {
         let pp = index(path, i);
-        let n = [peer.pod_selector.is_some(), peer.namespace_selector.is_some(), peer.ip_block.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let n = [
+            peer.pod_selector.is_some(),
+            peer.namespace_selector.is_some(),
+            peer.ip_block.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if n == 0 {
             errs.required(&pp, "must specify a peer");
         } else if n > 1 && peer.ip_block.is_some() {
@@ -106,7 +115,11 @@ fn ip_block(b: &IpBlock, path: &str, errs: &mut Errs) {
             Ok(ex) => {
                 let inside = ex.prefix_len() > cidr.prefix_len() && cidr.trunc().contains(&ex);
                 if !inside {
-                    errs.invalid(&ep, e, &format!("must be a strict subset of `cidr` ({})", b.cidr));
+                    errs.invalid(
+                        &ep,
+                        e,
+                        &format!("must be a strict subset of `cidr` ({})", b.cidr),
+                    );
                 }
             }
         }

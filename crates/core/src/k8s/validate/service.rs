@@ -74,11 +74,7 @@ pub fn validate(svc: &Service, errs: &mut Errs) {
     }
     if let (Some(first), Some(ip)) = (s.cluster_ips.first(), s.cluster_ip.as_deref()) {
         if !ip.is_empty() && first != ip {
-            errs.invalid(
-                "spec.clusterIPs[0]",
-                first,
-                "must be same as clusterIP",
-            );
+            errs.invalid("spec.clusterIPs[0]", first, "must be same as clusterIP");
         }
     }
     for (i, fam) in s.ip_families.iter().enumerate() {
@@ -202,7 +198,11 @@ pub fn validate(svc: &Service, errs: &mut Errs) {
     }
     for (i, ip) in s.external_ips.iter().enumerate() {
         if ip.parse::<IpAddr>().is_err() {
-            errs.invalid(&index("spec.externalIPs", i), ip, "must be a valid IP address");
+            errs.invalid(
+                &index("spec.externalIPs", i),
+                ip,
+                "must be a valid IP address",
+            );
         }
     }
     if let Some(lb) = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()) {

@@ -54,7 +54,11 @@ pub fn validate(s: &EndpointSlice, errs: &mut Errs) {
                 };
                 errs.invalid(&index(&ap, j), a, &what);
             } else if at != "FQDN" && a.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
-                errs.invalid(&index(&ap, j), a, "may not be in the loopback range (127.0.0.0/8, ::1/128)");
+                errs.invalid(
+                    &index(&ap, j),
+                    a,
+                    "may not be in the loopback range (127.0.0.0/8, ::1/128)",
+                );
             }
         }
         if let Some(n) = e.node_name.as_deref() {

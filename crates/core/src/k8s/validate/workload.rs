@@ -50,7 +50,13 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errs: &mut Errs) {
         ("initContainers", &spec.init_containers),
     ] {
         for (i, c) in list.iter().enumerate() {
-            container(c, &index(&child(path, field), i), &mut container_names, &mut port_names, errs);
+            container(
+                c,
+                &index(&child(path, field), i),
+                &mut container_names,
+                &mut port_names,
+                errs,
+            );
         }
     }
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
