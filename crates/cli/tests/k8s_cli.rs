@@ -696,3 +696,77 @@ fn concurrent_applies_never_share_an_address_or_port_etcd() {
         .unwrap();
     concurrent_applies(&store, dir.path(), 8, 8);
 }
+
+#[test]
+fn lab_targets_the_labs_store() {
+    // A lab directory as `lab up` leaves it (state file and store), under a
+    // root of our own: `--lab` needs no root and no namespaces to store objects.
+    let root = tempfile::Builder::new()
+        .prefix("ak4-k8s-lab-")
+        .tempdir()
+        .unwrap();
+    let lab = root.path().join("shop");
+    std::fs::create_dir_all(&lab).unwrap();
+    std::fs::write(lab.join("state.json"), "{}").unwrap();
+    let store = format!("sqlite:{}", lab.join("cluster.db").display());
+    assert!(aksnet(&["cluster", "init", "--store", &store])
+        .status
+        .success());
+    let run = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut ch = Command::new(env!("CARGO_BIN_EXE_aksnet"))
+            .args(args)
+            .env("AKSNET_LAB_ROOT", root.path())
+            .env_remove("AKSNET_STORE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        ch.stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        ch.wait_with_output().unwrap()
+    };
+    let o = run(
+        &["apply", "--lab", "shop", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = aksnet(&["get", "--store", &store, "svc", "web", "-o", "json"]);
+    assert_eq!(
+        json(&o)["metadata"]["name"],
+        "web",
+        "stored in the lab's store"
+    );
+    let o = run(&["get", "--lab", "shop", "svc", "-o", "json"], "");
+    assert_eq!(json(&o)["items"].as_array().unwrap().len(), 1);
+    let o = run(&["delete", "--lab", "shop", "svc", "web"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["get", "--lab", "other", "svc"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no lab named 'other'"), "{}", text(&o));
+    let o = run(&["get", "--lab", "Not_A_Name", "svc"], "");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn get_all_and_selectors() {
+    let c = Cluster::new();
+    let f = c.file("app.yaml", APP);
+    assert!(c.run("apply", &["-f", &f]).status.success());
+    let o = c.run("get", &["all", "-n", "shop"]);
+    let t = stdout(&o);
+    assert!(
+        t.contains("pod/web-1") && t.contains("service/web") && t.contains("deployment.apps/web"),
+        "{t}"
+    );
+    let o = c.run("get", &["po", "-A", "-l", "app=web", "-o", "json"]);
+    assert_eq!(json(&o)["items"].as_array().unwrap().len(), 1);
+    let o = c.run("get", &["po", "-A", "-l", "app notin (web)", "-o", "json"]);
+    assert!(json(&o)["items"].as_array().unwrap().is_empty());
+    let o = c.run("get", &["po", "-l", "app in web"]);
+    assert_eq!(o.status.code(), Some(2));
+}

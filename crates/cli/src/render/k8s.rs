@@ -49,13 +49,15 @@ fn or_none(s: String) -> String {
     }
 }
 
-/// The table for objects of one kind; `all_namespaces` adds the NAMESPACE column.
+/// The table for objects of one kind; `all_namespaces` adds the NAMESPACE
+/// column; `prefix` goes before each name (`service/` in `get all`).
 pub fn table(
     kind: Kind,
     objs: &[Object],
     state: &K8sState,
     all_namespaces: bool,
     now: i64,
+    prefix: &str,
 ) -> String {
     let header: Vec<&str> = match kind {
         Kind::Namespace => vec!["NAME", "STATUS", "AGE"],
@@ -76,6 +78,7 @@ pub fn table(
         .iter()
         .map(|o| {
             let mut r = row(o, state, now);
+            r[0] = format!("{prefix}{}", r[0]);
             if all_namespaces && kind.namespaced() {
                 r.insert(0, o.namespace().to_string());
             }

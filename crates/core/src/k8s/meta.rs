@@ -166,6 +166,82 @@ pub fn validate_selector(sel: &LabelSelector, path: &str, errs: &mut Errs) {
     }
 }
 
+/// Splits at commas outside parentheses (`a in (x,y),b`).
+fn split_terms(s: &str) -> Vec<&str> {
+    let mut out = vec![];
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+impl LabelSelector {
+    /// Parses kubectl's `-l` syntax: `k=v`, `k==v`, `k!=v`, `k in (a,b)`,
+    /// `k notin (a,b)`, `k` (exists), `!k` (does not exist), joined by
+    /// commas (AND). The result is validated as a selector.
+    pub fn parse(s: &str) -> Result<LabelSelector, String> {
+        let mut sel = LabelSelector::default();
+        let bad = |t: &str| {
+            format!("{t:?} is not a selector term (k=v, k!=v, k in (a,b), k notin (a,b), k or !k)")
+        };
+        for term in split_terms(s).into_iter().map(str::trim) {
+            if term.is_empty() {
+                return Err(format!("empty term in selector {s:?}"));
+            }
+            let values = |rest: &str| -> Result<Vec<String>, String> {
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| bad(term))?;
+                Ok(inner
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect())
+            };
+            let req = |key: &str, op: &str, values: Vec<String>| LabelSelectorRequirement {
+                key: key.trim().to_string(),
+                operator: op.to_string(),
+                values,
+            };
+            if let Some(k) = term.strip_prefix('!') {
+                sel.match_expressions.push(req(k, "DoesNotExist", vec![]));
+            } else if let Some((k, v)) = term.split_once("!=") {
+                sel.match_expressions
+                    .push(req(k, "NotIn", vec![v.trim().to_string()]));
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                sel.match_labels
+                    .insert(k.trim().to_string(), v.trim().to_string());
+            } else if let Some((k, rest)) = term.split_once(" notin ") {
+                sel.match_expressions.push(req(k, "NotIn", values(rest)?));
+            } else if let Some((k, rest)) = term.split_once(" in ") {
+                sel.match_expressions.push(req(k, "In", values(rest)?));
+            } else if !term.contains(char::is_whitespace) {
+                sel.match_expressions.push(req(term, "Exists", vec![]));
+            } else {
+                return Err(bad(term));
+            }
+        }
+        let mut errs = Errs::default();
+        validate_selector(&sel, "selector", &mut errs);
+        match errs.0.first() {
+            Some(e) => Err(format!("selector {s:?}: {e}")),
+            None => Ok(sel),
+        }
+    }
+}
+
 /// A map selector (a Service's `spec.selector`) as a string, `a=b,c=d`.
 pub fn selector_string(sel: &Labels) -> String {
     sel.iter()
@@ -315,6 +391,29 @@ mod tests {
             s.match_expressions[2].operator, "Equals",
             "the unsupported operator is quoted back"
         );
+    }
+
+    #[test]
+    fn kubectl_selector_syntax() {
+        let s =
+            LabelSelector::parse("app=web,tier!=db,env in (prod, staging),!legacy,team").unwrap();
+        assert_eq!(s.match_labels, labels(&[("app", "web")]));
+        let ops: Vec<&str> = s
+            .match_expressions
+            .iter()
+            .map(|r| r.operator.as_str())
+            .collect();
+        assert_eq!(ops, ["NotIn", "In", "DoesNotExist", "Exists"]);
+        assert_eq!(s.match_expressions[1].values, ["prod", "staging"]);
+        assert!(s.matches(&labels(&[("app", "web"), ("env", "prod"), ("team", "x")])));
+        assert!(!s.matches(&labels(&[("app", "web"), ("env", "dev"), ("team", "x")])));
+        assert!(LabelSelector::parse("app==web")
+            .unwrap()
+            .matches(&labels(&[("app", "web")])));
+        assert!(LabelSelector::parse("a b").is_err());
+        assert!(LabelSelector::parse("app=web,").is_err());
+        assert!(LabelSelector::parse("env in prod").is_err());
+        assert!(LabelSelector::parse("app=bad value!").is_err());
     }
 
     #[test]

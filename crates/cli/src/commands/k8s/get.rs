@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 use aksnet_core::k8s::endpoints::all_slices;
+use aksnet_core::k8s::meta::LabelSelector;
 use aksnet_core::k8s::namespace::{Namespace, SYSTEM_NAMESPACES};
 use aksnet_core::k8s::{Kind, Object, ObjectId};
 use clap::Args;
@@ -22,7 +23,8 @@ pub struct GetArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// What to list, as kubectl spells it: pods|po, services|svc, deployments|deploy,
-    /// namespaces|ns, endpointslices, networkpolicies|netpol (singular, plural, short or Kind).
+    /// namespaces|ns, endpointslices, networkpolicies|netpol (singular, plural, short or Kind),
+    /// or all (pods, services and deployments).
     pub kind: String,
     /// One object by name.
     pub name: Option<String>,
@@ -37,9 +39,15 @@ pub struct GetArgs {
     /// Every namespace.
     #[arg(short = 'A', long = "all-namespaces")]
     pub all_namespaces: bool,
+    /// Only objects whose labels match (kubectl syntax: app=web,tier!=db,env in (a,b),!legacy).
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value_t = GetOutput::Table)]
     pub output: GetOutput,
 }
+
+/// What `get all` lists (kubectl's `all`, for the kinds aksnet stores).
+const ALL: [Kind; 3] = [Kind::Pod, Kind::Service, Kind::Deployment];
 
 /// Every object of `kind` in `namespace` (all when `None`), sorted by
 /// namespace and name: stored ones, derived EndpointSlices, and the system
@@ -76,13 +84,29 @@ fn print(v: &Value, output: GetOutput) -> anyhow::Result<()> {
 }
 
 pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
-    let kind = match Kind::from_cli(&args.kind) {
-        Ok(k) => k,
-        Err(e) => {
+    let kinds: Vec<Kind> = if args.kind.eq_ignore_ascii_case("all") {
+        ALL.to_vec()
+    } else {
+        match Kind::from_cli(&args.kind) {
+            Ok(k) => vec![k],
+            Err(e) => {
+                eprintln!("aksnet get: {e}");
+                return Ok(ExitCode::from(EXIT_UNUSABLE));
+            }
+        }
+    };
+    let selector = match args.selector.as_deref().map(LabelSelector::parse) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
             eprintln!("aksnet get: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
+    if kinds.len() > 1 && args.name.is_some() {
+        eprintln!("aksnet get: name one kind to get an object by name (e.g. `aksnet get svc web`)");
+        return Ok(ExitCode::from(EXIT_UNUSABLE));
+    }
     let target = match args.target.resolve() {
         Ok(t) => t,
         Err(e) => {
@@ -93,8 +117,21 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
     let store = target.open()?;
     let snap = read(store.as_ref())?;
     let ns = args.namespace.clone().unwrap_or_else(|| "default".into());
+    let listed = |kind: Kind| {
+        let scope = (!args.all_namespaces && kind.namespaced()).then_some(ns.as_str());
+        let mut objs = list(&snap.k8s, kind, scope);
+        if let Some(sel) = &selector {
+            objs.retain(|o| sel.matches(&o.meta().labels));
+        }
+        objs
+    };
+    if kinds.len() > 1 {
+        let sections: Vec<(Kind, Vec<Object>)> = kinds.iter().map(|k| (*k, listed(*k))).collect();
+        return all(args, &snap, &ns, sections);
+    }
+    let kind = kinds[0];
     let scope = (!args.all_namespaces && kind.namespaced()).then_some(ns.as_str());
-    let mut objs = list(&snap.k8s, kind, scope);
+    let mut objs = listed(kind);
     if let Some(name) = &args.name {
         objs.retain(|o| o.name() == name);
         let Some(o) = objs.into_iter().next() else {
@@ -110,7 +147,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         match args.output {
             GetOutput::Table => print!(
                 "{}",
-                render::k8s::table(kind, &[o], &snap.k8s, false, now_secs())
+                render::k8s::table(kind, &[o], &snap.k8s, false, now_secs(), "")
             ),
             out => print(&o.to_value(), out)?,
         }
@@ -126,7 +163,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
             } else {
                 print!(
                     "{}",
-                    render::k8s::table(kind, &objs, &snap.k8s, args.all_namespaces, now_secs())
+                    render::k8s::table(kind, &objs, &snap.k8s, args.all_namespaces, now_secs(), "")
                 );
             }
         }
@@ -139,6 +176,55 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
                 "metadata": {"resourceVersion": snap.revision.to_string()},
             });
             print(&list, out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `get all`: one table per kind with `kind/name` names, as kubectl prints
+/// it, or one List of every object.
+fn all(
+    args: &GetArgs,
+    snap: &super::Snapshot,
+    ns: &str,
+    sections: Vec<(Kind, Vec<Object>)>,
+) -> anyhow::Result<ExitCode> {
+    if args.output != GetOutput::Table {
+        let items: Vec<Value> = sections
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(Object::to_value))
+            .collect();
+        let list = json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": items,
+            "metadata": {"resourceVersion": snap.revision.to_string()},
+        });
+        print(&list, args.output)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut first = true;
+    for (kind, objs) in sections.iter().filter(|(_, v)| !v.is_empty()) {
+        let prefix = format!("{}/", kind.qualified_singular());
+        let table = render::k8s::table(
+            *kind,
+            objs,
+            &snap.k8s,
+            args.all_namespaces,
+            now_secs(),
+            &prefix,
+        );
+        if !first {
+            println!();
+        }
+        first = false;
+        print!("{table}");
+    }
+    if first {
+        if args.all_namespaces {
+            eprintln!("No resources found");
+        } else {
+            eprintln!("No resources found in {ns} namespace.");
         }
     }
     Ok(ExitCode::SUCCESS)
