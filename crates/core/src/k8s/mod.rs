@@ -14,6 +14,7 @@
 
 pub mod alloc;
 pub mod apply;
+pub mod delete;
 pub mod documents;
 pub mod endpoints;
 pub mod endpointslice;

@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use aksnet_core::k8s::apply::plan_delete;
+use aksnet_core::k8s::delete::plan_delete;
 use aksnet_core::k8s::documents::{self, Parsed, ReadError};
 use aksnet_core::k8s::endpoints::all_slices;
 use aksnet_core::k8s::{Kind, ObjectId};
