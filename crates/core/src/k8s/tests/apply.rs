@@ -358,3 +358,101 @@ fn round_trip_keeps_unknown_fields() {
     assert_eq!(v["metadata"]["ownerReferences"], serde_json::json!([]));
     assert_eq!(v["spec"]["replicas"], 1);
 }
+
+mod invariants {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::k8s::store::Allocation;
+
+    fn manifest(i: usize, variant: u8) -> String {
+        let spec = match variant {
+            0 => "ports: [{port: 80}]",
+            1 => "type: NodePort, ports: [{name: a, port: 80}, {name: b, port: 81, protocol: UDP}, {name: c, port: 81}]",
+            2 => "type: LoadBalancer, externalTrafficPolicy: Local, ports: [{port: 443}]",
+            3 => "type: LoadBalancer, ports: [{port: 443}, {name: x, port: 8443}]",
+            4 => "clusterIP: None, selector: {app: x}",
+            _ => "type: ExternalName, externalName: db.example.com",
+        };
+        let spec = if variant == 3 {
+            spec.replace("{port: 443}", "{name: w, port: 443}")
+        } else {
+            spec.to_string()
+        };
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec: {{{spec}}}\n")
+    }
+
+    /// Every Service holds exactly the allocation keys its spec names, and
+    /// every allocation key names a Service that holds it.
+    fn check(st: &K8sState) {
+        let mut ips: BTreeMap<std::net::Ipv4Addr, Allocation> = BTreeMap::new();
+        let mut ports: BTreeMap<u16, Allocation> = BTreeMap::new();
+        for o in st.of_kind(Kind::Service, None) {
+            let s = o.as_service().unwrap();
+            let owner = Allocation {
+                namespace: s.metadata.namespace.clone().unwrap(),
+                service: s.metadata.name.clone(),
+            };
+            if let Some(ip) = s.cluster_ipv4() {
+                assert!(ips.insert(ip, owner.clone()).is_none(), "{ip} held twice");
+            }
+            let mut mine: Vec<u16> = s
+                .spec
+                .ports
+                .iter()
+                .filter_map(|p| p.node_port)
+                .map(|p| p as u16)
+                .collect();
+            mine.extend(s.spec.health_check_node_port.map(|p| p as u16));
+            mine.sort();
+            mine.dedup();
+            for p in mine {
+                assert!(
+                    ports.insert(p, owner.clone()).is_none(),
+                    "NodePort {p} held twice"
+                );
+            }
+        }
+        let stored_ips: BTreeMap<_, _> = st
+            .cluster_ips
+            .iter()
+            .map(|(k, v)| (*k, v.value.clone().unwrap()))
+            .collect();
+        let stored_ports: BTreeMap<_, _> = st
+            .node_ports
+            .iter()
+            .map(|(k, v)| (*k, v.value.clone().unwrap()))
+            .collect();
+        assert_eq!(stored_ips, ips);
+        assert_eq!(stored_ports, ports);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn allocation_keys_always_match_the_services(
+            ops in proptest::collection::vec((0..6usize, 0..6u8, any::<bool>()), 1..40)
+        ) {
+            let mut st = K8sState::default();
+            let mut net = net();
+            net.service_cidr = "10.0.0.0/29".parse().unwrap();
+            net.dns_service_ip = "10.0.0.3".parse().unwrap();
+            for (n, (i, variant, delete)) in ops.into_iter().enumerate() {
+                if delete {
+                    let id = ObjectId::new(Kind::Service, "default", &format!("s{i}"));
+                    let plan = plan_delete(&st, &[id]).unwrap();
+                    let as_apply = Plan { writes: plan.writes, ..Default::default() };
+                    commit(&mut st, &as_apply);
+                } else {
+                    // A full CIDR is a legitimate refusal; the state must not change then.
+                    if let Ok(plan) = plan_apply(&st, &net, &ctx(n as u64), objects(&manifest(i, variant))) {
+                        commit(&mut st, &plan);
+                    }
+                }
+                check(&st);
+            }
+        }
+    }
+}
