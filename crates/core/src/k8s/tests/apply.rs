@@ -271,6 +271,9 @@ fn pods_and_deployments() {
     ] {
         assert!(all.contains(want), "{want}: {all}");
     }
+    // Port names are unique per container, not per pod (upstream).
+    let two = "apiVersion: v1\nkind: Pod\nmetadata: {name: two}\nspec:\n  containers:\n  - {name: a, image: x, ports: [{name: http, containerPort: 80}]}\n  - {name: b, image: x, ports: [{name: http, containerPort: 81}]}\n";
+    assert!(plan_apply(&st, &net(), &ctx(1), objects(two)).is_ok());
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: web}}\nspec:\n  nodeName: node-1\n  containers: [{name: c, image: nginx, ports: [{containerPort: 8080, name: http}]}]\nstatus: {podIP: 10.244.0.5}\n";
     apply(&mut st, pod).unwrap();
     // Labels change in place; the status stays when the manifest has none.

@@ -44,7 +44,6 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errs: &mut Errs) {
         errs.required(&child(path, "containers"), "");
     }
     let mut container_names = HashSet::new();
-    let mut port_names = HashSet::new();
     for (field, list) in [
         ("containers", &spec.containers),
         ("initContainers", &spec.init_containers),
@@ -54,7 +53,6 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errs: &mut Errs) {
                 c,
                 &index(&child(path, field), i),
                 &mut container_names,
-                &mut port_names,
                 errs,
             );
         }
@@ -74,9 +72,11 @@ fn container<'a>(
     c: &'a Container,
     path: &str,
     container_names: &mut HashSet<&'a str>,
-    port_names: &mut HashSet<&'a str>,
     errs: &mut Errs,
 ) {
+    // Port names are unique within a container (upstream
+    // `validateContainerPorts`), not across the pod.
+    let mut port_names = HashSet::new();
     if c.name.is_empty() {
         errs.required(&child(path, "name"), "");
     } else {
