@@ -770,3 +770,25 @@ fn get_all_and_selectors() {
     let o = c.run("get", &["po", "-l", "app in web"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn a_published_kustomize_directory_applies_as_it_is() {
+    let c = Cluster::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/podinfo");
+    let o = c.run("apply", &["-f", &dir.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        stdout(&o),
+        "deployment.apps/podinfo created\n\
+         horizontalpodautoscaler.autoscaling/podinfo ignored (no networking)\n\
+         ingressroute.traefik.io/podinfo-ingressroute ignored (no networking)\n\
+         service/podinfo created\nservice/podinfo-stable created\nservice/podinfo-canary created\n"
+    );
+    let o = c.run("get", &["deploy", "podinfo", "-o", "json"]);
+    let d = json(&o);
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"],
+        "9797"
+    );
+}

@@ -103,7 +103,10 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
                     ignored.push(format!("{} ignored ({})", i.display(), i.reason))
                 }
                 Err(ReadError::Input(e)) => return unusable(e),
-                Err(ReadError::Object(e)) => return unusable(e),
+                Err(ReadError::Object(e)) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
             }
         }
     } else {
