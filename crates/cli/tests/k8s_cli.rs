@@ -763,6 +763,17 @@ fn get_all_and_selectors() {
         t.contains("pod/web-1") && t.contains("service/web") && t.contains("deployment.apps/web"),
         "{t}"
     );
+    let o = c.run("get", &["svc,po", "-n", "shop", "-o", "json"]);
+    let both = json(&o);
+    let kinds: Vec<&str> = both["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Service", "Pod"]);
+    let o = c.run("get", &["svc/web", "-n", "shop", "-o", "json"]);
+    assert_eq!(json(&o)["kind"], "Service");
     let o = c.run("get", &["po", "-A", "-l", "app=web", "-o", "json"]);
     assert_eq!(json(&o)["items"].as_array().unwrap().len(), 1);
     let o = c.run("get", &["po", "-A", "-l", "app notin (web)", "-o", "json"]);

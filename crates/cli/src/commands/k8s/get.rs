@@ -24,7 +24,7 @@ pub struct GetArgs {
     pub target: TargetArgs,
     /// What to list, as kubectl spells it: pods|po, services|svc, deployments|deploy,
     /// namespaces|ns, endpointslices, networkpolicies|netpol (singular, plural, short or Kind),
-    /// or all (pods, services and deployments).
+    /// or all (pods, services and deployments); several with commas (svc,po); KIND/NAME for one.
     pub kind: String,
     /// One object by name.
     pub name: Option<String>,
@@ -84,17 +84,26 @@ fn print(v: &Value, output: GetOutput) -> anyhow::Result<()> {
 }
 
 pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
-    let kinds: Vec<Kind> = if args.kind.eq_ignore_ascii_case("all") {
-        ALL.to_vec()
-    } else {
-        match Kind::from_cli(&args.kind) {
-            Ok(k) => vec![k],
+    // `svc/web` names one object, as kubectl accepts it.
+    let (kind_arg, name) = match args.kind.split_once('/') {
+        Some((k, n)) if args.name.is_none() => (k.to_string(), Some(n.to_string())),
+        _ => (args.kind.clone(), args.name.clone()),
+    };
+    let mut kinds: Vec<Kind> = vec![];
+    for k in kind_arg.split(',') {
+        if k.eq_ignore_ascii_case("all") {
+            kinds.extend(ALL);
+            continue;
+        }
+        match Kind::from_cli(k) {
+            Ok(k) => kinds.push(k),
             Err(e) => {
                 eprintln!("aksnet get: {e}");
                 return Ok(ExitCode::from(EXIT_UNUSABLE));
             }
         }
-    };
+    }
+    kinds.dedup();
     let selector = match args.selector.as_deref().map(LabelSelector::parse) {
         None => None,
         Some(Ok(s)) => Some(s),
@@ -103,7 +112,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
-    if kinds.len() > 1 && args.name.is_some() {
+    if kinds.len() > 1 && name.is_some() {
         eprintln!("aksnet get: name one kind to get an object by name (e.g. `aksnet get svc web`)");
         return Ok(ExitCode::from(EXIT_UNUSABLE));
     }
@@ -132,7 +141,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
     let kind = kinds[0];
     let scope = (!args.all_namespaces && kind.namespaced()).then_some(ns.as_str());
     let mut objs = listed(kind);
-    if let Some(name) = &args.name {
+    if let Some(name) = &name {
         objs.retain(|o| o.name() == name);
         let Some(o) = objs.into_iter().next() else {
             eprintln!(

@@ -109,3 +109,149 @@ pub(super) fn svc<'a>(state: &'a K8sState, ns: &str, name: &str) -> &'a super::S
         .and_then(Object::as_service)
         .unwrap()
 }
+
+/// Whatever a document holds, reading, planning and deriving endpoints
+/// answer with a value or an error, never a panic.
+mod no_panics {
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::k8s::documents::{read, Document};
+    use crate::k8s::endpoints::all_slices;
+
+    const KEYS: &[&str] = &[
+        "name",
+        "namespace",
+        "labels",
+        "spec",
+        "status",
+        "ports",
+        "port",
+        "targetPort",
+        "nodePort",
+        "protocol",
+        "type",
+        "clusterIP",
+        "clusterIPs",
+        "selector",
+        "matchLabels",
+        "matchExpressions",
+        "key",
+        "operator",
+        "values",
+        "containers",
+        "image",
+        "containerPort",
+        "podIP",
+        "conditions",
+        "replicas",
+        "template",
+        "metadata",
+        "ingress",
+        "egress",
+        "from",
+        "to",
+        "ipBlock",
+        "cidr",
+        "except",
+        "endPort",
+        "policyTypes",
+        "addressType",
+        "endpoints",
+        "addresses",
+        "sessionAffinity",
+        "sessionAffinityConfig",
+        "clientIP",
+        "timeoutSeconds",
+        "externalTrafficPolicy",
+        "healthCheckNodePort",
+        "loadBalancer",
+        "ip",
+        "podSelector",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            prop_oneof![
+                Just(0i64),
+                Just(-1),
+                Just(80),
+                Just(30080),
+                Just(65536),
+                Just(i64::MAX),
+                any::<i64>()
+            ]
+            .prop_map(|n| json!(n)),
+            prop_oneof![
+                Just("v1"),
+                Just("Service"),
+                Just("None"),
+                Just("NodePort"),
+                Just("LoadBalancer"),
+                Just("Local"),
+                Just("ClientIP"),
+                Just("In"),
+                Just("Exists"),
+                Just("10.0.0.5"),
+                Just("10.0.0.0/8"),
+                Just("web"),
+                Just(""),
+                Just("a/b/c"),
+                Just("TCP"),
+                Just("IPv4"),
+            ]
+            .prop_map(|s| json!(s)),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..6).prop_map(
+                    |kv| {
+                        Value::Object(
+                            kv.into_iter()
+                                .map(|(k, v)| (k.to_string(), v))
+                                .collect::<Map<_, _>>(),
+                        )
+                    }
+                ),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_document_is_answered(
+            kind in proptest::sample::select(&["Service", "Pod", "Deployment", "Namespace", "EndpointSlice", "NetworkPolicy"][..]),
+            body in tree(),
+        ) {
+            let mut v = match body {
+                Value::Object(m) => Value::Object(m),
+                other => json!({"spec": other}),
+            };
+            let api = match kind {
+                "Deployment" => "apps/v1",
+                "EndpointSlice" => "discovery.k8s.io/v1",
+                "NetworkPolicy" => "networking.k8s.io/v1",
+                _ => "v1",
+            };
+            v["apiVersion"] = json!(api);
+            v["kind"] = json!(kind);
+            if let Ok(crate::k8s::documents::Parsed::Object { object, source }) =
+                read(Document { source: "fuzz".into(), value: v })
+            {
+                let mut st = K8sState::default();
+                if let Ok(plan) = plan_apply(&st, &net(), &ctx(1), vec![Input { object: *object, source }]) {
+                    commit(&mut st, &plan);
+                    let _ = all_slices(&st, None);
+                }
+            }
+        }
+    }
+}
