@@ -253,9 +253,21 @@ fn namespaces_are_labelled_and_must_exist() {
     .iter()
     .all(|e| !e.contains("not found")));
     assert!(plan_delete(&st, &[ObjectId::new(Kind::Namespace, "", "kube-system")]).is_err());
-    // Deleting a namespace deletes what is in it.
+    // Deleting a namespace deletes what is in it, and frees its Services' allocations.
+    apply(&mut st, "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop}\nspec: {type: NodePort, ports: [{port: 80}]}\n").unwrap();
     let d = plan_delete(&st, &[ObjectId::new(Kind::Namespace, "", "shop")]).unwrap();
-    assert_eq!(d.deleted.len(), 2, "{:?}", d.deleted);
+    assert_eq!(d.deleted.len(), 3, "{:?}", d.deleted);
+    let keys: Vec<&str> = d.writes.iter().map(|w| w.key.as_str()).collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("/aksnet/k8s/ipaddresses/")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.starts_with("/aksnet/k8s/nodeports/")),
+        "{keys:?}"
+    );
+    assert!(d.writes.iter().all(|w| w.value.is_none()));
 }
 
 #[test]
