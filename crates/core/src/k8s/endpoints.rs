@@ -252,3 +252,76 @@ pub fn service_slices(state: &K8sState, svc: &Service) -> Vec<EndpointSlice> {
     );
     out
 }
+
+/// One backend of one Service port, as kube-proxy programs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Backend {
+    pub ip: std::net::Ipv4Addr,
+    pub port: u16,
+    pub node: Option<String>,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+}
+
+/// The backends of each port of a Service (in the Service's port order),
+/// from its slices, as kube-proxy picks them: slice ports match Service
+/// ports by name and protocol; IPv4 slices only; an endpoint listed twice
+/// (two slices) counts once; ready endpoints are used, and when none is
+/// ready the serving-and-terminating ones (KEP-1669), so connections drain
+/// instead of being refused during a rollout.
+pub fn backends(
+    svc: &Service,
+    slices: &[EndpointSlice],
+) -> Vec<(super::service::ServicePort, Vec<Backend>)> {
+    svc.spec
+        .ports
+        .iter()
+        .map(|sp| {
+            let name = sp.name.clone().unwrap_or_default();
+            let mut all: Vec<Backend> = vec![];
+            for s in slices.iter().filter(|s| s.address_type == "IPv4") {
+                let Some(port) = s
+                    .ports
+                    .iter()
+                    .find(|p| {
+                        p.name.clone().unwrap_or_default() == name
+                            && p.protocol.as_deref().unwrap_or("TCP") == sp.protocol()
+                    })
+                    .and_then(|p| p.port)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0)
+                else {
+                    continue;
+                };
+                for e in &s.endpoints {
+                    let Some(ip) = e.addresses.first().and_then(|a| a.parse().ok()) else {
+                        continue;
+                    };
+                    let b = Backend {
+                        ip,
+                        port,
+                        node: e.node_name.clone(),
+                        ready: e.conditions.is_ready(),
+                        serving: e.conditions.is_serving(),
+                        terminating: e.conditions.is_terminating(),
+                    };
+                    if !all.iter().any(|x| x.ip == b.ip && x.port == b.port) {
+                        all.push(b);
+                    }
+                }
+            }
+            let ready: Vec<Backend> = all.iter().filter(|b| b.ready).cloned().collect();
+            let chosen = if ready.is_empty() {
+                all.into_iter()
+                    .filter(|b| b.serving && b.terminating)
+                    .collect()
+            } else {
+                ready
+            };
+            let mut chosen = chosen;
+            chosen.sort();
+            (sp.clone(), chosen)
+        })
+        .collect()
+}

@@ -23,7 +23,7 @@ use clap::Args;
 /// `--store URL | --lab NAME`.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
-    /// Cluster store: sqlite:PATH or etcd://HOST:PORT[,HOST:PORT…] (default sqlite:/var/lib/aksnet/cluster.db).
+    /// Cluster store: sqlite:PATH or etcd://HOST:PORT[,HOST:PORT…] (default $AKSNET_STORE, else sqlite:/var/lib/aksnet/cluster.db).
     #[arg(long = "store", value_name = "URL", conflicts_with = "lab")]
     pub store: Option<String>,
     /// The store of the lab NAME (sqlite:/run/aksnet/lab/NAME/cluster.db).

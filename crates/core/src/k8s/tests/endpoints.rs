@@ -179,3 +179,68 @@ fn more_than_a_hundred_endpoints_split_into_slices() {
     );
     assert_ne!(s[0].metadata.name, s[1].metadata.name);
 }
+
+#[test]
+fn backends_per_port_as_kube_proxy_picks_them() {
+    use crate::k8s::endpoints::backends;
+    let mut st = K8sState::default();
+    apply(
+        &mut st,
+        &[
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: http}, {name: dns, port: 53, protocol: UDP, targetPort: dns}]\n".to_string(),
+            pod_yaml("a", "app: web", Some("10.244.0.5"), Some(true), ""),
+            pod_yaml("b", "app: web", Some("10.244.1.5"), Some(false), ""),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    // A hand-made slice listing a again and another address.
+    apply(
+        &mut st,
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: extra, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nendpoints: [{addresses: [10.244.0.5]}, {addresses: [10.225.0.9], conditions: {ready: true}}]\nports: [{name: http, port: 8080}]\n",
+    )
+    .unwrap();
+    let s = svc(&st, "default", "web").clone();
+    let b = backends(&s, &service_slices(&st, &s));
+    assert_eq!(b.len(), 2);
+    let http: Vec<String> = b[0]
+        .1
+        .iter()
+        .map(|x| format!("{}:{}", x.ip, x.port))
+        .collect();
+    assert_eq!(
+        http,
+        ["10.225.0.9:8080", "10.244.0.5:8080"],
+        "b is not ready; a counts once"
+    );
+    let dns: Vec<String> = b[1]
+        .1
+        .iter()
+        .map(|x| format!("{}:{}", x.ip, x.port))
+        .collect();
+    assert_eq!(dns, ["10.244.0.5:5353"]);
+    assert_eq!(b[0].1[1].node.as_deref(), Some("node-1"));
+
+    // Nothing ready: serving, terminating endpoints keep the Service up.
+    let mut st = K8sState::default();
+    let mut term = pod_yaml("t", "app: web", Some("10.244.2.5"), Some(true), "");
+    term = term.replace(
+        "metadata: {name: t,",
+        "metadata: {deletionTimestamp: '2026-12-02T13:00:00Z', name: t,",
+    );
+    apply(
+        &mut st,
+        &[
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: http}]\n".to_string(),
+            term,
+            pod_yaml("u", "app: web", Some("10.244.3.5"), Some(false), ""),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let s = svc(&st, "default", "web").clone();
+    let b = backends(&s, &service_slices(&st, &s));
+    let ips: Vec<String> = b[0].1.iter().map(|x| x.ip.to_string()).collect();
+    assert_eq!(ips, ["10.244.2.5"]);
+    assert!(b[0].1[0].terminating && !b[0].1[0].ready);
+}
