@@ -9,6 +9,11 @@
 //! `AKSNET_DIAGRAM_DOCS=1` also writes the 2- and 20-node PNGs to
 //! `docs/img/` (how the committed ones were made).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

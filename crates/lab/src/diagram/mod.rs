@@ -64,9 +64,10 @@ impl Model {
         let fabric_routes = match state.network.network_plugin {
             NetworkPlugin::Kubenet => snap
                 .routes
-                .iter()
+                .values()
+                .filter_map(|r| r.value.as_ref())
                 .take(state.network.route_table_limit as usize)
-                .map(|(_, r)| format!("{} → {} ({})", r.destination, r.next_hop, r.node))
+                .map(|r| format!("{} → {} ({})", r.destination, r.next_hop, r.node))
                 .collect(),
             NetworkPlugin::Overlay => state
                 .nodes
@@ -82,7 +83,7 @@ impl Model {
                 .map(|n| {
                     format!(
                         "{} secondary IPs → {} ({})",
-                        snap.pod_ips_of(&n.name).count(),
+                        snap.pod_ips_of(&n.name).len(),
                         n.ip,
                         n.name
                     )
@@ -171,26 +172,22 @@ mod tests {
             reason: "RouteTableFull".into(),
             message: String::new(),
         });
-        let snap = Snapshot {
-            nodes: vec![
-                record("node-1", "10.224.0.4", Some("10.244.0.0/24")),
-                record("node-2", "10.224.0.5", Some("10.244.1.0/24")),
-                n3,
-            ],
-            routes: (0..2)
-                .map(|i| {
-                    (
-                        i,
-                        RouteEntry {
-                            node: format!("node-{}", i + 1),
-                            destination: format!("10.244.{i}.0/24").parse().unwrap(),
-                            next_hop: format!("10.224.0.{}", 4 + i).parse().unwrap(),
-                        },
-                    )
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let snap = (0..2).fold(
+            Snapshot::default()
+                .with_node(record("node-1", "10.224.0.4", Some("10.244.0.0/24")))
+                .with_node(record("node-2", "10.224.0.5", Some("10.244.1.0/24")))
+                .with_node(n3),
+            |s, i| {
+                s.with_route(
+                    i,
+                    RouteEntry {
+                        node: format!("node-{}", i + 1),
+                        destination: format!("10.244.{i}.0/24").parse().unwrap(),
+                        next_hop: format!("10.224.0.{}", 4 + i).parse().unwrap(),
+                    },
+                )
+            },
+        );
         let svg = render(&Model::new(&st, &snap));
         let t = texts(&svg).join("\n");
         assert!(

@@ -18,6 +18,11 @@
 //! | `/aksnet/k8s/nodeports/<port>` | [`crate::k8s::store::Allocation`]: the Service holding that NodePort | `aksnet apply`, with the Service |
 //!
 //! The `/aksnet/k8s/` keys and their decoder are in [`crate::k8s::store`].
+//!
+//! [`view`] is the one decoder of this layout: the agent, the lab and the
+//! CLI all read the cluster through [`view::ClusterView`].
+
+pub mod view;
 
 use std::net::Ipv4Addr;
 
@@ -25,6 +30,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 pub use crate::spec::ClusterNetwork;
+pub use view::{At, ClaimAt, ClusterView, Entry, Problem};
 
 pub const PREFIX: &str = "/aksnet/";
 pub const NETWORK_KEY: &str = "/aksnet/cluster/network";
@@ -62,6 +68,11 @@ pub fn parse_block_key(key: &str) -> Option<Ipv4Net> {
 /// The address an IP claim key names, if it is one.
 pub fn parse_ip_key(key: &str) -> Option<Ipv4Addr> {
     key.strip_prefix(IPS_PREFIX)?.parse().ok()
+}
+
+/// The slot a route key names, if it is one.
+pub fn parse_route_key(key: &str) -> Option<u32> {
+    key.strip_prefix(ROUTES_PREFIX)?.parse().ok()
 }
 
 /// Who holds a block or an address, and why.
