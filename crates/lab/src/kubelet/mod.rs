@@ -93,6 +93,12 @@ fn read(store: &dyn Store) -> Result<K8sState> {
     Ok(st)
 }
 
+/// Every Kubernetes object of the lab's store (what `lab probe` resolves
+/// Services with).
+pub fn objects(dir: &LabDir) -> Result<K8sState> {
+    read(open(dir)?.as_ref())
+}
+
 fn store_pods(st: &K8sState) -> Vec<(ObjectId, Pod, i64)> {
     st.objects
         .iter()

@@ -154,6 +154,11 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let url = target.url();
+    if matches!(target, Target::Lab(_)) {
+        if let Err(e) = kubelet::preflight(inputs.iter().map(|i| i.object.kind())) {
+            return unusable(e);
+        }
+    }
     let store = target.open()?;
     let mut attempt = 0;
     let (plan, revision) = loop {

@@ -130,6 +130,16 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    if matches!(target, Target::Lab(_)) {
+        // A Namespace takes its Pods along.
+        let kinds = ids.iter().map(|id| match id.kind {
+            Kind::Namespace => Kind::Pod,
+            k => k,
+        });
+        if let Err(e) = kubelet::preflight(kinds) {
+            return unusable(e);
+        }
+    }
     let store = target.open()?;
     let mut attempt = 0;
     let (plan, revision) = loop {

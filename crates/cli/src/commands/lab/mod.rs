@@ -5,7 +5,10 @@
 //! anything that cannot be done (bad input, not root, a missing program).
 
 mod demo;
+mod probe_cmd;
 mod render;
+
+pub use render::kubelet as render_kubelet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,7 +87,7 @@ pub enum LabCommand {
     Exec {
         #[command(flatten)]
         name: NameArg,
-        /// pod-1-1, node-2, vm, internet or fabric.
+        /// A pod (NAMESPACE/NAME, or NAME in default: pod-1-1), a node (node-2), vm, internet or fabric.
         target: String,
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -106,12 +109,15 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 1)]
         count: u32,
     },
-    /// Remove a pod (CNI DEL, then its namespace).
+    /// Remove a pod (CNI DEL, then its namespace) and its Pod in the store; a Deployment replaces its Pods.
     RmPod {
         #[command(flatten)]
         name: NameArg,
+        /// NAMESPACE/NAME, or NAME in default.
         pod: String,
     },
+    /// Probe from a pod, node, vm or internet to a pod, node, Service, NodePort, load-balancer IP or address.
+    Probe(probe_cmd::ProbeArgs),
     /// Add nodes (each with its own agent), optionally with pods.
     AddNode {
         #[command(flatten)]
@@ -172,8 +178,12 @@ pub enum LabCommand {
         lab_dir: PathBuf,
         #[arg(long)]
         label: String,
+        /// The lab's probe port (TCP and UDP).
         #[arg(long)]
         port: u16,
+        /// A container port too: PORT/tcp or PORT/udp (repeatable).
+        #[arg(long, value_name = "PORT/PROTO")]
+        listen: Vec<String>,
     },
     /// (internal) The fabric controller: programs the fabric's routes from the store.
     #[command(hide = true)]
@@ -264,10 +274,12 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::RmPod { name, pod } => {
-            lab::remove_pod(&dir(&name)?, &pod)?;
+            let r = lab::remove_pod(&dir(&name)?, &pod)?;
             println!("removed {pod}");
+            print!("{}", render::kubelet(&r));
             Ok(ExitCode::SUCCESS)
         }
+        LabCommand::Probe(a) => probe_cmd::run(&a),
         LabCommand::AddNode { name, count, pods } => {
             let bar = bar(false);
             let added = lab::add_nodes(&dir(&name)?, count, pods, &bar);
@@ -327,9 +339,22 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::ProbeServe { label, port, .. } => {
-            probe::serve(std::net::Ipv4Addr::UNSPECIFIED, port, &label)
-                .with_context(|| format!("probe server {label} on port {port}"))?;
+        LabCommand::ProbeServe {
+            label,
+            port,
+            listen,
+            ..
+        } => {
+            let extra = listen
+                .iter()
+                .map(|l| {
+                    l.parse::<probe::Listen>()
+                        .map_err(|e| anyhow!("--listen {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ports = probe::listens(port, &extra);
+            probe::serve_ports(&ports, &label)
+                .with_context(|| format!("probe server {label} on {ports:?}"))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Controller { lab_dir } => {
