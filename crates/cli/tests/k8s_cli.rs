@@ -2,6 +2,11 @@
 //! atomic applies, exit codes, published manifests, and ClusterIP/NodePort
 //! allocation under many concurrent applies (SQLite and etcd).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
