@@ -281,7 +281,6 @@ fn applied_pods_and_deployments_become_lab_pods_and_probes_reach_them() {
 
     let w0 = format!("shop/{}", web[0]["metadata"]["name"].as_str().unwrap());
     let w0_ip = web[0]["status"]["podIP"].as_str().unwrap().to_string();
-    let w2_node = web[2]["spec"]["nodeName"].as_str().unwrap().to_string();
 
     // pod → pod (NAMESPACE/NAME and NAME in default), first container port.
     let o = lab.probe(&["pod-1-1", &w0]);
