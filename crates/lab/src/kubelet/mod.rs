@@ -229,7 +229,14 @@ pub fn sync_locked(dir: &LabDir, state: &mut LabState) -> Result<Report> {
             Action::Pending(id, why) => pending.push((id, "Unschedulable".to_string(), why)),
         }
     }
+    let any_started = !starts.is_empty();
     let created = pods::create(dir, state, starts, &|_| {})?;
+    if any_started {
+        // Azure CNI dynamic: the agent may have claimed addresses for the
+        // new pods; the fabric routes them before the command returns.
+        let snap = crate::store::snapshot(dir)?;
+        crate::fabric::sync_routes(dir, state, &snap)?;
+    }
     for (n, r) in created {
         if let Err(e) = r {
             pending.push((
