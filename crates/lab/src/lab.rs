@@ -98,7 +98,7 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     // pods would otherwise fail halfway, after minutes of work).
     pods::check_room(&opts.network, 0, opts.pods_per_node)?;
     nodes::check_room(&opts.network, &BTreeSet::new(), 0, opts.nodes)?;
-    progress.length(4 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
+    progress.length(5 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
     dir.create()?;
     let _lock = dir.lock()?;
     let mut state = LabState::new(
@@ -140,6 +140,8 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
         }
     }
     settle(&dir, &state, SETTLE)?;
+    crate::kubelet::record(&dir, &mut state)?;
+    progress.step("pods recorded in the store");
     state.phase = Phase::Ready;
     dir.save(&state)?;
     progress.step("ready");
@@ -261,6 +263,7 @@ pub fn add_nodes(
             }
         }
         settle(dir, &state, SETTLE)?;
+        crate::kubelet::record(dir, &mut state)?;
         Ok(added)
     };
     let result = build();
@@ -295,13 +298,16 @@ pub fn remove_node(dir: &LabDir, name: &str) -> Result<()> {
 /// `remove_node` for a caller that holds the lab's lock.
 fn remove_node_locked(dir: &LabDir, state: &mut LabState, name: &str) -> Result<()> {
     let node = state.require_node(name)?.clone();
-    let pod_names: Vec<String> = state.pods_on(name).map(|p| p.name.clone()).collect();
+    let pod_names: Vec<String> = state.pods_on(name).map(|p| p.id()).collect();
     let mut first_err = None;
-    for p in pod_names {
-        if let Err(e) = pods::remove_one(dir, state, &p) {
+    for p in &pod_names {
+        if let Err(e) = pods::remove_one(dir, state, p) {
             first_err.get_or_insert(e);
         }
     }
+    // A node that is gone takes its Pods along (the pod garbage collector
+    // deletes Pods bound to a node that no longer exists).
+    crate::kubelet::forget(dir, &pod_names)?;
     nodes::stop_processes(dir, state, &node);
     store::remove_node(dir, name)?;
     fabric::unplug_node(state, node.index)?;
@@ -314,6 +320,10 @@ fn remove_node_locked(dir: &LabDir, state: &mut LabState, name: &str) -> Result<
     state.nodes.retain(|n| n.name != name);
     dir.save(state)?;
     sync(dir, state)?;
+    // Deployments get their replicas back on the nodes that are left.
+    if let Err(e) = crate::kubelet::sync_locked(dir, state) {
+        first_err.get_or_insert(e);
+    }
     first_err.map_or(Ok(()), Err)
 }
 
@@ -330,6 +340,7 @@ pub fn add_pods(
     let r = pods::add(dir, &mut state, node, count, &|m| progress.step(m));
     // Azure CNI dynamic: the agent may have claimed addresses for them.
     sync(dir, &state)?;
+    crate::kubelet::record(dir, &mut state)?;
     r
 }
 
@@ -341,11 +352,17 @@ pub fn restart_agent(dir: &LabDir, node: &str) -> Result<u32> {
     nodes::restart_agent(dir, &mut state, node)
 }
 
-pub fn remove_pod(dir: &LabDir, pod: &str) -> Result<()> {
+/// `lab rm-pod NAMESPACE/NAME` (or `NAME` in `default`): the pod goes and
+/// so does its Pod in the store; a Deployment's Pod is replaced by a new
+/// one, as its ReplicaSet would.
+pub fn remove_pod(dir: &LabDir, pod: &str) -> Result<crate::kubelet::Report> {
     require_root()?;
     let _lock = dir.lock()?;
     let mut state = dir.load()?;
-    pods::remove_one(dir, &mut state, pod)
+    let id = state.require_pod(pod)?.id();
+    pods::remove_one(dir, &mut state, &id)?;
+    crate::kubelet::forget(dir, &[id])?;
+    crate::kubelet::sync_locked(dir, &mut state)
 }
 
 /// `lab check`.
@@ -392,6 +409,7 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct PodStatus {
     pub name: String,
+    pub namespace: String,
     pub node: String,
     pub ip: Option<Ipv4Addr>,
     pub netns: String,
@@ -463,6 +481,7 @@ pub fn status(dir: &LabDir) -> Result<Status> {
         .iter()
         .map(|p| PodStatus {
             name: p.name.clone(),
+            namespace: p.namespace.clone(),
             node: p.node.clone(),
             ip: p.ip,
             netns: names.pod(p.node_index, p.index),

@@ -53,22 +53,41 @@ pub fn agent_marker(state: &LabState, node: &NodeState) -> String {
         .to_string()
 }
 
-/// Starts a probe server inside `ns`, answering as `label`.
+/// Starts a probe server inside `ns`, answering as `label` on the probe port.
 pub fn start_probe(dir: &LabDir, state: &LabState, ns: &str, label: &str) -> Result<u32> {
+    start_probe_on(dir, state, ns, label, &[])
+}
+
+/// Starts a probe server inside `ns`, answering as `label` on the probe
+/// port and on `ports` (a pod's container ports).
+pub fn start_probe_on(
+    dir: &LabDir,
+    state: &LabState,
+    ns: &str,
+    label: &str,
+    ports: &[crate::probe::Listen],
+) -> Result<u32> {
+    let mut args: Vec<String> = vec![
+        "lab".into(),
+        "probe-serve".into(),
+        "--lab-dir".into(),
+        dir.marker(),
+        "--label".into(),
+        label.into(),
+        "--port".into(),
+        PROBE_PORT.to_string(),
+    ];
+    for p in ports {
+        args.push("--listen".into());
+        args.push(p.to_string());
+    }
     process::spawn_detached(Spawn {
         program: &state.exe,
-        args: vec![
-            "lab".into(),
-            "probe-serve".into(),
-            "--lab-dir".into(),
-            dir.marker(),
-            "--label".into(),
-            label.into(),
-            "--port".into(),
-            PROBE_PORT.to_string(),
-        ],
+        args,
         netns: Some(netns_path(ns)),
-        log: dir.log_dir().join(format!("probe-{label}.log")),
+        log: dir
+            .log_dir()
+            .join(format!("probe-{}.log", label.replace('/', "_"))),
         env: vec![],
     })
 }

@@ -5,7 +5,10 @@
 //! anything that cannot be done (bad input, not root, a missing program).
 
 mod demo;
+mod probe_cmd;
 mod render;
+
+pub use render::kubelet as render_kubelet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,7 +87,7 @@ pub enum LabCommand {
     Exec {
         #[command(flatten)]
         name: NameArg,
-        /// pod-1-1, node-2, vm, internet or fabric.
+        /// A pod (NAMESPACE/NAME, or NAME in default: pod-1-1), a node (node-2), vm, internet or fabric.
         target: String,
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -108,14 +111,17 @@ pub enum LabCommand {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Remove a pod (CNI DEL, then its namespace).
+    /// Remove a pod (CNI DEL, then its namespace) and its Pod in the store; a Deployment replaces its Pods.
     RmPod {
         #[command(flatten)]
         name: NameArg,
+        /// NAMESPACE/NAME, or NAME in default.
         pod: String,
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Probe from a pod, node, vm or internet to a pod, node, Service, NodePort, load-balancer IP or address.
+    Probe(probe_cmd::ProbeArgs),
     /// Add nodes (each with its own agent), optionally with pods.
     AddNode {
         #[command(flatten)]
@@ -188,8 +194,12 @@ pub enum LabCommand {
         lab_dir: PathBuf,
         #[arg(long)]
         label: String,
+        /// The lab's probe port (TCP and UDP).
         #[arg(long)]
         port: u16,
+        /// A container port too: PORT/tcp or PORT/udp (repeatable).
+        #[arg(long, value_name = "PORT/PROTO")]
+        listen: Vec<String>,
     },
     /// (internal) The fabric controller: programs the fabric's routes from the store.
     #[command(hide = true)]
@@ -289,10 +299,14 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::RmPod { name, pod, output } => {
-            lab::remove_pod(&dir(&name)?, &pod)?;
+            let r = lab::remove_pod(&dir(&name)?, &pod)?;
             changed(output.output, "removed", "pods", &[pod]);
+            if output.output == Output::Table {
+                print!("{}", render::kubelet(&r));
+            }
             Ok(ExitCode::SUCCESS)
         }
+        LabCommand::Probe(a) => probe_cmd::run(&a),
         LabCommand::AddNode {
             name,
             count,
@@ -368,9 +382,22 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::ProbeServe { label, port, .. } => {
-            probe::serve(std::net::Ipv4Addr::UNSPECIFIED, port, &label)
-                .with_context(|| format!("probe server {label} on port {port}"))?;
+        LabCommand::ProbeServe {
+            label,
+            port,
+            listen,
+            ..
+        } => {
+            let extra = listen
+                .iter()
+                .map(|l| {
+                    l.parse::<probe::Listen>()
+                        .map_err(|e| anyhow!("--listen {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ports = probe::listens(port, &extra);
+            probe::serve_ports(&ports, &label)
+                .with_context(|| format!("probe server {label} on {ports:?}"))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Controller { lab_dir } => {
