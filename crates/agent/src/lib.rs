@@ -19,6 +19,7 @@ pub mod error;
 pub mod ipam_disk;
 pub mod kernel;
 pub mod routes;
+pub mod services;
 pub mod signals;
 pub mod snat;
 
