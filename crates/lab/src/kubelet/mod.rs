@@ -282,7 +282,7 @@ fn write_statuses(
                     .map(|n| n.ip.to_string())
                     .unwrap_or_default();
                 let r = schedule::running(&p, lp, &host, &now);
-                if r.is_some() && !started_before.contains(&key) {
+                if r.is_some() {
                     report.started.push(format!(
                         "{key} on {} ({})",
                         lp.node,
