@@ -266,8 +266,6 @@ fn write_statuses(
             .pending
             .push(format!("{}/{}: {why}", id.namespace, id.name));
     }
-    let started_before: std::collections::BTreeSet<String> =
-        report.started.iter().cloned().collect();
     for _ in 0..ATTEMPTS {
         let st = read(store)?;
         let now = now();
