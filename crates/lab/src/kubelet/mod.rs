@@ -266,8 +266,6 @@ fn write_statuses(
             .pending
             .push(format!("{}/{}: {why}", id.namespace, id.name));
     }
-    let started_before: std::collections::BTreeSet<String> =
-        report.started.iter().cloned().collect();
     for _ in 0..ATTEMPTS {
         let st = read(store)?;
         let now = now();
@@ -282,7 +280,7 @@ fn write_statuses(
                     .map(|n| n.ip.to_string())
                     .unwrap_or_default();
                 let r = schedule::running(&p, lp, &host, &now);
-                if r.is_some() && !started_before.contains(&key) {
+                if r.is_some() {
                     report.started.push(format!(
                         "{key} on {} ({})",
                         lp.node,
