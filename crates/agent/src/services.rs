@@ -485,18 +485,31 @@ pub fn desired(input: &ServicesInput) -> Table {
         ])]),
     );
     // A ClusterIP port no Service declares: refused at once, as upstream.
+    // TCP is refused with a reset, not ICMP: the kernel sends at most one
+    // ICMP error per second to a host, so a second refusal in a row would
+    // look like a timeout.
     t.chain(
         "cluster-ips-check",
-        Chain::regular(vec![Rule::new([
-            in_set(Expr::Payload(Payload::IpDaddr), CLUSTER_IPS),
-            Stmt::Reject(Reject::Default),
-        ])
-        .comment("a port of a ClusterIP that no Service declares")]),
+        Chain::regular(vec![
+            Rule::new([
+                in_set(Expr::Payload(Payload::IpDaddr), CLUSTER_IPS),
+                l4proto(L4Proto::Tcp),
+                Stmt::Reject(Reject::TcpReset),
+            ])
+            .comment("a port of a ClusterIP that no Service declares"),
+            Rule::new([
+                in_set(Expr::Payload(Payload::IpDaddr), CLUSTER_IPS),
+                Stmt::Reject(Reject::Default),
+            ])
+            .comment("a port of a ClusterIP that no Service declares"),
+        ]),
     );
     t.chain(
         "reject-chain",
         Chain::regular(vec![
-            Rule::new([Stmt::Reject(Reject::Default)]).comment("a Service without endpoints")
+            Rule::new([l4proto(L4Proto::Tcp), Stmt::Reject(Reject::TcpReset)])
+                .comment("a Service without endpoints"),
+            Rule::new([Stmt::Reject(Reject::Default)]).comment("a Service without endpoints"),
         ]),
     );
     t.chain(

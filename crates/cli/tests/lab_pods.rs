@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use aksnet_linux::testing;
 use serde_json::Value;
@@ -552,4 +553,143 @@ fn a_pod_the_lab_cannot_run_stays_pending() {
         "a Pod without a lab pod: {}",
         text(&o)
     );
+}
+
+const SERVICES: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: np}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 8080, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  selector: {app: nothing}
+  ports: [{port: 80}]
+";
+
+/// The Services dataplane in each model, through the agents' nftables
+/// tables: pod → ClusterIP spread over the endpoints with the pod's own
+/// source, a Service without endpoints and an undeclared port refused at
+/// once, a NodePort of another node, hairpin, and endpoints that follow
+/// the Deployment's replicas.
+#[test]
+fn services_are_reached_spread_refused_and_follow_their_endpoints_in_every_model() {
+    if !ready() {
+        return;
+    }
+    for (tag, args) in [
+        ("svk", vec!["--network-plugin", "kubenet"]),
+        (
+            "svo",
+            vec![
+                "--network-plugin",
+                "azure",
+                "--network-plugin-mode",
+                "overlay",
+            ],
+        ),
+        ("sva", vec!["--network-plugin", "azure"]),
+    ] {
+        let mut a = vec!["--nodes", "2", "--pods-per-node", "1"];
+        a.extend_from_slice(&args);
+        let lab = Lab::up(tag, &a);
+        lab.apply(SERVICES);
+        let web_ips = ips(&pods(&lab, "default")
+            .into_iter()
+            .filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with("web-"))
+            .collect::<Vec<_>>());
+        assert_eq!(web_ips.len(), 3, "{tag}");
+        let pod_ip = pods(&lab, "default")
+            .into_iter()
+            .find(|p| p["metadata"]["name"] == "pod-1-1")
+            .unwrap()["status"]["podIP"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // The agents program Services once they see them (a watch).
+        let mut rs = vec![];
+        for _ in 0..50 {
+            let o = lab.probe(&["pod-1-1", "svc/default/web", "--count", "30"]);
+            rs = lines(&o);
+            if o.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(rs.iter().all(|r| r["reachable"] == true), "{tag}: {rs:?}");
+        let answered: BTreeSet<String> = rs
+            .iter()
+            .map(|r| r["answered_by"].as_str().unwrap().to_string())
+            .collect();
+        assert!(answered.len() >= 2, "{tag}: 30 probes all to {answered:?}");
+        assert!(
+            rs.iter().all(|r| r["source_ip_seen"] == pod_ip.as_str()),
+            "{tag}: pod → ClusterIP keeps the pod's IP {pod_ip}: {rs:?}"
+        );
+        for (to, port) in [("svc/default/empty", None), ("svc/default/web", Some("81"))] {
+            let mut a = vec!["pod-1-1", to];
+            if let Some(p) = port {
+                a.extend_from_slice(&["--port", p]);
+            }
+            let o = lab.probe(&a);
+            let r = &lines(&o)[0];
+            assert_eq!(o.status.code(), Some(1), "{tag} {to}");
+            assert_eq!(r["refused"], true, "{tag} {to}: {r}");
+            assert!(r["elapsed_ms"].as_f64().unwrap() < 100.0, "{tag} {to}: {r}");
+        }
+        let o = lab.probe(&["node-2", "nodeport/default/np@node-1", "--count", "5"]);
+        assert!(o.status.success(), "{tag} nodeport: {}", text(&o));
+        // Hairpin: each web pod through its own Service.
+        let web = pods(&lab, "default")
+            .into_iter()
+            .find(|p| p["metadata"]["name"].as_str().unwrap().starts_with("web-"))
+            .unwrap();
+        let from = format!("default/{}", web["metadata"]["name"].as_str().unwrap());
+        let o = lab.probe(&[&from, "svc/default/web", "--count", "12"]);
+        assert!(o.status.success(), "{tag} hairpin: {}", text(&o));
+        // One replica left: every probe goes to it.
+        lab.apply(&SERVICES.replace("replicas: 3", "replicas: 1"));
+        let left = ips(&pods(&lab, "default")
+            .into_iter()
+            .filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with("web-"))
+            .collect::<Vec<_>>());
+        assert_eq!(left.len(), 1);
+        let mut ok_once = false;
+        for _ in 0..50 {
+            let o = lab.probe(&["pod-1-1", "svc/default/web", "--count", "10"]);
+            let answered: BTreeSet<String> = lines(&o)
+                .iter()
+                .map(|r| r["answered_by"].as_str().unwrap_or("-").to_string())
+                .collect();
+            if o.status.success() && answered.len() == 1 {
+                ok_once = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(ok_once, "{tag}: endpoints did not follow replicas 3 → 1");
+    }
 }
