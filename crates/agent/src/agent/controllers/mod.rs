@@ -209,16 +209,17 @@ mod tests {
         );
         let r = f.agent.reconcile().unwrap();
         let names: Vec<&str> = r.controllers.iter().map(|c| c.name).collect();
-        assert_eq!(names, vec!["pool", "routes", "snat"]);
-        assert_eq!(r.durations().count(), 3);
+        assert_eq!(names, vec!["pool", "routes", "snat", "services"]);
+        assert_eq!(r.durations().count(), 4);
         let stats = f.agent.controller_stats();
         assert_eq!(stats["pool"].programmed.objects, 1, "one block");
         // Two rules; no-SNAT: link-local and the pod CIDR; the node's block.
         assert_eq!(stats["snat"].programmed.objects, 5);
+        assert_eq!(stats["services"].programmed.objects, 0, "no Service stored");
         // Nothing changed: the runs are recorded, the report says no change.
         let r = f.agent.reconcile().unwrap();
         assert!(!r.changed(), "{r:?}");
-        assert_eq!(r.controllers.len(), 3);
+        assert_eq!(r.controllers.len(), 4);
     }
 
     #[test]
