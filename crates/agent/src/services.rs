@@ -154,6 +154,11 @@ fn endpoint_chain(svc_chain: &str, b: &Backend) -> String {
     format!("ep-{}-{}-{}", tag(svc_chain), b.ip, b.port)
 }
 
+/// The clients an endpoint served (sessionAffinity: ClientIP).
+fn affinity_set(endpoint_chain: &str) -> String {
+    format!("aff-{}", endpoint_chain.trim_start_matches("ep-"))
+}
+
 fn key3(ip: Ipv4Addr, proto: L4Proto, port: u16) -> Value {
     Value::Concat(vec![
         Value::Addr(IpAddr::V4(ip)),
@@ -275,26 +280,56 @@ pub fn desired(input: &ServicesInput) -> Table {
             } else {
                 p.backends.iter().collect()
             };
+            // sessionAffinity: ClientIP — a timeout set per endpoint of the
+            // clients it served; a client found in one goes back to it.
+            // (Flags `timeout` only: Debian 12's nft refuses `dynamic` in
+            // JSON, and a timeout set takes updates from the packet path.)
+            let affinity = svc
+                .affinity_timeout()
+                .and_then(|s| u32::try_from(s).ok())
+                .filter(|s| *s > 0);
             // Endpoint chains for every backend either path may use.
             let mut ep_chains: Vec<(&Backend, String)> = vec![];
             for b in &p.backends {
                 let c = endpoint_chain(&n.svc, b);
-                t.chain(
-                    &c,
-                    Chain::regular(vec![
-                        // Hairpin: a pod reaching itself through its Service.
-                        Rule::new([
-                            saddr(ipnet::IpNet::from(IpAddr::V4(b.ip))),
-                            jump("mark-for-masquerade"),
-                        ]),
-                        Rule::new([
-                            l4proto(proto),
-                            aksnet_nft::build::dnat(IpAddr::V4(b.ip), Some(b.port)),
-                        ]),
+                let mut rules = vec![
+                    // Hairpin: a pod reaching itself through its Service.
+                    Rule::new([
+                        saddr(ipnet::IpNet::from(IpAddr::V4(b.ip))),
+                        jump("mark-for-masquerade"),
                     ]),
-                );
+                ];
+                if let Some(secs) = affinity {
+                    let set = affinity_set(&c);
+                    t.set(&set, Set::new(vec![KeyType::Ipv4Addr]).with_timeout(secs));
+                    rules.push(Rule::new([Stmt::SetUpdate {
+                        set,
+                        key: Expr::Payload(Payload::IpSaddr),
+                    }]));
+                }
+                rules.push(Rule::new([
+                    l4proto(proto),
+                    aksnet_nft::build::dnat(IpAddr::V4(b.ip), Some(b.port)),
+                ]));
+                t.chain(&c, Chain::regular(rules));
                 ep_chains.push((b, c));
             }
+            // Before the random choice: a client with affinity to one of
+            // the endpoints goes back to it.
+            let sticky = |chains: &[String]| -> Vec<Rule> {
+                if affinity.is_none() {
+                    return vec![];
+                }
+                chains
+                    .iter()
+                    .map(|c| {
+                        Rule::new([
+                            in_set(Expr::Payload(Payload::IpSaddr), &affinity_set(c)),
+                            goto(c),
+                        ])
+                    })
+                    .collect()
+            };
             let chains_of = |eps: &[&Backend]| -> Vec<String> {
                 eps.iter()
                     .filter_map(|b| {
@@ -315,7 +350,9 @@ pub fn desired(input: &ServicesInput) -> Table {
                     jump("mark-for-masquerade"),
                 ])];
                 if has_cluster {
-                    rules.push(spread(&chains_of(&cluster_eps)));
+                    let chains = chains_of(&cluster_eps);
+                    rules.extend(sticky(&chains));
+                    rules.push(spread(&chains));
                 } else {
                     // internalTrafficPolicy: Local with no endpoint here.
                     rules.push(Rule::new([aksnet_nft::build::drop()]));
@@ -351,7 +388,10 @@ pub fn desired(input: &ServicesInput) -> Table {
                 if local.is_empty() {
                     r.push(Rule::new([aksnet_nft::build::drop()]));
                 } else {
-                    t.chain(&n.local, Chain::regular(vec![spread(&chains_of(&local))]));
+                    let chains = chains_of(&local);
+                    let mut rules = sticky(&chains);
+                    rules.push(spread(&chains));
+                    t.chain(&n.local, Chain::regular(rules));
                     r.push(Rule::new([goto(&n.local)]));
                 }
                 r
@@ -781,6 +821,45 @@ mod tests {
             );
             assert_eq!(t.nat, vec!["dnat to 10.244.0.7:8080"]);
         }
+    }
+
+    #[test]
+    fn client_ip_affinity_is_a_timeout_set_per_endpoint_checked_before_the_spread() {
+        let s = svc(
+            "sticky",
+            json!({"clusterIP": "10.0.0.60", "sessionAffinity": "ClientIP",
+                   "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}},
+                   "ports": [{"port": 80, "targetPort": 8080}]}),
+            &[],
+        );
+        let input = with(vec![(
+            s,
+            vec![be("10.244.1.5", "node-2"), be("10.244.0.7", NODE)],
+        )]);
+        let f = applied(&input);
+        let dump = f.dump();
+        assert_eq!(dump.matches("flags timeout").count(), 2, "{dump}");
+        assert_eq!(dump.matches("update @aff-").count(), 2, "{dump}");
+        let t = desired(&input);
+        let svc_chain = t
+            .chains
+            .iter()
+            .find(|(n, _)| n.starts_with("svc-"))
+            .map(|(_, c)| c.rules.iter().map(|r| r.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(
+            svc_chain.len(),
+            4,
+            "masquerade check, two sticky rules, spread: {svc_chain:?}"
+        );
+        assert!(svc_chain[1].starts_with("ip saddr @aff-") && svc_chain[3].starts_with("numgen"));
+        // A first packet (no affinity yet) is spread as any other.
+        let tr = run(
+            &f,
+            &Packet::tcp("10.244.0.9", 40000, "10.0.0.60", 80),
+            NAT_IN,
+        );
+        assert_eq!(tr.nat.len(), 1);
     }
 
     /// 1,000 Services; one gets a new endpoint: the batch touches that

@@ -227,6 +227,12 @@ pub enum Stmt {
     },
     Reject(Reject),
     Verdict(Verdict),
+    /// `update @SET { KEY }`: adds the packet's key to a dynamic set, or
+    /// refreshes its timeout (session affinity).
+    SetUpdate {
+        set: String,
+        key: Expr,
+    },
 }
 
 /// A rule: statements in order and an optional comment (at most 128 bytes).
@@ -280,6 +286,7 @@ impl Rule {
                     map: VmapRef::Named(n),
                     ..
                 } => Some(n.as_str()),
+                Stmt::SetUpdate { set, .. } => Some(set.as_str()),
                 _ => None,
             })
             .collect()
@@ -517,6 +524,7 @@ impl fmt::Display for Stmt {
                 }
             }
             Stmt::Masquerade => f.write_str("masquerade"),
+            Stmt::SetUpdate { set, key } => write!(f, "update @{set} {{ {key} }}"),
             Stmt::Vmap { key, map } => match map {
                 VmapRef::Named(n) => write!(f, "{key} vmap @{n}"),
                 VmapRef::Anon(items) => {

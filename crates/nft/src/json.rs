@@ -109,6 +109,9 @@ pub fn stmt(s: &Stmt) -> J {
             json!({ kind: o })
         }
         Stmt::Masquerade => json!({"masquerade": null}),
+        Stmt::SetUpdate { set, key } => {
+            json!({"set": {"op": "update", "elem": expr(key), "set": format!("@{set}")}})
+        }
         Stmt::Vmap { key, map } => {
             let data = match map {
                 VmapRef::Named(n) => json!(format!("@{n}")),

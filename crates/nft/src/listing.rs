@@ -163,6 +163,9 @@ impl Listing {
 }
 
 fn same_set(have: &Set, want: &Set) -> bool {
+    if want.filled_by_packets() {
+        return have.declaration() == want.declaration();
+    }
     if have.declaration() != want.declaration() || have.elements.len() != want.elements.len() {
         return false;
     }
@@ -194,6 +197,13 @@ pub fn normalize_stmts(family: Family, stmts: &[J]) -> Vec<J> {
             let n = normalize(family, next);
             if let Some(folded) = fold_th(&n, &proto) {
                 out.push(folded);
+                i += 2;
+                continue;
+            }
+            // `meta l4proto tcp reject with tcp reset`: nft lists the
+            // reject alone (the match is its implied dependency).
+            if proto == "tcp" && n == serde_json::json!({"reject": {"type": "tcp reset"}}) {
+                out.push(n);
                 i += 2;
                 continue;
             }

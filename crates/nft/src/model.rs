@@ -364,6 +364,14 @@ impl Set {
         self
     }
 
+    /// A timeout set the owner declares empty: its elements are added from
+    /// the packet path (`update @set { … }`, e.g. session affinity), so a
+    /// listing's elements are the kernel's own and are never compared,
+    /// flushed or removed.
+    pub fn filled_by_packets(&self) -> bool {
+        self.flags.timeout && self.elements.is_empty() && self.data.is_none()
+    }
+
     /// The same set with the timeout flag and a default timeout.
     pub fn with_timeout(mut self, secs: u32) -> Set {
         self.flags.timeout = true;

@@ -57,7 +57,13 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
             (Some(have), Some(want)) => have.declaration() == want.declaration(),
             _ => false,
         };
-        if keep {
+        let packets = desired
+            .sets
+            .get(&s.name)
+            .is_some_and(|w| w.filled_by_packets());
+        if keep && packets {
+            kept_sets.insert(s.name.clone());
+        } else if keep {
             kept_sets.insert(s.name.clone());
             b.push(Command::FlushSet {
                 table: id.clone(),
@@ -73,10 +79,23 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
         }
     }
     // Everything desired, declared (add is a no-op on what is kept) and
-    // filled: the create batch without its `add table`.
-    b.commands
-        .extend(diff::create(desired).commands.into_iter().skip(1));
-    let _ = kept_sets;
+    // filled: the create batch without its `add table`. A kept set the
+    // packet path fills is not declared again: the kernel gave it the
+    // `dynamic` flag when a rule first updated it, and an `add set` with
+    // other flags is refused (EEXIST).
+    b.commands.extend(
+        diff::create(desired)
+            .commands
+            .into_iter()
+            .skip(1)
+            .filter(|c| match c {
+                Command::AddSet { set, .. } => {
+                    !(kept_sets.contains(set)
+                        && desired.sets.get(set).is_some_and(|w| w.filled_by_packets()))
+                }
+                _ => true,
+            }),
+    );
     b
 }
 

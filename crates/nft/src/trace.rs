@@ -297,7 +297,9 @@ impl Run<'_> {
                     });
                 }
                 let v = match s {
-                    Stmt::Match(_) | Stmt::Counter => continue,
+                    // A dynamic set's update is state the trace does not
+                    // keep (each trace is one first packet).
+                    Stmt::Match(_) | Stmt::Counter | Stmt::SetUpdate { .. } => continue,
                     Stmt::SetMark(m) => {
                         self.p.mark = *m;
                         continue;

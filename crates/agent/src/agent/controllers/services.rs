@@ -21,7 +21,11 @@ use crate::services::{self, PortInput, ServicesInput};
 
 /// How often the table is read back from the kernel (someone may have
 /// flushed the ruleset); between reads the owner trusts what it applied.
-const RECHECK: Duration = Duration::from_secs(30);
+/// Longer than SNAT's: today a listing of this table is not yet recognised
+/// as equal to its rendering (nft lists some statements in other forms),
+/// so a recheck rewrites the table in one atomic batch (connections and
+/// affinity entries are kept).
+const RECHECK: Duration = Duration::from_secs(300);
 
 pub struct Services {
     owner: Owner,
