@@ -588,6 +588,14 @@ metadata: {name: empty}
 spec:
   selector: {app: nothing}
   ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 80}]
 ";
 
 /// The Services dataplane in each model, through the agents' nftables
@@ -660,6 +668,14 @@ fn services_are_reached_spread_refused_and_follow_their_endpoints_in_every_model
             assert_eq!(r["refused"], true, "{tag} {to}: {r}");
             assert!(r["elapsed_ms"].as_f64().unwrap() < 100.0, "{tag} {to}: {r}");
         }
+        // sessionAffinity: ClientIP pins each client to one endpoint.
+        let o = lab.probe(&["pod-1-1", "svc/default/sticky", "--count", "20"]);
+        assert!(o.status.success(), "{tag} affinity: {}", text(&o));
+        let pinned: BTreeSet<String> = lines(&o)
+            .iter()
+            .map(|r| r["answered_by"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(pinned.len(), 1, "{tag}: affinity spread over {pinned:?}");
         let o = lab.probe(&["node-2", "nodeport/default/np@node-1", "--count", "5"]);
         assert!(o.status.success(), "{tag} nodeport: {}", text(&o));
         // Hairpin: each web pod through its own Service.
