@@ -36,6 +36,9 @@ pub enum AgentError {
     /// The metrics/health endpoint could not be set up.
     #[error("metrics endpoint: {0}")]
     Http(String),
+    /// An nftables batch the kernel refused, or `nft` could not run.
+    #[error("nftables: {0}")]
+    Nft(#[from] aksnet_nft::DriverError),
     #[error("node '{0}' was removed from the cluster (`aksnet node remove`); the agent stops")]
     Removed(String),
 }

@@ -12,8 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use aksnet_linux::nft::{self, Batch, Family};
+use aksnet_linux::nft_driver::Nft;
 use aksnet_linux::route::TABLE_MAIN;
+use aksnet_nft::{Driver, TableId};
 use aksnet_linux::{Netns, Socket};
 use ipnet::IpNet;
 
@@ -21,11 +22,13 @@ use crate::conflist::{self, NETWORK_NAME};
 use crate::error::AgentError;
 use crate::kernel::KernelError;
 use crate::routes::{vxlan, RTPROT_AKSNET};
-use crate::snat;
+use crate::{services, snat};
 
 /// The agent's own nftables tables. A new controller that owns a table adds
 /// it here, so `--purge` keeps removing everything the agent made.
-pub const AGENT_TABLES: &[(Family, &str)] = &[(snat::FAMILY, snat::TABLE)];
+pub fn agent_tables() -> Vec<TableId> {
+    vec![snat::table_id(), services::table_id()]
+}
 
 /// What a purge removed from the kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,39 +51,31 @@ fn kernel_err(what: &str, e: aksnet_linux::Error) -> AgentError {
 /// Deletes `tables` (those that exist), every IPv4 and IPv6 route of
 /// protocol [`RTPROT_AKSNET`] in the main table, and the VXLAN device, in
 /// the namespace at `netns` (the caller's own when `None`).
-pub fn kernel(netns: Option<&Path>, tables: &[(Family, &str)]) -> Result<PurgedKernel, AgentError> {
+pub fn kernel(netns: Option<&Path>, tables: &[TableId]) -> Result<PurgedKernel, AgentError> {
     let ns = netns
         .map(Netns::open)
         .transpose()
         .map_err(|e| kernel_err("open the namespace", e))?;
     let mut out = PurgedKernel::default();
-
-    // nft inherits the namespace of the thread that runs it: a short-lived
-    // thread enters the namespace so this one never moves.
-    let nft_part = || -> aksnet_linux::Result<Vec<String>> {
-        let mut deleted = Vec::new();
-        for &(family, name) in tables {
-            if nft::list_table(family, name)?.is_some() {
-                let mut b = Batch::new();
-                b.delete_table(family, name);
-                nft::apply(&b)?;
-                deleted.push(format!("{} {name}", family.as_str()));
-            }
-        }
-        Ok(deleted)
+    // The one nftables driver, in the namespace (nft runs there).
+    let mut nft = match &ns {
+        Some(ns) => Nft::in_netns(std::sync::Arc::new(
+            ns.try_clone().map_err(|e| kernel_err("open the namespace", e))?,
+        )),
+        None => Nft::current(),
     };
-    out.tables = match &ns {
-        None => nft_part(),
-        Some(ns) => std::thread::scope(|s| {
-            s.spawn(|| ns.run(nft_part)).join().unwrap_or_else(|_| {
-                Err(aksnet_linux::Error::Invalid {
-                    what: "purge".into(),
-                    msg: "the namespace thread panicked".into(),
-                })
+    for id in tables {
+        let nft_err = |e: aksnet_nft::DriverError| {
+            AgentError::Kernel(KernelError::Command {
+                command: format!("purge: nftables table {id}"),
+                message: e.to_string(),
             })
-        }),
+        };
+        if nft.list(id).map_err(nft_err)?.is_some() {
+            nft.apply(&aksnet_nft::diff::delete(id)).map_err(nft_err)?;
+            out.tables.push(id.to_string());
+        }
     }
-    .map_err(|e| kernel_err("nftables", e))?;
 
     let mut sock = match &ns {
         Some(ns) => Socket::new_in(ns),

@@ -1,25 +1,41 @@
-//! Outbound SNAT with ip-masq-agent's semantics, as one nftables batch on a
-//! table aksnet owns (`ip aksnet-agent`): traffic from the node's pods to a
-//! destination outside the model's non-masquerade CIDRs leaves with the node
-//! IP; link-local destinations (169.254.0.0/16) never change source.
+//! Outbound SNAT with ip-masq-agent's semantics, as the desired state of a
+//! table the agent owns (`ip aksnet-agent`): traffic from the node's pods
+//! to a destination outside the model's non-masquerade CIDRs leaves with
+//! the node IP; link-local destinations (169.254.0.0/16) never change
+//! source.
 //!
-//! The batch ensures the table exists, deletes it and builds it again, so
-//! the kernel swaps the whole rule set in one transaction. Its first rule
-//! carries a digest of the rule set, so an agent (re)starting on a node whose
-//! table already matches leaves it alone.
+//! ```text
+//! table ip aksnet-agent {
+//!     set no_snat     { type ipv4_addr; flags interval; elements = { 169.254.0.0/16, NON-MASQUERADE CIDRs } }
+//!     set pod_sources { type ipv4_addr; flags interval; elements = { the node's pod ranges } }
+//!     chain postrouting {
+//!         type nat hook postrouting priority srcnat; policy accept;
+//!         ip daddr @no_snat return
+//!         ip saddr @pod_sources snat to NODE-IP
+//!     }
+//! }
+//! ```
+//!
+//! The CIDRs are set elements, so a change of one is one element removed
+//! and one added ([`aksnet_nft::diff`]); only a new node IP rewrites the
+//! chain. The SNAT controller applies it through an [`aksnet_nft::Owner`].
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use aksnet_linux::nft::{expr, BaseChain, Batch, Family, Table};
+use aksnet_nft::build::{in_set, snat};
+use aksnet_nft::{
+    BaseChain, Chain, Expr, Family, Hook, KeyType, Payload, Rule, Set, Table, TableId, Value,
+};
 use ipnet::Ipv4Net;
-use serde_json::{json, Value};
 
 pub const FAMILY: Family = Family::Ip;
 pub const TABLE: &str = "aksnet-agent";
 pub const CHAIN: &str = "postrouting";
-pub const LINK_LOCAL: &str = "169.254.0.0/16";
-/// Prefix of the digest comment on the first rule.
-pub const DIGEST_PREFIX: &str = "aksnet-masq ";
+/// Destinations that keep the pod's source address.
+pub const NO_SNAT: &str = "no_snat";
+/// The node's pod ranges.
+pub const POD_SOURCES: &str = "pod_sources";
+pub const LINK_LOCAL: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(169, 254, 0, 0), 16);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasqPolicy {
@@ -30,120 +46,186 @@ pub struct MasqPolicy {
     pub node_ip: Ipv4Addr,
 }
 
-/// `ip FIELD == NET`, always as a prefix (also a /32), which keeps the
-/// digest of a rule set what it has always been.
-fn matches(field: &str, net: &Ipv4Net) -> Value {
-    let prefix =
-        json!({ "prefix": { "addr": net.network().to_string(), "len": net.prefix_len() } });
-    expr::matches(expr::payload("ip", field), "==", prefix)
+/// The table's identity.
+pub fn table_id() -> TableId {
+    TableId::new(FAMILY, TABLE)
 }
 
-/// The rules' statements, without table and chain (what the digest covers).
-fn rules(p: &MasqPolicy) -> Vec<Vec<Value>> {
-    let ll: Ipv4Net = LINK_LOCAL.parse().unwrap_or_default();
-    let mut out = vec![vec![matches("daddr", &ll), expr::ret()]];
-    for n in &p.non_masquerade {
-        out.push(vec![matches("daddr", &n.trunc()), expr::ret()]);
+/// `nets` without duplicates and without prefixes inside another one: an
+/// interval set refuses overlapping elements, and a contained prefix adds
+/// nothing to the match.
+pub fn outermost(nets: impl IntoIterator<Item = Ipv4Net>) -> Vec<Ipv4Net> {
+    let mut all: Vec<Ipv4Net> = nets.into_iter().map(|n| n.trunc()).collect();
+    all.sort_by_key(|n| (n.prefix_len(), n.network()));
+    all.dedup();
+    let mut out: Vec<Ipv4Net> = Vec::new();
+    for n in all {
+        if !out.iter().any(|o| o.contains(&n)) {
+            out.push(n);
+        }
     }
-    for s in &p.pod_sources {
-        out.push(vec![
-            matches("saddr", &s.trunc()),
-            expr::snat(IpAddr::V4(p.node_ip)),
-        ]);
-    }
+    out.sort();
     out
 }
 
-/// A short, stable digest of the rule set (FNV-1a of its JSON).
-pub fn digest(p: &MasqPolicy) -> String {
-    let text = serde_json::to_string(&rules(p)).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{DIGEST_PREFIX}{h:016x}")
+fn interval_set(nets: Vec<Ipv4Net>) -> Set {
+    nets.into_iter()
+        .fold(Set::new(vec![KeyType::Ipv4Addr]).interval(), |s, n| {
+            s.elem(Value::from(n))
+        })
 }
 
-/// The atomic batch: the table is added (so that deleting it cannot fail),
-/// deleted and built again, in one transaction.
-pub fn batch(p: &MasqPolicy) -> Batch {
-    let mut b = Batch::new();
-    b.add_table(FAMILY, TABLE)
-        .delete_table(FAMILY, TABLE)
-        .add_table(FAMILY, TABLE)
-        .add_chain(FAMILY, TABLE, CHAIN, Some(&BaseChain::nat("postrouting")));
-    let d = digest(p);
-    for (i, expr) in rules(p).into_iter().enumerate() {
-        b.add_rule(FAMILY, TABLE, CHAIN, expr, (i == 0).then_some(d.as_str()));
-    }
-    b
-}
-
-/// The digest found in a listing of `ip aksnet-agent`, if any.
-pub fn digest_in_listing(listing: &Table) -> Option<String> {
-    listing
-        .rules
-        .iter()
-        .filter_map(|r| r.comment.as_deref())
-        .find(|c| c.starts_with(DIGEST_PREFIX))
-        .map(str::to_string)
+/// The desired table for `p`.
+pub fn desired(p: &MasqPolicy) -> Table {
+    let mut t = Table::new(FAMILY, TABLE);
+    t.set(
+        NO_SNAT,
+        interval_set(outermost(
+            std::iter::once(LINK_LOCAL).chain(p.non_masquerade.iter().copied()),
+        )),
+    );
+    t.set(
+        POD_SOURCES,
+        interval_set(outermost(p.pod_sources.iter().copied())),
+    );
+    t.chain(
+        CHAIN,
+        Chain::base(
+            BaseChain::nat(Hook::Postrouting),
+            vec![
+                Rule::new([
+                    in_set(Expr::Payload(Payload::IpDaddr), NO_SNAT),
+                    aksnet_nft::build::ret(),
+                ]),
+                Rule::new([
+                    in_set(Expr::Payload(Payload::IpSaddr), POD_SOURCES),
+                    snat(IpAddr::V4(p.node_ip)),
+                ]),
+            ],
+        ),
+    );
+    t
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DIGEST_BEFORE: &str = "aksnet-masq 4782f269ce8a2324";
+    use aksnet_nft::{diff, trace, Driver, Fake, Final, Hook, Host, Packet};
 
     fn policy() -> MasqPolicy {
         MasqPolicy {
-            pod_sources: vec!["10.244.0.0/16".parse().unwrap()],
+            pod_sources: vec!["10.244.0.0/24".parse().unwrap()],
             non_masquerade: vec!["10.244.0.0/16".parse().unwrap()],
             node_ip: "10.224.0.4".parse().unwrap(),
         }
     }
 
-    #[test]
-    fn batch_replaces_the_table_and_orders_rules() {
-        let b = batch(&policy());
-        let cmds = b.commands();
-        assert!(
-            cmds[1].get("delete").is_some(),
-            "old content goes in the same batch"
-        );
-        assert_eq!(
-            cmds[3]["add"]["chain"],
-            json!({ "family": "ip", "table": TABLE, "name": CHAIN,
-                "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept" })
-        );
-        let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
-        assert_eq!(rules.len(), 3);
-        assert_eq!(
-            rules[0]["expr"][0]["match"]["right"]["prefix"]["addr"],
-            "169.254.0.0"
-        );
-        assert_eq!(rules[1]["expr"][0]["match"]["right"]["prefix"]["len"], 16);
-        assert_eq!(rules[2]["expr"][1]["snat"]["addr"], "10.224.0.4");
-        assert_eq!(rules[0]["comment"].as_str().unwrap(), digest(&policy()));
-        let mut listed = rules[0].clone();
-        listed["handle"] = json!(4);
-        let listing = Table::parse(&json!({"nftables": [{"table": {}}, {"rule": listed}]}));
-        assert_eq!(digest_in_listing(&listing), Some(digest(&policy())));
+    fn applied(p: &MasqPolicy) -> Fake {
+        let mut f = Fake::new();
+        f.apply(&diff::create(&desired(p))).unwrap();
+        f
+    }
+
+    fn post(f: &Fake, pkt: &Packet) -> aksnet_nft::Trace {
+        trace(&f.ruleset(), &Host::default(), pkt, &[Hook::Postrouting])
     }
 
     #[test]
-    fn digest_is_unchanged_by_the_move_to_aksnet_linux() {
-        // Computed before the rules were built with aksnet_linux::nft: an
-        // agent upgraded on a node keeps the table it finds.
-        assert_eq!(digest(&policy()), DIGEST_BEFORE);
+    fn the_table_dumps_as_designed() {
+        assert_eq!(
+            applied(&policy()).dump(),
+            "table ip aksnet-agent {
+\tset no_snat {
+\t\ttype ipv4_addr
+\t\tflags interval
+\t\telements = { 10.244.0.0/16,
+\t\t\t     169.254.0.0/16 }
+\t}
+\tset pod_sources {
+\t\ttype ipv4_addr
+\t\tflags interval
+\t\telements = { 10.244.0.0/24 }
+\t}
+\tchain postrouting {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tip daddr @no_snat return
+\t\tip saddr @pod_sources snat to 10.224.0.4
+\t}
+}
+"
+        );
     }
 
     #[test]
-    fn digest_follows_content() {
+    fn trace_pod_to_internet_is_snatted_and_pod_to_pod_is_not() {
+        let f = applied(&policy());
+        let out = post(
+            &f,
+            &Packet::tcp("10.244.0.5", 40000, "203.0.113.7", 443).oif("eth0"),
+        );
+        assert_eq!(out.verdict, Final::Accept);
+        assert_eq!(out.nat, vec!["snat to 10.224.0.4"]);
+        assert_eq!(
+            out.rules(),
+            vec!["ip aksnet-agent postrouting: ip saddr @pod_sources snat to 10.224.0.4"]
+        );
+        let pod = post(&f, &Packet::tcp("10.244.0.5", 40000, "10.244.3.9", 80));
+        assert!(pod.nat.is_empty());
+        assert_eq!(
+            pod.rules(),
+            vec!["ip aksnet-agent postrouting: ip daddr @no_snat return"]
+        );
+        let imds = post(&f, &Packet::tcp("10.244.0.5", 40000, "169.254.169.254", 80));
+        assert!(imds.nat.is_empty(), "link-local keeps the pod's source");
+        let node = post(&f, &Packet::tcp("10.224.0.4", 40000, "203.0.113.7", 443));
+        assert!(node.nat.is_empty() && node.hits.is_empty(), "not a pod");
+    }
+
+    #[test]
+    fn one_cidr_changed_is_one_element_out_and_one_in() {
+        let a = policy();
+        let mut b = a.clone();
+        b.non_masquerade = vec!["10.245.0.0/16".parse().unwrap()];
+        let batch = diff::diff(&desired(&a), &desired(&b));
+        println!(
+            "{batch}{}",
+            serde_json::to_string_pretty(&batch.to_json()).unwrap()
+        );
+        assert_eq!(
+            batch.to_string(),
+            "delete element ip aksnet-agent no_snat { 10.244.0.0/16 }\ncreate element ip aksnet-agent no_snat { 10.245.0.0/16 }\n"
+        );
+        let mut f = applied(&a);
+        f.apply(&batch).unwrap();
+        assert_eq!(f.table(&table_id()).unwrap(), desired(&b));
+        // Applying it twice is refused (the element is gone), as the kernel would.
+        assert!(f.apply(&batch).is_err());
+        let out = post(&f, &Packet::tcp("10.244.0.5", 40000, "10.244.3.9", 80));
+        assert_eq!(
+            out.nat,
+            vec!["snat to 10.224.0.4"],
+            "10.244/16 is no longer exempt"
+        );
+    }
+
+    #[test]
+    fn nested_and_duplicate_cidrs_are_folded_into_the_outermost() {
+        let nets: Vec<Ipv4Net> = ["10.244.0.0/16", "10.0.0.0/8", "10.0.0.0/8", "172.16.5.0/24"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            outermost(nets),
+            vec![
+                "10.0.0.0/8".parse::<Ipv4Net>().unwrap(),
+                "172.16.5.0/24".parse().unwrap()
+            ]
+        );
         let mut p = policy();
-        let d = digest(&p);
-        p.node_ip = "10.224.0.5".parse().unwrap();
-        assert_ne!(digest(&p), d);
+        p.non_masquerade = vec!["0.0.0.0/0".parse().unwrap()];
+        let f = applied(&p);
+        assert!(post(&f, &Packet::tcp("10.244.0.5", 1, "8.8.8.8", 53))
+            .nat
+            .is_empty());
     }
 }

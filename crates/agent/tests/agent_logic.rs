@@ -101,7 +101,8 @@ fn kubenet_host_gw_three_nodes_converge_and_restart_changes_nothing() {
         assert_eq!(s.sysctls["net.ipv4.ip_forward"], "1");
         assert!(s
             .nft
-            .contains_key(&("ip".to_string(), "aksnet-agent".to_string())));
+            .table(&aksnet_agent::snat::table_id())
+            .is_some_and(|t| t.sets["pod_sources"].elements.len() == 1));
         assert!(!n.agent.record().network_unavailable());
         assert_eq!(
             n.agent

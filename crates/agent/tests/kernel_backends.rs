@@ -116,27 +116,47 @@ fn exercise(k: &mut dyn Kernel, l2: &L2) {
     k.remove_link(vxlan::DEVICE).unwrap();
     k.remove_link(vxlan::DEVICE).unwrap();
 
-    // SNAT table: applied, digest read back, replaced atomically.
-    assert!(k
-        .nft_list_table(snat::FAMILY, snat::TABLE)
-        .unwrap()
-        .is_none());
+    // SNAT table: created, read back equal (a restarted owner adopts it),
+    // one CIDR changed as a two-command diff, a new node IP rewrites the
+    // chain.
+    use aksnet_nft::{Driver, Owner, Synced};
+    assert!(k.list(&snat::table_id()).unwrap().is_none());
     let mut p = snat::MasqPolicy {
         pod_sources: vec!["10.244.0.0/24".parse().unwrap()],
         non_masquerade: vec!["10.244.0.0/16".parse().unwrap()],
         node_ip: "10.224.0.4".parse().unwrap(),
     };
-    k.nft_apply(&snat::batch(&p)).unwrap();
-    let l = k
-        .nft_list_table(snat::FAMILY, snat::TABLE)
-        .unwrap()
-        .unwrap();
-    assert_eq!(snat::digest_in_listing(&l), Some(snat::digest(&p)));
+    let drv: &mut dyn Driver = k;
+    let mut owner = Owner::new(snat::table_id());
+    assert!(matches!(
+        owner.sync(drv, &snat::desired(&p)).unwrap(),
+        Synced::Applied(_)
+    ));
+    assert_eq!(
+        Owner::new(snat::table_id())
+            .sync(drv, &snat::desired(&p))
+            .unwrap(),
+        Synced::Adopted,
+        "nft's listing equals the desired table"
+    );
+    p.non_masquerade = vec!["10.245.0.0/16".parse().unwrap()];
+    assert_eq!(
+        owner.sync(drv, &snat::desired(&p)).unwrap(),
+        Synced::Applied(2)
+    );
     p.node_ip = "10.224.0.40".parse().unwrap();
-    k.nft_apply(&snat::batch(&p)).unwrap();
+    owner.sync(drv, &snat::desired(&p)).unwrap();
+    assert!(drv
+        .list(&snat::table_id())
+        .unwrap()
+        .unwrap()
+        .matches(&snat::desired(&p)));
     let text = n0.exec("nft list table ip aksnet-agent");
     assert!(
-        text.contains("snat to 10.224.0.40") && !text.contains("10.224.0.4 "),
+        text.contains("snat to 10.224.0.40")
+            && !text.contains("10.224.0.4 ")
+            && text.contains("10.245.0.0/16")
+            && !text.contains("10.244.0.0/16"),
         "{text}"
     );
     assert_eq!(text.matches("snat to").count(), 1, "{text}");

@@ -44,6 +44,12 @@ pub enum Command {
     Node(commands::node::NodeArgs),
     /// Run the node agent.
     Agent(commands::agent::AgentArgs),
+    /// Store Kubernetes objects (Namespace, Pod, Deployment, Service, EndpointSlice, NetworkPolicy) from manifests.
+    Apply(commands::k8s::apply::ApplyArgs),
+    /// Show Kubernetes objects of the store, as kubectl get does.
+    Get(commands::k8s::get::GetArgs),
+    /// Delete Kubernetes objects from the store.
+    Delete(commands::k8s::delete::DeleteArgs),
     /// Put the CNI plugins, aksnet and the agent's systemd unit on this node.
     Install(commands::install::InstallArgs),
     /// Remove what install put on the node (--purge: also what the agent made).
@@ -59,27 +65,39 @@ pub fn cli_command() -> clap::Command {
     Cli::command()
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs on standard error: text (colour only for a person at a terminal,
+/// never in log files, pipes or the lab's agent logs) or JSON lines.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("AKSNET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => fmt.init(),
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => fmt.json().flatten_event(true).init(),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // A long-running agent says what it does (the block it claimed, the
+    // routes it programmed) at info; one-shot commands only warn.
+    let default_level = match cli.command {
+        Command::Agent(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_level);
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Lab(args) => commands::lab::run(args),
         Command::Cluster(args) => commands::cluster::run(&args),
         Command::Node(args) => commands::node::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
+        Command::Apply(args) => commands::k8s::apply::run(&args),
+        Command::Get(args) => commands::k8s::get::run(&args),
+        Command::Delete(args) => commands::k8s::delete::run(&args),
         Command::Install(args) => commands::install::run_install(&args),
         Command::Uninstall(args) => commands::install::run_uninstall(&args),
         Command::Completions(args) => commands::docs::run_completions(&args),
@@ -88,10 +106,28 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("aksnet: {e:#}");
+            eprintln!("aksnet: {}", error_chain(&e));
             ExitCode::from(commands::EXIT_UNUSABLE)
         }
     }
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose text
+/// the message before it already contains (many library errors print their
+/// source themselves, and `{:#}` would then say everything twice).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 
 use aksnet_core::cni::{CniError, CniResult};
 
+use aksnet_linux::nft_driver::Nft;
+
 use crate::common::{self, kerr};
 use crate::netconf::{MainConf, Mode};
 use crate::skel::{Plugin, Request};
@@ -47,7 +49,7 @@ impl MainPlugin {
             Mode::Transparent => transparent::add(req, c, ipam)?,
         };
         if c.ip_masq {
-            masq::add(&attachment_tag(req), &r)?;
+            masq::add(&mut Nft::current(), &attachment_tag(req), &r)?;
         }
         Ok(r)
     }
@@ -66,7 +68,7 @@ impl Plugin for MainPlugin {
                     let _ = common::delete_veth(&mut host, req);
                 }
                 if c.ip_masq {
-                    let _ = masq::del(&attachment_tag(req));
+                    let _ = masq::del(&mut Nft::current(), &attachment_tag(req));
                 }
                 delegate::undo(req, &c.ipam_type, &undo);
                 Err(e)
@@ -81,7 +83,7 @@ impl Plugin for MainPlugin {
         let mut host = common::host_socket()?;
         common::delete_veth(&mut host, req)?;
         if c.ip_masq {
-            masq::del(&attachment_tag(req))?;
+            masq::del(&mut Nft::current(), &attachment_tag(req))?;
         }
         delegate::del(req, &c.ipam_type)
     }
@@ -126,7 +128,7 @@ impl Plugin for MainPlugin {
             }
         }
         if c.ip_masq {
-            masq::gc(&req.conf.name, valid)?;
+            masq::gc(&mut Nft::current(), &req.conf.name, valid)?;
         }
         Ok(())
     }

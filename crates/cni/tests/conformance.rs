@@ -14,7 +14,8 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aksnet_linux::nft::{self, Family};
+use aksnet_linux::nft_driver::Nft;
+use aksnet_nft::{Driver, Family, TableId};
 use common::*;
 use serde_json::{json, Value};
 
@@ -487,15 +488,37 @@ fn chained_prev_result() {
         .err(1);
 }
 
+/// The pod's eth0 address with its prefix, read in the pod.
+fn got_ip(pod: &NamedNs) -> String {
+    let out = std::process::Command::new("ip")
+        .args([
+            "-netns", &pod.name, "-j", "-4", "addr", "show", "dev", "eth0",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &v[0]["addr_info"][0];
+    format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"])
+}
+
 fn masq_comments(host: &NamedNs) -> Vec<String> {
     let _g = host.ns.enter().unwrap();
-    nft::list_table(Family::Ip, "aksnet-cni")
-        .unwrap()
-        .map(|t| t.rules.into_iter().filter_map(|r| r.comment).collect())
+    let l = Nft::current()
+        .list(&TableId::new(Family::Ip, "aksnet-cni"))
+        .unwrap();
+    l.as_ref()
+        .and_then(|l| l.set("pods"))
+        .map(|s| {
+            s.elements
+                .values()
+                .filter_map(|e| e.comment.clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-/// ipMasq: one rule per pod, removed by DEL and by GC.
+/// ipMasq: one tagged element per pod, removed by DEL and by GC; a
+/// repeated ADD changes nothing; DEL of an attachment without state succeeds.
 #[test]
 fn ip_masq_rules() {
     if !need_root() || !need_binary("/usr/sbin/nft") {
@@ -515,6 +538,40 @@ fn ip_masq_rules() {
     let mut got = masq_comments(&host);
     got.sort();
     assert_eq!(got, vec![tag(0), tag(1), tag(2)]);
+    let dump = || {
+        host.within(|| {
+            std::process::Command::new("/usr/sbin/nft")
+                .args(["list", "table", "ip", "aksnet-cni"])
+                .output()
+                .unwrap()
+                .stdout
+        })
+        .into_iter()
+        .map(char::from)
+        .collect::<String>()
+    };
+    let before = dump();
+    assert_eq!(
+        before.matches("masquerade").count(),
+        1,
+        "one rule for every pod"
+    );
+    // The masquerade part of a repeated ADD (the plugin's ADD itself would
+    // refuse the existing veth) changes nothing.
+    host.within(|| {
+        let r: aksnet_core::cni::CniResult = serde_json::from_value(json!({
+            "cniVersion": "1.1.0",
+            "ips": [{"address": got_ip(&pods[1])}]
+        }))
+        .unwrap();
+        aksnet_cni::masq::add(&mut Nft::current(), &tag(1), &r).unwrap();
+    });
+    assert_eq!(dump(), before);
+    // DEL of an attachment that has no state: nothing to delete, success.
+    Call::new(cni(), "DEL", "never-added", &pods[0].path)
+        .run(&host.ns, c.to_string().as_bytes())
+        .ok();
+    assert_eq!(dump(), before);
     Call::new(cni(), "DEL", "c0", &pods[0].path)
         .run(&host.ns, c.to_string().as_bytes())
         .ok();

@@ -15,7 +15,8 @@
 
 mod common;
 
-use aksnet_linux::nft::{self, Family, Table};
+use aksnet_linux::nft_driver::Nft;
+use aksnet_nft::{Driver, Family, Listing as Table, TableId};
 use common::{
     can_run, cni, probe_server, probe_server_on, tcp_probe, udp_probe, Call, NamedNs, Outcome,
 };
@@ -130,7 +131,11 @@ fn err_code(out: &Outcome, what: &str) -> u64 {
 }
 
 fn listing(host: &NamedNs, family: Family) -> Option<Table> {
-    host.within(|| nft::list_table(family, TABLE).expect("list table"))
+    host.within(|| {
+        Nft::current()
+            .list(&TableId::new(family, TABLE))
+            .expect("list table")
+    })
 }
 
 fn tagged(host: &NamedNs, comment_part: &str) -> usize {

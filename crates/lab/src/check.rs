@@ -62,6 +62,8 @@ impl CheckReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub name: String,
+    /// How its probe server answers (`NAMESPACE/NAME` for a pod).
+    pub label: String,
     pub netns: String,
     pub ip: Ipv4Addr,
     /// The node a pod runs on, or the node itself.
@@ -85,6 +87,7 @@ pub fn pairs(state: &LabState) -> Vec<Pair> {
         .iter()
         .map(|n| Endpoint {
             name: n.name.clone(),
+            label: n.name.clone(),
             netns: names.node(n.index),
             ip: n.ip,
             node: Some(n.name.clone()),
@@ -95,7 +98,8 @@ pub fn pairs(state: &LabState) -> Vec<Pair> {
             .pods_on(node)
             .filter_map(|p| {
                 Some(Endpoint {
-                    name: p.name.clone(),
+                    name: p.display(),
+                    label: p.id(),
                     netns: names.pod(p.node_index, p.index),
                     ip: p.ip?,
                     node: Some(p.node.clone()),
@@ -106,12 +110,14 @@ pub fn pairs(state: &LabState) -> Vec<Pair> {
     let per_node: Vec<Vec<Endpoint>> = nodes.iter().map(|n| pods_of(&n.name)).collect();
     let vm = Endpoint {
         name: "vm".into(),
+        label: "vm".into(),
         netns: names.vm(),
         ip: state.addressing.vm_ip,
         node: None,
     };
     let internet = Endpoint {
         name: "internet".into(),
+        label: "internet".into(),
         netns: names.internet(),
         ip: state.addressing.internet_ip,
         node: None,
@@ -203,12 +209,13 @@ pub fn judge(
         }
     }
     let seen = outcome.source.and_then(|ip| classify(state, ip));
-    let wrong_target = outcome.reachable && outcome.label.as_deref() != Some(pair.to.name.as_str());
+    let wrong_target =
+        outcome.reachable && outcome.label.as_deref() != Some(pair.to.label.as_str());
     if wrong_target {
         note = Some(format!(
             "answered by {} instead of {}",
             outcome.label.as_deref().unwrap_or("?"),
-            pair.to.name
+            pair.to.label
         ));
     } else if outcome.reachable != exp_reach && note.is_none() {
         note = outcome.error.clone();
@@ -245,6 +252,7 @@ pub fn run(state: &LabState, snap: &Snapshot, route_table_entries: usize) -> Che
             from_netns: netns_path(&p.from.netns),
             to: p.to.ip,
             port: PROBE_PORT,
+            protocol: probe::Protocol::Tcp,
         })
         .collect();
     let outcomes = probe::run_all(&probes, 16, Duration::from_millis(1500));
@@ -336,9 +344,11 @@ mod tests {
         let p2vm = ps.iter().find(|p| p.kind == Kind::PodToVnetVm).unwrap();
         let ok = probe::Outcome {
             reachable: true,
+            refused: false,
             source: Some(st.nodes[0].ip),
             label: Some("vm".into()),
             error: None,
+            elapsed: Duration::from_millis(1),
         };
         let none = BTreeSet::new();
         let r = judge(&st, &none, p2vm, &ok);
@@ -359,10 +369,8 @@ mod tests {
         // VM → kubenet pod must fail.
         let vm2pod = ps.iter().find(|p| p.kind == Kind::VnetVmToPod).unwrap();
         let refused = probe::Outcome {
-            reachable: false,
-            source: None,
-            label: None,
             error: Some("No route to host".into()),
+            ..probe::Outcome::failed("x")
         };
         let r = judge(&st, &none, vm2pod, &refused);
         assert!(r.matches && r.expected_source.is_none());

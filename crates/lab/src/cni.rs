@@ -44,7 +44,8 @@ pub struct Attachment<'a> {
     pub container_id: &'a str,
     pub netns: &'a Path,
     pub ifname: &'a str,
-    /// `K8S_POD_NAME` and friends, as the kubelet passes them.
+    /// `K8S_POD_NAMESPACE`, `K8S_POD_NAME` and friends, as the kubelet passes them.
+    pub pod_namespace: &'a str,
     pub pod_name: &'a str,
 }
 
@@ -111,8 +112,8 @@ impl Runtime {
             .env(
                 "CNI_ARGS",
                 format!(
-                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}",
-                    a.pod_name, a.container_id
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}",
+                    a.pod_namespace, a.pod_name, a.container_id
                 ),
             )
             .stdin(Stdio::piped())
@@ -239,6 +240,7 @@ mod tests {
             container_id: "c",
             netns: Path::new("/x"),
             ifname: "eth0",
+            pod_namespace: "default",
             pod_name: "p",
         };
         let e = rt.add(&list, &a).unwrap_err().to_string();

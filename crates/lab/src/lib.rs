@@ -19,6 +19,7 @@ pub mod error;
 pub mod expect;
 pub mod fabric;
 pub mod ip;
+pub mod kubelet;
 pub mod lab;
 pub mod netns;
 pub mod nodes;
@@ -30,6 +31,7 @@ pub mod routes;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod targets;
 pub mod teardown;
 pub mod topology;
 

@@ -1,18 +1,27 @@
 //! Pods, created the way a container runtime does it: a network namespace
 //! (the sandbox), then CNI ADD of the conflist the node's agent wrote, with
-//! the plugins running in the node namespace; then the pod's probe server.
-//! Removal is CNI DEL with the cached result, then the namespace.
+//! the plugins running in the node namespace; then the pod's probe server
+//! on its container ports. Removal is CNI DEL with the cached result, then
+//! the namespace.
+//!
+//! A pod's namespace is named by its node and its index on that node
+//! (`aksnet-lab-NAME-pod-<node>-<j>`), whatever its Kubernetes namespace and
+//! name are, so `lab down` finds it by name alone.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aksnet_core::k8s::namespace::DEFAULT_NAMESPACE;
+use aksnet_core::spec::ClusterNetwork;
 use serde_json::Value;
 
 use crate::cni::{self, Attachment, Runtime};
 use crate::error::{LabError, Result};
 use crate::ip;
 use crate::nodes;
+use crate::probe::Listen;
 use crate::process;
 use crate::state::{LabDir, LabState, PodState};
 use crate::topology::{self, netns_path};
@@ -20,8 +29,11 @@ use crate::topology::{self, netns_path};
 /// CNI ADDs run at once (a kubelet runs several sandboxes in parallel too).
 const PARALLEL_ADDS: usize = 4;
 
-fn result_path(dir: &LabDir, pod: &str) -> PathBuf {
-    dir.pod_dir().join(format!("{pod}.json"))
+fn result_path(dir: &LabDir, p: &PodState) -> PathBuf {
+    dir.pod_dir().join(format!(
+        "{}.json",
+        topology::pod_name(p.node_index, p.index)
+    ))
 }
 
 fn runtime(state: &LabState, node_index: u32) -> Runtime {
@@ -31,9 +43,39 @@ fn runtime(state: &LabState, node_index: u32) -> Runtime {
     }
 }
 
-/// Adds `count` pods to `node`; returns their names. A pod whose ADD fails
-/// is removed again and the first failure is returned after the others
-/// were tried (an exhausted node shows exactly which pods did not fit).
+/// Refuses, before any work, pods beyond what a node may hold: its pool's
+/// max pods (`--max-pods`, AKS's per-model default otherwise; at most 250,
+/// which a kubenet or overlay node's /24 always has room for).
+pub fn check_room(net: &ClusterNetwork, on_node: usize, adding: u32) -> Result<()> {
+    if adding == 0 {
+        return Ok(());
+    }
+    let max_pods = net.max_pods_per_node();
+    let wanted = on_node + adding as usize;
+    if wanted > max_pods as usize {
+        return Err(LabError::Design(format!(
+            "a node holds at most {max_pods} pods (max pods of this {} cluster); it has {on_node} and {adding} more were asked for",
+            net.network_plugin
+        )));
+    }
+    Ok(())
+}
+
+/// A pod to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPod {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    pub ports: Vec<Listen>,
+    /// Its Pod's `metadata.uid`, when it runs for a Pod of the store.
+    pub uid: Option<String>,
+}
+
+/// `lab add-pod`: `count` pods on `node`, named `pod-<node>-<j>` in
+/// `default`; returns their names. A pod whose ADD fails is removed again
+/// and the first failure is returned after the others were tried (an
+/// exhausted node shows exactly which pods did not fit).
 pub fn add(
     dir: &LabDir,
     state: &mut LabState,
@@ -42,96 +84,32 @@ pub fn add(
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
     let n = state.require_node(node)?.clone();
-    cni::check_plugins(&state.cni_bin_dir)?;
-    let conflist = Runtime::load_conflist(&nodes::conflist_path(dir, node))?;
-    let first = state.pods_on(node).map(|p| p.index).max().unwrap_or(0) + 1;
-    let names = state.names();
-    let new: Vec<PodState> = (first..first + count)
-        .map(|j| PodState {
+    let mut j = state.pods_on(node).map(|p| p.index).max().unwrap_or(0);
+    let mut new = vec![];
+    for _ in 0..count {
+        // The next index whose name no Pod of `default` has taken.
+        loop {
+            j += 1;
+            let name = topology::pod_name(n.index, j);
+            if state.pod(&name).is_none() && !new.iter().any(|p: &NewPod| p.name == name) {
+                break;
+            }
+        }
+        new.push(NewPod {
+            namespace: DEFAULT_NAMESPACE.into(),
             name: topology::pod_name(n.index, j),
             node: n.name.clone(),
-            node_index: n.index,
-            index: j,
-            container_id: format!(
-                "aksnetlab-{}-{}",
-                state.name,
-                topology::pod_name(n.index, j)
-            ),
-            ip: None,
-            probe_pid: None,
-        })
+            ports: vec![Listen::default_pod_port()],
+            uid: None,
+        });
+    }
+    let results = create(dir, state, new, tick)?;
+    let added: Vec<String> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(p, _)| p.name.clone())
         .collect();
-    state.pods.extend(new.iter().cloned());
-    dir.save(state)?;
-    ip::netns_batch(
-        &new.iter()
-            .map(|p| format!("netns add {}", names.pod(p.node_index, p.index)))
-            .collect::<Vec<_>>(),
-    )?;
-    for p in &new {
-        ip::batch(
-            &names.pod(p.node_index, p.index),
-            &["link set dev lo up".into()],
-        )?;
-    }
-    let rt = runtime(state, n.index);
-    let results: Mutex<Vec<(String, Result<Value>)>> = Mutex::new(vec![]);
-    let queue = Mutex::new(new.iter());
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL_ADDS.min(new.len()) {
-            s.spawn(|| loop {
-                let Some(p) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                    return;
-                };
-                let ns = netns_path(&names.pod(p.node_index, p.index));
-                let r = rt.add(
-                    &conflist,
-                    &Attachment {
-                        container_id: &p.container_id,
-                        netns: &ns,
-                        ifname: "eth0",
-                        pod_name: &p.name,
-                    },
-                );
-                // The ADD result, kept for DEL (best effort: never an empty file).
-                if let Some(bytes) = r.as_ref().ok().and_then(|v| serde_json::to_vec(v).ok()) {
-                    let _ = std::fs::write(result_path(dir, &p.name), bytes);
-                }
-                if let Ok(mut out) = results.lock() {
-                    out.push((p.name.clone(), r));
-                }
-            });
-        }
-    });
-    let mut first_err = None;
-    let mut added = vec![];
-    for (name, r) in results.into_inner().unwrap_or_default() {
-        match r {
-            Ok(v) => {
-                let ip = cni::result_ipv4(&v);
-                if let Some(p) = state.pods.iter_mut().find(|p| p.name == name) {
-                    p.ip = ip;
-                }
-                added.push(name);
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-                remove_one(dir, state, &name)?;
-            }
-        }
-    }
-    added.sort_by_key(|name| state.pod(name).map(|p| p.index));
-    for name in &added {
-        let Some(p) = state.pod(name).cloned() else {
-            continue;
-        };
-        let pid = nodes::start_probe(dir, state, &names.pod(p.node_index, p.index), &p.name)?;
-        if let Some(p) = state.pods.iter_mut().find(|x| x.name == *name) {
-            p.probe_pid = Some(pid);
-        }
-        tick(&format!("{name} on {node}"));
-    }
-    dir.save(state)?;
+    let first_err = results.into_iter().find_map(|(_, r)| r.err());
     match first_err {
         Some(e) if added.is_empty() => Err(e),
         Some(e) => Err(LabError::Invalid(format!(
@@ -143,16 +121,199 @@ pub fn add(
     }
 }
 
+/// Creates pods on their nodes (CNI ADDs in parallel), each with its probe
+/// server; returns every pod with its outcome, in the order given. A pod
+/// whose ADD fails is removed again. `Err` only for what stops them all
+/// (a missing plugin, an unknown node, the state not saved).
+pub fn create(
+    dir: &LabDir,
+    state: &mut LabState,
+    new: Vec<NewPod>,
+    tick: &dyn Fn(&str),
+) -> Result<Vec<(NewPod, Result<()>)>> {
+    if new.is_empty() {
+        return Ok(vec![]);
+    }
+    // Max pods per node, checked for all of them before any is made.
+    let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
+    for p in &new {
+        *per_node.entry(p.node.as_str()).or_default() += 1;
+    }
+    for (node, adding) in per_node {
+        check_room(&state.network, state.pods_on(node).count(), adding)?;
+    }
+    cni::check_plugins(&state.cni_bin_dir)?;
+    let mut conflists: BTreeMap<String, Value> = BTreeMap::new();
+    let mut next_index: BTreeMap<String, u32> = BTreeMap::new();
+    for p in &new {
+        let n = state.require_node(&p.node)?.clone();
+        if !conflists.contains_key(&n.name) {
+            conflists.insert(
+                n.name.clone(),
+                Runtime::load_conflist(&nodes::conflist_path(dir, &n.name))?,
+            );
+        }
+        next_index
+            .entry(n.name.clone())
+            .or_insert_with(|| state.pods_on(&n.name).map(|p| p.index).max().unwrap_or(0) + 1);
+        if state.pod(&format!("{}/{}", p.namespace, p.name)).is_some() {
+            return Err(LabError::Invalid(format!(
+                "pod {}/{} already runs in lab {}",
+                p.namespace, p.name, state.name
+            )));
+        }
+    }
+    let names = state.names();
+    let mut planned: Vec<PodState> = vec![];
+    for p in &new {
+        let n = state.require_node(&p.node)?.clone();
+        let j = next_index.get_mut(&n.name).map_or(1, |j| {
+            *j += 1;
+            *j - 1
+        });
+        let role = topology::pod_name(n.index, j);
+        planned.push(PodState {
+            name: p.name.clone(),
+            namespace: p.namespace.clone(),
+            node: n.name.clone(),
+            node_index: n.index,
+            index: j,
+            container_id: format!("aksnetlab-{}-{role}", state.name),
+            ip: None,
+            probe_pid: None,
+            ports: p.ports.clone(),
+            uid: p.uid.clone(),
+        });
+    }
+    state.pods.extend(planned.iter().cloned());
+    dir.save(state)?;
+    ip::netns_batch(
+        &planned
+            .iter()
+            .map(|p| format!("netns add {}", names.pod(p.node_index, p.index)))
+            .collect::<Vec<_>>(),
+    )?;
+    for p in &planned {
+        ip::batch(
+            &names.pod(p.node_index, p.index),
+            &["link set dev lo up".into()],
+        )?;
+    }
+    let results: Mutex<Vec<(String, Result<Value>)>> = Mutex::new(vec![]);
+    let queue = Mutex::new(planned.iter());
+    let st: &LabState = state;
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL_ADDS.min(planned.len()) {
+            s.spawn(|| loop {
+                let Some(p) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                    return;
+                };
+                let ns = netns_path(&names.pod(p.node_index, p.index));
+                let r = match conflists.get(&p.node) {
+                    Some(conflist) => runtime(st, p.node_index).add(
+                        conflist,
+                        &Attachment {
+                            container_id: &p.container_id,
+                            netns: &ns,
+                            ifname: "eth0",
+                            pod_namespace: &p.namespace,
+                            pod_name: &p.name,
+                        },
+                    ),
+                    None => Err(LabError::Invalid(format!("no conflist for {}", p.node))),
+                };
+                // The ADD result, kept for DEL (best effort: never an empty file).
+                if let Some(bytes) = r.as_ref().ok().and_then(|v| serde_json::to_vec(v).ok()) {
+                    let _ = std::fs::write(result_path(dir, p), bytes);
+                }
+                if let Ok(mut out) = results.lock() {
+                    out.push((p.id(), r));
+                }
+            });
+        }
+    });
+    let mut outcome: BTreeMap<String, Result<()>> = BTreeMap::new();
+    for (id, r) in results.into_inner().unwrap_or_default() {
+        match r {
+            Ok(v) => {
+                let ip = cni::result_ipv4(&v);
+                if let Some(p) = state.pods.iter_mut().find(|p| p.is(&id)) {
+                    p.ip = ip;
+                }
+                outcome.insert(id, Ok(()));
+            }
+            Err(e) => {
+                if let Err(e2) = remove_one(dir, state, &id) {
+                    tracing::warn!("removing {id} after its failed ADD: {e2}");
+                }
+                outcome.insert(id, Err(e));
+            }
+        }
+    }
+    for p in &planned {
+        if !matches!(outcome.get(&p.id()), Some(Ok(()))) {
+            continue;
+        }
+        match start_server(dir, state, p) {
+            Ok(pid) => {
+                if let Some(s) = state.pods.iter_mut().find(|x| x.is(&p.id())) {
+                    s.probe_pid = Some(pid);
+                }
+                tick(&format!("{} on {}", p.display(), p.node));
+            }
+            Err(e) => {
+                outcome.insert(p.id(), Err(e));
+            }
+        }
+    }
+    dir.save(state)?;
+    Ok(new
+        .into_iter()
+        .map(|p| {
+            let id = format!("{}/{}", p.namespace, p.name);
+            let r = outcome
+                .remove(&id)
+                .unwrap_or_else(|| Err(LabError::Invalid(format!("{id} was not created"))));
+            (p, r)
+        })
+        .collect())
+}
+
+fn start_server(dir: &LabDir, state: &LabState, p: &PodState) -> Result<u32> {
+    nodes::start_probe_on(
+        dir,
+        state,
+        &state.names().pod(p.node_index, p.index),
+        &p.id(),
+        &p.ports,
+    )
+}
+
+/// Gives a running pod new container ports: its probe server is restarted
+/// on them.
+pub fn set_ports(
+    dir: &LabDir,
+    state: &mut LabState,
+    reference: &str,
+    ports: Vec<Listen>,
+) -> Result<()> {
+    let mut p = state.require_pod(reference)?.clone();
+    if let Some(pid) = p.probe_pid {
+        process::stop(pid, &dir.marker(), Duration::from_millis(500));
+    }
+    p.ports = ports;
+    let pid = start_server(dir, state, &p)?;
+    if let Some(s) = state.pods.iter_mut().find(|x| x.is(reference)) {
+        s.ports = p.ports;
+        s.probe_pid = Some(pid);
+    }
+    dir.save(state)
+}
+
 /// CNI DEL, probe stopped, namespace removed, state entry dropped.
-pub fn remove_one(dir: &LabDir, state: &mut LabState, pod: &str) -> Result<()> {
-    let p = state
-        .pod(pod)
-        .cloned()
-        .ok_or_else(|| LabError::UnknownTarget {
-            lab: state.name.clone(),
-            target: pod.to_string(),
-            hint: "a pod of the lab (`aksnet lab status` lists them)".into(),
-        })?;
+/// `reference` is `NAMESPACE/NAME`, or `NAME` in `default`.
+pub fn remove_one(dir: &LabDir, state: &mut LabState, reference: &str) -> Result<()> {
+    let p = state.require_pod(reference)?.clone();
     if let Some(pid) = p.probe_pid {
         process::stop(pid, &dir.marker(), Duration::from_millis(500));
     }
@@ -161,8 +322,8 @@ pub fn remove_one(dir: &LabDir, state: &mut LabState, pod: &str) -> Result<()> {
     if ip::netns_exists(&ns) {
         ip::netns_batch(&[format!("netns del {ns}")])?;
     }
-    let _ = std::fs::remove_file(result_path(dir, &p.name));
-    state.pods.retain(|x| x.name != pod);
+    let _ = std::fs::remove_file(result_path(dir, &p));
+    state.pods.retain(|x| !x.is(&p.id()));
     dir.save(state)?;
     del
 }
@@ -174,7 +335,7 @@ pub fn cni_del(dir: &LabDir, state: &LabState, p: &PodState) -> Result<()> {
         return Ok(());
     }
     let conflist = Runtime::load_conflist(&path)?;
-    let cached: Option<Value> = std::fs::read(result_path(dir, &p.name))
+    let cached: Option<Value> = std::fs::read(result_path(dir, p))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let ns = netns_path(&state.names().pod(p.node_index, p.index));
@@ -184,6 +345,7 @@ pub fn cni_del(dir: &LabDir, state: &LabState, p: &PodState) -> Result<()> {
             container_id: &p.container_id,
             netns: &ns,
             ifname: "eth0",
+            pod_namespace: &p.namespace,
             pod_name: &p.name,
         },
         cached.as_ref(),

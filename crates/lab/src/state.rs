@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
 use crate::nsg::NsgRule;
+use crate::probe::Listen;
 use crate::topology::{self, Addressing, Names};
+use aksnet_core::k8s::namespace::DEFAULT_NAMESPACE;
 
 /// Where labs live unless `AKSNET_LAB_ROOT` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/aksnet/lab";
@@ -40,15 +42,66 @@ pub struct NodeState {
     pub probe_pid: Option<u32>,
 }
 
+/// A lab pod: a namespace set up by CNI ADD with a probe server in it, and
+/// the Pod object in the store it runs for (`namespace`/`name`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
     pub name: String,
+    /// The Pod's namespace (the pods `lab up` makes are in `default`).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
     pub node: String,
     pub node_index: u32,
     pub index: u32,
     pub container_id: String,
     pub ip: Option<Ipv4Addr>,
     pub probe_pid: Option<u32>,
+    /// The container ports its probe server listens on (besides the lab's
+    /// probe port).
+    #[serde(default = "default_ports")]
+    pub ports: Vec<Listen>,
+    /// `metadata.uid` of its Pod in the store, once recorded there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_string()
+}
+
+fn default_ports() -> Vec<Listen> {
+    vec![Listen::default_pod_port()]
+}
+
+impl PodState {
+    /// `NAMESPACE/NAME`: how the probe server answers and `answered_by`
+    /// names it.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// `NAME` in `default`, else `NAMESPACE/NAME` (what every lab command
+    /// accepts).
+    pub fn display(&self) -> String {
+        if self.namespace == DEFAULT_NAMESPACE {
+            self.name.clone()
+        } else {
+            self.id()
+        }
+    }
+
+    /// Whether `reference` (`NAMESPACE/NAME`, or `NAME` in `default`) names it.
+    pub fn is(&self, reference: &str) -> bool {
+        let (ns, name) = pod_ref(reference);
+        self.namespace == ns && self.name == name
+    }
+}
+
+/// `NAMESPACE/NAME`, or `NAME` in `default`.
+pub fn pod_ref(reference: &str) -> (&str, &str) {
+    reference
+        .split_once('/')
+        .unwrap_or((DEFAULT_NAMESPACE, reference))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,8 +177,39 @@ impl LabState {
         })
     }
 
-    pub fn pod(&self, name: &str) -> Option<&PodState> {
-        self.pods.iter().find(|p| p.name == name)
+    /// The pod `reference` names (`NAMESPACE/NAME`, or `NAME` in `default`).
+    pub fn pod(&self, reference: &str) -> Option<&PodState> {
+        self.pods.iter().find(|p| p.is(reference))
+    }
+
+    /// The pod `reference` names, or an error that says which pods there are
+    /// (and where a pod of that name is, when it is in another namespace).
+    pub fn require_pod(&self, reference: &str) -> Result<&PodState> {
+        self.pod(reference)
+            .ok_or_else(|| self.unknown_pod(reference))
+    }
+
+    fn unknown_pod(&self, reference: &str) -> LabError {
+        let (_, name) = pod_ref(reference);
+        let elsewhere: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|p| p.name == name)
+            .map(PodState::id)
+            .collect();
+        let hint = if elsewhere.is_empty() {
+            format!(
+                "a pod of the lab as NAMESPACE/NAME, or NAME in default ({})",
+                sample(self.pods.iter().map(PodState::display))
+            )
+        } else {
+            format!("{} (name the namespace)", elsewhere.join(" or "))
+        };
+        LabError::UnknownTarget {
+            lab: self.name.clone(),
+            target: reference.to_string(),
+            hint,
+        }
     }
 
     pub fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a PodState> + 'a {
@@ -138,6 +222,9 @@ impl LabState {
         if let Some(p) = self.pod(target) {
             return Ok(names.pod(p.node_index, p.index));
         }
+        if target.contains('/') {
+            return Err(self.unknown_pod(target));
+        }
         if let Some(n) = self.node(target) {
             return Ok(names.node(n.index));
         }
@@ -145,21 +232,22 @@ impl LabState {
             "vm" => Ok(names.vm()),
             "internet" => Ok(names.internet()),
             "fabric" => Ok(names.fabric()),
+            _ if self.pods.iter().any(|p| p.name == target) => Err(self.unknown_pod(target)),
             _ => Err(LabError::UnknownTarget {
                 lab: self.name.clone(),
                 target: target.to_string(),
                 hint: format!(
                     "a pod ({}), a node ({}), vm, internet or fabric",
-                    sample(self.pods.iter().map(|p| p.name.as_str())),
-                    sample(self.nodes.iter().map(|n| n.name.as_str()))
+                    sample(self.pods.iter().map(PodState::display)),
+                    sample(self.nodes.iter().map(|n| n.name.clone()))
                 ),
             }),
         }
     }
 }
 
-fn sample<'a>(it: impl Iterator<Item = &'a str>) -> String {
-    let v: Vec<&str> = it.collect();
+fn sample(it: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = it.collect();
     match v.len() {
         0 => "none now".into(),
         1..=3 => v.join(", "),
@@ -257,6 +345,11 @@ impl LabDir {
 
     /// Exclusive lock for commands that change the lab.
     pub fn lock(&self) -> Result<Lock> {
+        // A command on a lab that does not exist says so, rather than
+        // failing to create the lock file in a missing directory.
+        if !self.path.is_dir() {
+            return Err(LabError::NoLab(self.name.clone(), self.path.clone()));
+        }
         Lock::take(&self.path.join("lock"))
     }
 }
@@ -333,6 +426,9 @@ pub(crate) mod tests {
                 };
                 st.pods.push(PodState {
                     name: topology::pod_name(i, j),
+                    namespace: "default".into(),
+                    ports: default_ports(),
+                    uid: None,
                     node: topology::node_name(i),
                     node_index: i,
                     index: j,

@@ -28,6 +28,7 @@ pub mod neigh;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod nft_driver;
 pub mod process;
 pub mod route;
 pub mod sysctl;

@@ -54,6 +54,22 @@ impl Netns {
         Ok(Netns { file, path })
     }
 
+    /// Another handle on the same namespace (a duplicated descriptor; the
+    /// path is not opened again, so `/proc/thread-self/...` keeps naming the
+    /// namespace it named when it was opened).
+    pub fn try_clone(&self) -> Result<Netns> {
+        let file = self.file.try_clone().map_err(|e| {
+            Error::io(
+                format!("duplicate the descriptor of {}", self.path.display()),
+                e,
+            )
+        })?;
+        Ok(Netns {
+            file,
+            path: self.path.clone(),
+        })
+    }
+
     /// The path this namespace was opened from.
     pub fn path(&self) -> &Path {
         &self.path

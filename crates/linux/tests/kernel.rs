@@ -365,3 +365,276 @@ fn nft_batch_is_atomic_and_listable() {
     );
     assert!(nft::list_table(Family::Ip, "ak3none").unwrap().is_none());
 }
+
+/// A table using every part of the model, for the driver test.
+fn model_table(extra_net: Option<&str>) -> aksnet_nft::Table {
+    use aksnet_nft::build::*;
+    use aksnet_nft::*;
+    let mut t = Table::new(Family::Inet, "ak3m");
+    let mut nets = Set::new(vec![KeyType::Ipv4Addr]).interval();
+    for n in ["10.0.0.0/8", "192.168.0.0/16"]
+        .into_iter()
+        .chain(extra_net)
+    {
+        nets = nets.elem(Value::net(n.parse().unwrap()));
+    }
+    t.set("nets", nets);
+    let mut pods = Set::new(vec![KeyType::Ipv4Addr, KeyType::Ipv4Addr]).interval();
+    pods.insert(
+        Value::Concat(vec![
+            Value::Addr("10.244.0.5".parse().unwrap()),
+            Value::net("10.244.0.0/24".parse().unwrap()),
+        ]),
+        Element {
+            comment: Some("pod a".into()),
+            ..Element::default()
+        },
+    );
+    t.set("pods", pods);
+    t.set(
+        "seen",
+        Set::new(vec![KeyType::Ipv4Addr, KeyType::InetService]).with_timeout(3600),
+    );
+    let mut svc = Set::vmap(vec![
+        KeyType::Ipv4Addr,
+        KeyType::InetProto,
+        KeyType::InetService,
+    ]);
+    svc.insert(
+        Value::Concat(vec![
+            Value::Addr("10.0.0.10".parse().unwrap()),
+            Value::Proto(L4Proto::Udp),
+            Value::Port(53),
+        ]),
+        Element {
+            data: Some(ElemData::Verdict(Verdict::Goto("svc-dns".into()))),
+            ..Element::default()
+        },
+    );
+    t.set("services", svc);
+    let concat = |es: Vec<Expr>| Expr::Concat(es);
+    t.chain(
+        "pre",
+        Chain::base(
+            BaseChain::nat(Hook::Prerouting),
+            vec![
+                Rule::new([Stmt::Vmap {
+                    key: concat(vec![
+                        Expr::Payload(Payload::IpDaddr),
+                        Expr::Meta(MetaKey::L4Proto),
+                        Expr::Payload(Payload::ThDport),
+                    ]),
+                    map: VmapRef::Named("services".into()),
+                }]),
+                Rule::new([
+                    fib_daddr_local(),
+                    l4proto(L4Proto::Tcp),
+                    th_dport(8080),
+                    dnat("10.244.0.5".parse().unwrap(), Some(80)),
+                ])
+                .comment("host port"),
+            ],
+        ),
+    );
+    t.chain(
+        "svc-dns",
+        Chain::regular(vec![Rule::new([Stmt::Vmap {
+            key: Expr::NumgenRandom {
+                modulus: 2,
+                offset: 0,
+            },
+            map: VmapRef::Anon(vec![
+                (Value::Int(0), Verdict::Goto("ep-a".into())),
+                (Value::Int(1), Verdict::Goto("ep-b".into())),
+            ]),
+        }])]),
+    );
+    t.chain(
+        "ep-a",
+        Chain::regular(vec![Rule::new([
+            l4proto(L4Proto::Udp),
+            Stmt::Counter,
+            dnat("10.244.0.5".parse().unwrap(), Some(53)),
+        ])]),
+    );
+    t.chain(
+        "ep-b",
+        Chain::regular(vec![Rule::new([
+            l4proto(L4Proto::Udp),
+            dnat("10.244.1.7".parse().unwrap(), Some(53)),
+        ])]),
+    );
+    t.chain(
+        "fwd",
+        Chain::base(
+            BaseChain::filter(Hook::Forward).policy(Policy::Drop),
+            vec![
+                Rule::new([
+                    ct_state(&[CtState::Established, CtState::Related]),
+                    accept(),
+                ]),
+                Rule::new([ct_status(CtStatus::Dnat), accept()]),
+                Rule::new([iifname("ak3*"), Stmt::SetMark(0x1), jump("check")]).comment("mark"),
+                Rule::new([
+                    mark(0x1),
+                    any_of(
+                        Expr::Meta(MetaKey::L4Proto),
+                        [Value::Proto(L4Proto::Tcp), Value::Proto(L4Proto::Udp)],
+                    ),
+                    th_dport(53),
+                    accept(),
+                ]),
+                Rule::new([oifname("eth0"), Stmt::Reject(Reject::TcpReset)]),
+                Rule::new([l4proto(L4Proto::Udp), Stmt::Reject(Reject::AdminProhibited)]),
+            ],
+        ),
+    );
+    t.chain(
+        "check",
+        Chain::regular(vec![
+            Rule::new([in_set(Expr::Payload(Payload::IpSaddr), "nets"), ret()]),
+            Rule::new([
+                in_set(
+                    concat(vec![
+                        Expr::Payload(Payload::IpSaddr),
+                        Expr::Payload(Payload::IpDaddr),
+                    ]),
+                    "pods",
+                ),
+                ret(),
+            ]),
+            Rule::new([drop()]),
+        ]),
+    );
+    t.chain(
+        "post",
+        Chain::base(
+            BaseChain::nat(Hook::Postrouting),
+            vec![
+                Rule::new([
+                    daddr_ne("10.244.0.0/16".parse().unwrap()),
+                    saddr("10.244.0.0/24".parse().unwrap()),
+                    snat("10.224.0.4".parse().unwrap()),
+                ]),
+                Rule::new([ct_status(CtStatus::Dnat), Stmt::Masquerade]),
+            ],
+        ),
+    );
+    t
+}
+
+#[test]
+fn nft_driver_applies_diffs_and_reads_back_every_model_part() {
+    use aksnet_linux::nft_driver::Nft;
+    use aksnet_nft::{diff, Driver, Family as F, Owner, Synced, Table, TableId};
+    if !aksnet_linux::testing::can_run("the nft driver test", &[&nft::nft_binary()]) {
+        return;
+    }
+    let ns = new_netns();
+    let mut d = Nft::in_netns(std::sync::Arc::new(ns.try_clone().unwrap()));
+    let a = model_table(None);
+    d.check(&diff::create(&a)).unwrap();
+    let mut owner = Owner::new(a.id());
+    assert!(matches!(
+        owner.sync(&mut d, &a).unwrap(),
+        Synced::Applied(_)
+    ));
+    // A restarted owner finds exactly what it wants: nft's listing of every
+    // statement compares equal to the model's rendering.
+    let listing = d.list(&a.id()).unwrap().unwrap();
+    if !listing.matches(&a) {
+        for r in &listing.rules {
+            let want = &a.chains[&r.chain].rules;
+            let ok = want
+                .iter()
+                .any(|w| aksnet_nft::listing::same_rule(F::Inet, r, w));
+            if !ok {
+                eprintln!(
+                    "LISTED {} {}",
+                    r.chain,
+                    serde_json::Value::Array(aksnet_nft::listing::normalize_stmts(
+                        F::Inet,
+                        &r.expr
+                    ))
+                );
+                for w in want {
+                    eprintln!(
+                        "  WANT {}",
+                        serde_json::Value::Array(aksnet_nft::listing::normalize_stmts(
+                            F::Inet,
+                            &w.stmts
+                                .iter()
+                                .map(aksnet_nft::json::stmt)
+                                .collect::<Vec<_>>()
+                        ))
+                    );
+                }
+            }
+        }
+        for s in &listing.sets {
+            eprintln!(
+                "SET {} {:?}",
+                s.name,
+                s.set.as_ref().map(|x| x == &a.sets[&s.name])
+            );
+        }
+        panic!("listing differs");
+    }
+    assert_eq!(
+        Owner::new(a.id()).sync(&mut d, &a).unwrap(),
+        Synced::Adopted
+    );
+    // One element more and one rule changed: applied as a diff, read back equal.
+    let mut b = model_table(Some("172.16.0.0/12"));
+    b.chains.get_mut("ep-b").unwrap().rules[0] = aksnet_nft::Rule::new([
+        aksnet_nft::build::l4proto(aksnet_nft::L4Proto::Udp),
+        aksnet_nft::build::dnat("10.244.1.8".parse().unwrap(), Some(53)),
+    ]);
+    let plan = owner.plan(&b).unwrap();
+    assert_eq!(plan.len(), 3, "{plan}");
+    assert_eq!(owner.sync(&mut d, &b).unwrap(), Synced::Applied(3));
+    assert!(d.list(&b.id()).unwrap().unwrap().matches(&b));
+    // A refused batch changes nothing.
+    let mut bad = diff::diff(&b, &a);
+    bad.push(aksnet_nft::Command::DeleteChain {
+        table: a.id(),
+        chain: "nope".into(),
+    });
+    let e = d.apply(&bad).unwrap_err();
+    assert_eq!(e.kind, aksnet_nft::ErrorKind::NotFound, "{e}");
+    assert!(d.list(&b.id()).unwrap().unwrap().matches(&b));
+    // Every family takes a table; bridge and netdev chains too.
+    for (fam, base) in [
+        (
+            F::Ip,
+            aksnet_nft::BaseChain::filter(aksnet_nft::Hook::Input),
+        ),
+        (
+            F::Ip6,
+            aksnet_nft::BaseChain::filter(aksnet_nft::Hook::Output),
+        ),
+        (
+            F::Bridge,
+            aksnet_nft::BaseChain::filter(aksnet_nft::Hook::Forward),
+        ),
+        (
+            F::Netdev,
+            aksnet_nft::BaseChain {
+                device: Some("lo".into()),
+                ..aksnet_nft::BaseChain::filter(aksnet_nft::Hook::Ingress)
+            },
+        ),
+    ] {
+        let mut t = Table::new(fam, "ak3f");
+        t.chain(
+            "c",
+            aksnet_nft::Chain::base(
+                base,
+                vec![aksnet_nft::Rule::new([aksnet_nft::Stmt::Counter])],
+            ),
+        );
+        d.apply(&diff::create(&t)).unwrap();
+        assert!(d.list(&t.id()).unwrap().unwrap().matches(&t), "{fam}");
+    }
+    assert!(d.list(&TableId::new(F::Ip, "ak3none")).unwrap().is_none());
+}

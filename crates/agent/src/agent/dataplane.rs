@@ -1,6 +1,7 @@
-//! Outbound SNAT on the node, read from the kernel first and changed only
-//! where it differs, so a restarted agent leaves a working node exactly as
-//! it is. Run by the SNAT controller ([`super::controllers::snat`]).
+//! Outbound SNAT on the node: the desired table applied as a diff from
+//! what the agent applied last; after a (re)start it is read from the
+//! kernel first and left alone when it matches, so a restarted agent
+//! leaves a working node exactly as it is. Run by the SNAT controller ([`super::controllers::snat`]).
 
 use std::time::{Duration, Instant};
 
@@ -8,36 +9,33 @@ use aksnet_core::cluster::NodeRecord;
 use aksnet_core::spec::NetworkPlugin;
 use ipnet::Ipv4Net;
 
+use aksnet_nft::Synced;
+
 use super::reconcile::Report;
 use super::Agent;
 use crate::error::AgentError;
-use crate::kernel::KernelError;
 use crate::snat::{self, MasqPolicy};
 
 /// How long a SNAT table found right is trusted before it is read again.
 const SNAT_RECHECK: Duration = Duration::from_secs(30);
 
-fn kerr(e: KernelError) -> AgentError {
-    AgentError::Kernel(e)
-}
-
 impl Agent {
     /// The SNAT controller's step ([`super::controllers::snat`]): the
     /// desired rule set from the node's ranges, applied when the kernel's
-    /// differs. Returns the number of rules wanted.
+    /// differs. Returns the number of rules and set elements wanted.
     pub(crate) fn snat_controller_step(
         &mut self,
         rec: &NodeRecord,
         report: &mut Report,
     ) -> Result<usize, AgentError> {
         let policy = self.masq_policy(rec);
-        let rules = if policy.pod_sources.is_empty() {
+        let objects = if policy.pod_sources.is_empty() {
             0
         } else {
-            1 + policy.non_masquerade.len() + policy.pod_sources.len()
+            snat::desired(&policy).objects()
         };
         self.snat_step(rec, report)?;
-        Ok(rules)
+        Ok(objects)
     }
 
     fn masq_policy(&self, rec: &NodeRecord) -> MasqPolicy {
@@ -61,25 +59,26 @@ impl Agent {
         if policy.pod_sources.is_empty() {
             return Ok(());
         }
-        let want = snat::digest(&policy);
-        // Listing the table costs a process; re-read it when the rule set
-        // changed, and otherwise every SNAT_RECHECK (someone may have
-        // flushed the ruleset).
-        if let Some((d, at)) = &self.snat_verified {
-            if *d == want && at.elapsed() < SNAT_RECHECK {
-                return Ok(());
-            }
+        let want = snat::desired(&policy);
+        // Between reads, the owner trusts what it applied: an unchanged
+        // rule set costs nothing, a changed one its diff. Every
+        // SNAT_RECHECK it reads the table again (someone may have flushed
+        // the ruleset): a listing, and a rewrite only if it differs.
+        let recheck = self
+            .snat_checked
+            .is_none_or(|at| at.elapsed() >= SNAT_RECHECK);
+        if recheck {
+            self.snat.forget();
         }
-        let have = self
-            .kernel
-            .nft_list_table(snat::FAMILY, snat::TABLE)
-            .map_err(kerr)?
-            .and_then(|l| snat::digest_in_listing(&l));
-        if have.as_deref() != Some(want.as_str()) {
-            self.kernel.nft_apply(&snat::batch(&policy)).map_err(kerr)?;
+        let driver: &mut dyn aksnet_nft::Driver = &mut *self.kernel;
+        let outcome = self.snat.sync(driver, &want)?;
+        if recheck {
+            self.snat_checked = Some(Instant::now());
+        }
+        if let Synced::Applied(commands) = outcome {
+            tracing::debug!(commands, "SNAT table programmed");
             report.snat_applied = true;
         }
-        self.snat_verified = Some((want, Instant::now()));
         Ok(())
     }
 }

@@ -88,8 +88,10 @@ pub struct Agent {
     seen_revision: i64,
     /// Last time the lease was renewed from the reconcile path.
     last_renewal: Instant,
-    /// SNAT digest last found (or put) in the kernel, and when.
-    snat_verified: Option<(String, Instant)>,
+    /// The SNAT controller's table (what it applied last).
+    snat: aksnet_nft::Owner,
+    /// When the SNAT table was last read back from the kernel.
+    snat_checked: Option<Instant>,
     /// The node's pod ranges as the last pass found them (for metrics).
     ranges: Option<PodRanges>,
     /// Fed after every pass of [`Agent::run`] when set.
@@ -133,7 +135,8 @@ impl Agent {
             problems: Vec::new(),
             seen_revision: 0,
             last_renewal: Instant::now(),
-            snat_verified: None,
+            snat: aksnet_nft::Owner::new(crate::snat::table_id()),
+            snat_checked: None,
             ranges: None,
             metrics: None,
         };

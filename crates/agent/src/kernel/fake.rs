@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
-use aksnet_linux::nft::{Batch, Family, ListedRule, Table};
+use aksnet_nft::{Batch, Driver, DriverError, Fake, Listing, TableId};
 
 use super::{AddressedLink, Kernel, KernelError};
 use crate::routes::vxlan::{Fdb, Neigh, VxlanDevice};
@@ -17,8 +17,8 @@ pub struct FakeState {
     pub vxlan: Option<VxlanDevice>,
     pub neighs: BTreeSet<Neigh>,
     pub fdb: BTreeSet<Fdb>,
-    /// The last batch applied to each table (family, name).
-    pub nft: BTreeMap<(String, String), Batch>,
+    /// nftables: every table, applied batch by batch, atomically.
+    pub nft: Fake,
     pub sysctls: BTreeMap<String, String>,
     pub links: Vec<AddressedLink>,
     /// Every change made, in order (for "changed nothing" assertions).
@@ -44,6 +44,21 @@ impl FakeKernel {
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Driver for FakeKernel {
+    fn apply(&mut self, batch: &Batch) -> Result<(), DriverError> {
+        let mut s = self.state();
+        s.nft.apply(batch)?;
+        if !batch.is_empty() {
+            s.writes.push(format!("nft {} commands", batch.len()));
+        }
+        Ok(())
+    }
+
+    fn list(&mut self, table: &TableId) -> Result<Option<Listing>, DriverError> {
+        self.state().nft.list(table)
     }
 }
 
@@ -129,44 +144,6 @@ impl Kernel for FakeKernel {
             s.neighs.insert(n.clone());
             s.writes.push(format!("neigh add {}", n.ip));
         }
-        Ok(())
-    }
-
-    fn nft_list_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, KernelError> {
-        let s = self.state();
-        Ok(s.nft
-            .get(&(family.as_str().to_string(), name.to_string()))
-            .map(|batch| Table {
-                // A listing holds the rules the batch added.
-                rules: batch
-                    .commands()
-                    .iter()
-                    .filter_map(|c| c["add"].get("rule"))
-                    .zip(1..)
-                    .map(|(r, handle)| ListedRule {
-                        chain: r["chain"].as_str().unwrap_or_default().to_string(),
-                        handle,
-                        comment: r["comment"].as_str().map(str::to_string),
-                        expr: r["expr"].as_array().cloned().unwrap_or_default(),
-                    })
-                    .collect(),
-                ..Table::default()
-            }))
-    }
-
-    fn nft_apply(&mut self, batch: &Batch) -> Result<(), KernelError> {
-        let mut s = self.state();
-        let table = batch
-            .commands()
-            .first()
-            .map(|c| &c["add"]["table"])
-            .ok_or_else(|| KernelError::Parse("batch without a table".into()))?;
-        let key = (
-            table["family"].as_str().unwrap_or_default().to_string(),
-            table["name"].as_str().unwrap_or_default().to_string(),
-        );
-        s.writes.push(format!("nft {} {}", key.0, key.1));
-        s.nft.insert(key, batch.clone());
         Ok(())
     }
 

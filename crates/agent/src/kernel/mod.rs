@@ -4,16 +4,14 @@
 //! The agent process never moves into the node namespace: the
 //! implementation, [`netlink::NetlinkKernel`] on `aksnet-linux`, talks
 //! rtnetlink through a socket created inside it (a thread enters under a
-//! guard just for the socket's creation), and reads sysctls and runs `nft`
-//! from short-lived threads that enter it the same way. The agent's own
+//! guard just for the socket's creation), reads sysctls from short-lived
+//! threads that enter it the same way, and starts `nft` inside it. The agent's own
 //! sockets, such as its store connection, stay in the agent's namespace.
 
 pub mod fake;
 pub mod netlink;
 
 use std::net::Ipv4Addr;
-
-use aksnet_linux::nft::{Batch, Family, Table};
 
 use crate::routes::vxlan::{Fdb, Neigh, VxlanDevice};
 use crate::routes::Route;
@@ -39,7 +37,9 @@ pub struct AddressedLink {
     pub address: Ipv4Addr,
 }
 
-pub trait Kernel: Send {
+/// nftables is reached through the [`aksnet_nft::Driver`] every kernel is:
+/// the real `nft` in the managed namespace, or the in-memory fake.
+pub trait Kernel: Send + aksnet_nft::Driver {
     /// Routes aksnet owns (protocol [`crate::routes::RTPROT_AKSNET`]).
     fn routes(&mut self) -> Result<Vec<Route>, KernelError>;
     /// Replaces and deletes routes (deletes first).
@@ -59,10 +59,6 @@ pub trait Kernel: Send {
         add_fdb: &[Fdb],
         del_fdb: &[Fdb],
     ) -> Result<(), KernelError>;
-    /// The nftables table `FAMILY NAME`, or `None` when it does not exist.
-    fn nft_list_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, KernelError>;
-    /// Applies a batch atomically.
-    fn nft_apply(&mut self, batch: &Batch) -> Result<(), KernelError>;
     /// Reads a sysctl under /proc/sys (dotted name).
     fn sysctl(&mut self, name: &str) -> Result<String, KernelError>;
     fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), KernelError>;

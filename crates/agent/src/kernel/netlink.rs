@@ -2,8 +2,8 @@
 //! created inside the managed namespace (the creating thread enters it
 //! under a guard and comes straight back), so every later request reaches
 //! that namespace while the agent itself, and its store connection, stay in
-//! their own. Sysctls and nftables (`aksnet_linux::nft`, which runs `nft`)
-//! are reached from a short-lived thread that enters the namespace.
+//! their own. Sysctls are reached from a short-lived thread that enters the namespace;
+//! `nft` ([`aksnet_linux::nft_driver::Nft`]) is started inside it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,9 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aksnet_linux::link::{LinkChange, VxlanSpec};
-use aksnet_linux::nft::{self, Batch, Family, Table};
+use aksnet_linux::nft_driver::Nft;
 use aksnet_linux::route::{self as lroute, TABLE_MAIN};
 use aksnet_linux::{sysctl, MacAddr, Netns, Socket};
+use aksnet_nft::{Batch, Driver, DriverError, Listing, TableId};
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{AddressedLink, Kernel, KernelError};
@@ -24,6 +25,8 @@ pub struct NetlinkKernel {
     sock: Socket,
     /// The managed namespace (`None`: the agent's own).
     netns: Option<Arc<Netns>>,
+    /// `nft`, started inside the managed namespace.
+    nft: Nft,
 }
 
 fn kerr(e: aksnet_linux::Error) -> KernelError {
@@ -44,7 +47,15 @@ impl NetlinkKernel {
             Some(ns) => Socket::new_in(ns).map_err(kerr)?,
             None => Socket::new().map_err(kerr)?,
         };
-        Ok(Self { sock, netns: ns })
+        let nft = match &ns {
+            Some(ns) => Nft::in_netns(ns.clone()),
+            None => Nft::current(),
+        };
+        Ok(Self {
+            sock,
+            netns: ns,
+            nft,
+        })
     }
 
     /// Runs `f` in the managed namespace: on a short-lived thread that
@@ -78,6 +89,16 @@ impl NetlinkKernel {
             .into_iter()
             .map(|l| (l.index, l.name))
             .collect())
+    }
+}
+
+impl Driver for NetlinkKernel {
+    fn apply(&mut self, batch: &Batch) -> Result<(), DriverError> {
+        self.nft.apply(batch)
+    }
+
+    fn list(&mut self, table: &TableId) -> Result<Option<Listing>, DriverError> {
+        self.nft.list(table)
     }
 }
 
@@ -278,14 +299,6 @@ impl Kernel for NetlinkKernel {
                 .map_err(kerr)?;
         }
         Ok(())
-    }
-
-    fn nft_list_table(&mut self, family: Family, name: &str) -> Result<Option<Table>, KernelError> {
-        self.in_netns(|| nft::list_table(family, name))
-    }
-
-    fn nft_apply(&mut self, batch: &Batch) -> Result<(), KernelError> {
-        self.in_netns(|| nft::apply(batch))
     }
 
     fn sysctl(&mut self, name: &str) -> Result<String, KernelError> {

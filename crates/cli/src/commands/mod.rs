@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod design;
 pub mod docs;
 pub mod install;
+pub mod k8s;
 pub mod lab;
 pub mod node;
 pub mod plan;

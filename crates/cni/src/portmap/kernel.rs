@@ -4,14 +4,14 @@
 //! and `route_localnet` on the interfaces towards a container.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use aksnet_core::cni::{code, CniError};
-use aksnet_linux::nft::{self, Batch, Family, Table};
+use aksnet_linux::nft_driver::Nft;
 use aksnet_linux::route::TABLE_MAIN;
 use aksnet_linux::{sysctl, Socket};
+use aksnet_nft::{Batch, DriverError, Family, Listing};
 
-use super::rules::TABLE;
+use super::rules::{table_id, TABLE};
 
 /// Attempts for list-then-apply: a concurrent DEL or GC may delete a
 /// handle we listed, which fails our whole transaction (atomically).
@@ -22,38 +22,29 @@ pub fn error(what: &str, e: aksnet_linux::Error) -> CniError {
     CniError::new(code::IO, format!("{what}: {e}"), "")
 }
 
+fn nft_error(what: &str, e: DriverError) -> CniError {
+    CniError::new(code::IO, format!("{what}: {e}"), "")
+}
+
 /// List `family`'s aksnet-portmap table (`None` if it does not exist).
-pub fn list(family: Family) -> Result<Option<Table>, CniError> {
-    nft::list_table(family, TABLE)
-        .map_err(|e| error(&format!("list table {} {TABLE}", family.as_str()), e))
+pub fn list(family: Family) -> Result<Option<Listing>, CniError> {
+    use aksnet_nft::Driver;
+    Nft::current()
+        .list(&table_id(family))
+        .map_err(|e| nft_error(&format!("list table {family} {TABLE}"), e))
 }
 
 /// List the table, build a batch from the listing with `build`, apply it;
-/// start again from the listing when applying fails, up to [`ATTEMPTS`].
+/// start again from the listing when another call changed the table
+/// meanwhile, up to [`ATTEMPTS`].
 pub fn list_and_apply(
     family: Family,
     what: &str,
-    build: impl Fn(Option<&Table>) -> Batch,
+    build: impl Fn(Option<&Listing>) -> Batch,
 ) -> Result<(), CniError> {
-    let mut last = None;
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(20 * u64::from(attempt)));
-        }
-        let table = list(family)?;
-        let batch = build(table.as_ref());
-        match nft::apply(&batch) {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::debug!(attempt, error = %e, "nft transaction failed; listing again");
-                last = Some(e);
-            }
-        }
-    }
-    match last {
-        Some(e) => Err(error(what, e)),
-        None => Ok(()),
-    }
+    aksnet_nft::list_and_apply(&mut Nft::current(), &table_id(family), ATTEMPTS, &build)
+        .map(|_| ())
+        .map_err(|e| nft_error(what, e))
 }
 
 /// The interface the main table routes `ip` through (longest prefix).

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use aksnet_core::cni::{code, CniError, CniResult};
-use aksnet_linux::nft::Family;
+use aksnet_nft::Family;
 
 use crate::skel::{Plugin, Request};
 use crate::tag;
@@ -109,11 +109,7 @@ impl Plugin for PortmapPlugin {
         let tag = attachment_tag(req);
         for family in rules::families(&rules) {
             let table = kernel::list(family)?.ok_or_else(|| {
-                CniError::internal(format!(
-                    "table {} {} does not exist",
-                    family.as_str(),
-                    rules::TABLE
-                ))
+                CniError::internal(format!("table {family} {} does not exist", rules::TABLE))
             })?;
             rules::verify(&table, family, &tag, &rules).map_err(CniError::internal)?;
         }

@@ -12,14 +12,16 @@
 //! | [`pool::Pool`] | the network, the view's claims | the store (block or Azure pool claims), the conflist |
 //! | [`routes::Routes`] | the view's node records | the store's route table slot, the kernel's routes, VTEP and L2 entries, forwarding |
 //! | [`snat::Snat`] | the node's ranges, the network's no-SNAT CIDRs | the kernel's `ip aksnet-agent` table |
+//! | [`services::Services`] | the store's Services and their endpoints | the kernel's `ip aksnet-services` table |
 //!
-//! Services and network policy are the next two: each is a module here
-//! whose controller reads its objects from the same view, and one line in
-//! [`all`] after `snat` (Services before policy, so policy sees the
-//! translated addresses, as kube-proxy and a policy engine do on one node).
+//! Network policy is the next one: a module here whose controller reads
+//! its objects from the same store, and one line in [`all`] after
+//! `services` (so policy sees the translated addresses, as kube-proxy and a
+//! policy engine do on one node).
 
 pub mod pool;
 pub mod routes;
+pub mod services;
 pub mod snat;
 
 use std::time::Duration;
@@ -54,6 +56,7 @@ pub fn all() -> Vec<Box<dyn Controller>> {
         Box::new(pool::Pool::default()),
         Box::new(routes::Routes::default()),
         Box::new(snat::Snat),
+        Box::new(services::Services::default()),
     ]
 }
 
@@ -206,15 +209,17 @@ mod tests {
         );
         let r = f.agent.reconcile().unwrap();
         let names: Vec<&str> = r.controllers.iter().map(|c| c.name).collect();
-        assert_eq!(names, vec!["pool", "routes", "snat"]);
-        assert_eq!(r.durations().count(), 3);
+        assert_eq!(names, vec!["pool", "routes", "snat", "services"]);
+        assert_eq!(r.durations().count(), 4);
         let stats = f.agent.controller_stats();
         assert_eq!(stats["pool"].programmed.objects, 1, "one block");
-        assert_eq!(stats["snat"].programmed.objects, 3);
+        // Two rules; no-SNAT: link-local and the pod CIDR; the node's block.
+        assert_eq!(stats["snat"].programmed.objects, 5);
+        assert_eq!(stats["services"].programmed.objects, 0, "no Service stored");
         // Nothing changed: the runs are recorded, the report says no change.
         let r = f.agent.reconcile().unwrap();
         assert!(!r.changed(), "{r:?}");
-        assert_eq!(r.controllers.len(), 3);
+        assert_eq!(r.controllers.len(), 4);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The SNAT controller: outbound SNAT with ip-masq-agent's semantics.
 //! Desired: the rule set for the node's pod ranges and the network's
-//! no-SNAT destinations ([`crate::snat::MasqPolicy`]); applied as one
-//! nftables batch on the agent's own table when the kernel's differs.
-//! The rule set and its batch live in [`crate::snat`].
+//! no-SNAT destinations ([`crate::snat::MasqPolicy`]), rendered as the
+//! agent's own table ([`crate::snat::desired`]) and applied as the diff
+//! from what it applied last (an [`aksnet_nft::Owner`]).
 
 use super::{Controller, Pass, Programmed};
 use crate::agent::Agent;
@@ -51,30 +51,82 @@ mod tests {
         let view = ClusterView::default().with_node(rec.clone());
         let mut pass = Pass::new(&view, rec.clone(), 1500);
         let p = Snat.reconcile(&mut f.agent, &mut pass).unwrap();
-        // Link-local, the pod CIDR (no SNAT), the node's block (SNAT).
+        // Two rules; link-local, the pod CIDR (no SNAT); the node's block.
         assert_eq!(
             p,
             Programmed {
-                objects: 3,
-                changed: 3
+                objects: 5,
+                changed: 5
             }
         );
         assert!(pass.report.snat_applied);
-        assert!(f
-            .kernel
-            .state()
-            .nft
-            .contains_key(&("ip".to_string(), "aksnet-agent".to_string())));
+        let dump = f.kernel.state().nft.dump();
+        assert!(dump.contains("table ip aksnet-agent {"), "{dump}");
+        assert!(dump.contains("elements = { 10.244.0.0/24 }"), "{dump}");
         let writes = f.kernel.state().writes.len();
         let mut pass = Pass::new(&view, rec, 1500);
         let p = Snat.reconcile(&mut f.agent, &mut pass).unwrap();
         assert_eq!(
             p,
             Programmed {
-                objects: 3,
+                objects: 5,
                 changed: 0
             }
         );
+        assert_eq!(f.kernel.state().writes.len(), writes);
+    }
+
+    #[test]
+    fn a_new_block_is_one_element_swapped_and_a_restart_writes_nothing() {
+        let mut f = fixture(
+            &network("kubenet", None),
+            "a",
+            "10.224.0.4",
+            RouteMode::HostGw,
+        );
+        let rec = |block: &str| NodeRecord {
+            block: Some(block.parse().unwrap()),
+            ..NodeRecord::new("a", "10.224.0.4".parse().unwrap(), RouteMode::HostGw)
+        };
+        let view = ClusterView::default();
+        Snat.reconcile(
+            &mut f.agent,
+            &mut Pass::new(&view, rec("10.244.0.0/24"), 1500),
+        )
+        .unwrap();
+        let before = f.kernel.state().nft.applied.len();
+        Snat.reconcile(
+            &mut f.agent,
+            &mut Pass::new(&view, rec("10.244.7.0/24"), 1500),
+        )
+        .unwrap();
+        let s = f.kernel.state();
+        assert_eq!(s.nft.applied.len(), before + 1);
+        assert_eq!(
+            s.nft.applied.last().unwrap().to_string(),
+            "delete element ip aksnet-agent pod_sources { 10.244.0.0/24 }\ncreate element ip aksnet-agent pod_sources { 10.244.7.0/24 }\n"
+        );
+        // A pod of the new block leaves with the node IP (the tracer).
+        let out = aksnet_nft::trace(
+            &s.nft.ruleset(),
+            &aksnet_nft::Host::default(),
+            &aksnet_nft::Packet::tcp("10.244.7.9", 33000, "203.0.113.7", 443),
+            &[aksnet_nft::Hook::Postrouting],
+        );
+        assert_eq!(out.nat, vec!["snat to 10.224.0.4"]);
+        drop(s);
+        // A restarted agent on the same kernel finds the table right.
+        let writes = f.kernel.state().writes.len();
+        let mut again = fixture(
+            &network("kubenet", None),
+            "a",
+            "10.224.0.4",
+            RouteMode::HostGw,
+        );
+        again.kernel.state().nft = f.kernel.state().nft.clone();
+        let mut pass = Pass::new(&view, rec("10.244.7.0/24"), 1500);
+        Snat.reconcile(&mut again.agent, &mut pass).unwrap();
+        assert!(!pass.report.snat_applied);
         assert_eq!(f.kernel.state().writes.len(), writes);
     }
 

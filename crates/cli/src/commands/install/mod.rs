@@ -425,7 +425,7 @@ pub fn uninstall(args: &UninstallArgs) -> anyhow::Result<Vec<Change>> {
         if on_host || args.netns.is_some() {
             let k = aksnet_agent::purge::kernel(
                 args.netns.as_deref(),
-                aksnet_agent::purge::AGENT_TABLES,
+                &aksnet_agent::purge::agent_tables(),
             )?;
             let place = args
                 .netns

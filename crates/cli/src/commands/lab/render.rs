@@ -5,8 +5,11 @@ use std::fmt::Write as _;
 use aksnet_lab::bench::BenchReport;
 use aksnet_lab::check::{CheckReport, CheckResult};
 use aksnet_lab::expect::{Kind, Seen};
+use aksnet_lab::kubelet::Report as KubeletReport;
 use aksnet_lab::lab::Status;
+use aksnet_lab::nodes::AgentState;
 use aksnet_lab::nsg::ListedRule;
+use aksnet_lab::targets::Row as ProbeRow;
 use aksnet_lab::teardown::DownReport;
 
 use crate::render::table;
@@ -74,20 +77,30 @@ pub fn status(s: &Status) -> String {
             } else {
                 n.conditions.join("; ")
             },
-            if n.agent_running {
-                "running".into()
-            } else {
-                "NOT running".into()
-            },
+            n.agent.as_str().into(),
             n.pods.to_string(),
         ]);
     }
     let _ = writeln!(out, "\n{t}");
+    for n in s.nodes.iter().filter(|n| n.agent != AgentState::Running) {
+        let _ = writeln!(
+            out,
+            "the agent of {} is {}: `aksnet lab restart-agent --name {} {}` restarts it",
+            n.name,
+            n.agent.as_str(),
+            s.name,
+            n.name
+        );
+    }
     let mut t = table();
     t.set_header(vec!["pod", "node", "IP", "probe"]);
     for p in &s.pods {
         t.add_row(vec![
-            p.name.clone(),
+            if p.namespace == "default" {
+                p.name.clone()
+            } else {
+                format!("{}/{}", p.namespace, p.name)
+            },
             p.node.clone(),
             p.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             if p.probe_running {
@@ -207,10 +220,10 @@ pub fn kind_cell(r: &CheckReport, k: Kind) -> String {
 
 pub fn down(r: &DownReport) -> String {
     let mut out = format!(
-        "lab {}: stopped {} processes, removed {} namespaces{}\n",
+        "lab {}: stopped {}, removed {}{}\n",
         r.name,
-        r.processes_stopped.len(),
-        r.namespaces_removed.len(),
+        crate::render::count(r.processes_stopped.len(), "process"),
+        crate::render::count(r.namespaces_removed.len(), "namespace"),
         if r.directory_removed {
             " and its directory"
         } else {
@@ -277,4 +290,61 @@ pub fn bench(r: &BenchReport) -> String {
         );
     }
     out
+}
+
+/// What the lab did as the kubelet (nothing printed when nothing happened).
+pub fn kubelet(r: &KubeletReport) -> String {
+    let mut out = String::new();
+    for p in &r.pods_created {
+        let _ = writeln!(out, "pod/{p} created");
+    }
+    for p in &r.pods_deleted {
+        let _ = writeln!(out, "pod/{p} deleted");
+    }
+    for p in &r.stopped {
+        let _ = writeln!(out, "lab pod {p} stopped");
+    }
+    for p in &r.started {
+        let _ = writeln!(out, "lab pod {p} running");
+    }
+    for p in &r.pending {
+        let _ = writeln!(out, "lab pod {p} (Pending)");
+    }
+    out
+}
+
+/// `lab probe` as a table.
+pub fn probes(rows: &[ProbeRow]) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "from",
+        "to",
+        "address",
+        "result",
+        "answered by",
+        "source seen",
+        "ms",
+    ]);
+    for r in rows {
+        let result = if r.reachable {
+            "reached"
+        } else if r.refused {
+            "refused"
+        } else {
+            "no answer"
+        };
+        t.add_row(vec![
+            r.from.clone(),
+            r.to.clone(),
+            format!("{}:{}/{}", r.address, r.port, r.protocol),
+            result.into(),
+            r.answered_by.clone().unwrap_or_else(|| "-".into()),
+            match (&r.source_ip_seen, &r.source_seen) {
+                (Some(ip), Some(k)) => format!("{ip} ({k})"),
+                _ => "-".into(),
+            },
+            format!("{:.1}", r.elapsed_ms),
+        ]);
+    }
+    format!("{t}\n")
 }

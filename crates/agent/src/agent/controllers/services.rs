@@ -1,0 +1,127 @@
+//! The Services controller: every Service of the store in the node's
+//! `ip aksnet-services` table, as kube-proxy's nftables mode programs them
+//! ([`crate::services`]). Desired: the Services and their endpoints (the
+//! EndpointSlices derived from ready Pods, or the user's own), read from
+//! the store's Kubernetes objects in the same pass; applied as the diff
+//! from what it applied last (an [`aksnet_nft::Owner`]), so one changed
+//! Service rewrites its own chains and map elements only.
+
+use std::time::{Duration, Instant};
+
+use aksnet_core::k8s::endpoints::{backends, service_slices};
+use aksnet_core::k8s::store::K8S_PREFIX;
+use aksnet_core::k8s::{K8sState, Kind, Object};
+use aksnet_core::spec::NetworkPlugin;
+use aksnet_nft::{Owner, Synced};
+
+use super::{Controller, Pass, Programmed};
+use crate::agent::Agent;
+use crate::error::AgentError;
+use crate::services::{self, PortInput, ServicesInput};
+
+/// How often the table is read back from the kernel (someone may have
+/// flushed the ruleset); between reads the owner trusts what it applied.
+/// Longer than SNAT's: today a listing of this table is not yet recognised
+/// as equal to its rendering (nft lists some statements in other forms),
+/// so a recheck rewrites the table in one atomic batch (connections and
+/// affinity entries are kept).
+const RECHECK: Duration = Duration::from_secs(300);
+
+pub struct Services {
+    owner: Owner,
+    checked: Option<Instant>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            owner: Owner::new(services::table_id()),
+            checked: None,
+        }
+    }
+}
+
+/// The input of the Services table for this node.
+pub fn input(agent: &Agent, k8s: &K8sState) -> ServicesInput {
+    let net = &agent.net;
+    let cluster_cidrs = match net.network_plugin {
+        NetworkPlugin::Kubenet | NetworkPlugin::Overlay => {
+            net.effective_pod_cidr().into_iter().collect()
+        }
+        NetworkPlugin::Azure => vec![net.pod_subnet_cidr.unwrap_or(net.subnet_cidr).trunc()],
+    };
+    let mut out = ServicesInput {
+        node: agent.cfg.node.clone(),
+        node_ips: vec![agent.cfg.node_ip],
+        cluster_cidrs,
+        services: vec![],
+    };
+    for svc in k8s
+        .of_kind(Kind::Service, None)
+        .filter_map(Object::as_service)
+    {
+        if svc.cluster_ipv4().is_none() {
+            continue; // headless and ExternalName: DNS only
+        }
+        let slices = service_slices(k8s, svc);
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let ports = backends(svc, &slices)
+            .into_iter()
+            .map(|(port, backends)| PortInput {
+                namespace: ns.clone(),
+                name: svc.metadata.name.clone(),
+                port,
+                backends,
+            })
+            .collect();
+        out.services.push((svc.clone(), ports));
+    }
+    out
+}
+
+/// Every Kubernetes object of the store.
+fn read(agent: &Agent) -> Result<K8sState, AgentError> {
+    let r = agent.store.range(K8S_PREFIX)?;
+    let mut st = K8sState::default();
+    for kv in &r.kvs {
+        st.insert(&kv.key, &kv.value, kv.mod_revision);
+    }
+    for bad in &st.bad {
+        tracing::warn!(key = %bad.key, reason = %bad.reason, "a stored object does not decode");
+    }
+    Ok(st)
+}
+
+impl Controller for Services {
+    fn name(&self) -> &'static str {
+        "services"
+    }
+
+    fn reconcile(
+        &mut self,
+        agent: &mut Agent,
+        _pass: &mut Pass<'_>,
+    ) -> Result<Programmed, AgentError> {
+        let k8s = read(agent)?;
+        let input = input(agent, &k8s);
+        let want = services::desired(&input);
+        let recheck = self.checked.is_none_or(|at| at.elapsed() >= RECHECK);
+        if recheck {
+            self.owner.forget();
+        }
+        let driver: &mut dyn aksnet_nft::Driver = &mut *agent.kernel;
+        let outcome = self.owner.sync(driver, &want)?;
+        if recheck {
+            self.checked = Some(Instant::now());
+        }
+        let objects = services::service_ports(&input);
+        let changed = match outcome {
+            Synced::Applied(commands) => {
+                tracing::info!(services = objects, commands, "Services table programmed");
+                commands
+            }
+            _ => 0,
+        };
+        Ok(Programmed { objects, changed })
+    }
+}
