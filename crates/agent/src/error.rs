@@ -34,4 +34,6 @@ pub enum AgentError {
     Removed(String),
     #[error("{0}")]
     Exhausted(String),
+    #[error(transparent)]
+    Lock(#[from] aksnet_linux::flock::LockError),
 }

@@ -3,12 +3,11 @@
 //! file records every namespace and process the lab made, so `lab down` can
 //! remove them by name and PID.
 
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use aksnet_core::spec::ClusterNetwork;
+use aksnet_linux::flock::{self, FileLock, LockError, Wait};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
@@ -263,23 +262,19 @@ impl LabDir {
 
 /// An exclusive `flock`, released when dropped.
 pub struct Lock {
-    _file: File,
+    _lock: FileLock,
 }
 
 impl Lock {
+    /// Waits as long as it takes: another lab command is changing the lab.
     pub fn take(path: &Path) -> Result<Self> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| LabError::io(path, e))?;
-        // SAFETY: flock on an open descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(LabError::io(path, std::io::Error::last_os_error()));
+        match flock::lock_exclusive(path, Wait::Forever) {
+            Ok(l) => Ok(Self { _lock: l }),
+            Err(LockError::Open { source, .. } | LockError::Lock { source, .. }) => {
+                Err(LabError::io(path, source))
+            }
+            Err(e) => Err(LabError::io(path, std::io::Error::other(e.to_string()))),
         }
-        Ok(Self { _file: file })
     }
 }
 
