@@ -24,10 +24,9 @@ pub const AGENT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The arguments of `aksnet agent` for a lab node.
 pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<String> {
     let ns = netns_path(&state.names().node(node.index));
-    vec![
-        "agent".into(),
-        "--store".into(),
-        dir.store_url(),
+    let mut args = vec!["agent".to_string()];
+    args.extend(dir.store_args());
+    args.extend([
         "--node".into(),
         node.name.clone(),
         "--node-ip".into(),
@@ -42,7 +41,8 @@ pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<Strin
         dir.ipam_dir(&node.name).display().to_string(),
         "--routes".into(),
         "fabric".into(),
-    ]
+    ]);
+    args
 }
 
 /// The argument that identifies a node's agent process as the lab's.

@@ -166,6 +166,44 @@ fn sample<'a>(it: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
+/// The cluster store of a lab, as its processes are told about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreConfig {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_ca: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_key: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    pub fn tls(&self) -> aksnet_store::EtcdTls {
+        aksnet_store::EtcdTls {
+            ca: self.etcd_ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        }
+    }
+
+    /// `--store URL [--etcd-ca F] [--etcd-cert F] [--etcd-key F]`.
+    pub fn args(&self) -> Vec<String> {
+        let mut v = vec!["--store".to_string(), self.url.clone()];
+        for (flag, f) in [
+            ("--etcd-ca", &self.etcd_ca),
+            ("--etcd-cert", &self.etcd_cert),
+            ("--etcd-key", &self.etcd_key),
+        ] {
+            if let Some(f) = f {
+                v.push(flag.to_string());
+                v.push(f.display().to_string());
+            }
+        }
+        v
+    }
+}
+
 /// One lab's directory.
 #[derive(Debug, Clone)]
 pub struct LabDir {
@@ -190,8 +228,39 @@ impl LabDir {
         self.path.join("cluster.db")
     }
 
+    fn store_config_path(&self) -> PathBuf {
+        self.path.join("store.json")
+    }
+
+    /// The lab's cluster store: `store.json` when `lab up --store` named
+    /// one (e.g. a TLS etcd), else the SQLite file in the lab directory.
+    pub fn store_config(&self) -> StoreConfig {
+        std::fs::read(self.store_config_path())
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_else(|| StoreConfig {
+                url: format!("sqlite:{}", self.store_path().display()),
+                ..StoreConfig::default()
+            })
+    }
+
+    /// Records the store `lab up` was given (none: the lab's own SQLite).
+    pub fn save_store_config(&self, cfg: &StoreConfig) -> Result<()> {
+        let p = self.store_config_path();
+        let text = serde_json::to_vec_pretty(cfg).map_err(|source| LabError::State {
+            path: p.clone(),
+            source,
+        })?;
+        std::fs::write(&p, text).map_err(|e| LabError::io(&p, e))
+    }
+
     pub fn store_url(&self) -> String {
-        format!("sqlite:{}", self.store_path().display())
+        self.store_config().url
+    }
+
+    /// `--store URL` and the TLS flags, for the lab's child processes.
+    pub fn store_args(&self) -> Vec<String> {
+        self.store_config().args()
     }
 
     pub fn node_dir(&self, node: &str) -> PathBuf {

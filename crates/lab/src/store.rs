@@ -1,4 +1,5 @@
-//! The lab's embedded cluster store (`sqlite:<lab dir>/cluster.db`), opened
+//! The lab's cluster store (`sqlite:<lab dir>/cluster.db`, or the store
+//! `lab up --store URL` named, e.g. `etcds://` with client certificates), opened
 //! the way every aksnet command opens a store (`aksnet_store::open`):
 //! the cluster network written at `lab up` (as `aksnet cluster init` does,
 //! create-if-absent), snapshots for the fabric, and node removal through
@@ -22,7 +23,8 @@ fn store_err(e: impl std::fmt::Display) -> LabError {
 }
 
 fn open(dir: &LabDir) -> Result<Arc<dyn Store>> {
-    aksnet_store::open(&dir.store_url()).map_err(store_err)
+    let cfg = dir.store_config();
+    aksnet_store::open_with(&cfg.url, &cfg.tls()).map_err(store_err)
 }
 
 /// Stores the cluster network (refusing a store that holds another one).
@@ -67,7 +69,8 @@ pub fn wait_change(dir: &LabDir, after: i64, timeout: Duration) {
 /// block, addresses and route slot.
 pub fn remove_node(dir: &LabDir, state: &LabState, node: &str) -> Result<()> {
     let out = Command::new(&state.exe)
-        .args(["node", "remove", node, "--store", &dir.store_url()])
+        .args(["node", "remove", node])
+        .args(dir.store_args())
         .stdin(Stdio::null())
         .output()
         .map_err(|source| LabError::Spawn {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, TlsOptions};
 use tonic::Code;
 
 use super::EtcdOptions;
@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     /// `http://HOST:PORT` each.
     pub endpoints: Vec<String>,
     pub options: EtcdOptions,
+    /// Loaded TLS settings of an `etcds://` store.
+    tls: Option<TlsOptions>,
     clients: Mutex<Vec<Option<Client>>>,
     current: AtomicUsize,
 }
@@ -48,12 +50,39 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// An error with its chain of sources: a transport error alone says only
+/// "transport error", its sources say why (refused, a TLS alert, ...).
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// The TLS handshake was refused (a certificate the other side does not
+/// accept): a setting to fix, not a failure to retry through. Every
+/// endpoint of a store shares the same CA and client certificate.
+pub(crate) fn tls_refusal(e: &etcd_client::Error) -> Option<String> {
+    let d = describe(e);
+    ["fatal alert", "invalid peer certificate", "certificate required"]
+        .iter()
+        .any(|p| d.to_ascii_lowercase().contains(p))
+        .then_some(d)
+}
+
 /// Why an error is worth retrying on another endpoint, or `None`.
 pub(crate) fn retry_reason(e: &etcd_client::Error) -> Option<String> {
     use etcd_client::Error as E;
     match e {
         E::TransportError(_) | E::IoError(_) | E::EndpointError(_) | E::WatchError(_) => {
-            Some(e.to_string())
+            Some(describe(e))
         }
         E::LeaseKeepAliveError(m) if m != "lease not found" => Some(e.to_string()),
         E::GRpcStatus(s) => match s.code() {
@@ -91,19 +120,29 @@ pub(crate) fn is_lease_not_found(e: &etcd_client::Error) -> bool {
 }
 
 impl Inner {
-    pub(crate) fn new(url: String, endpoints: Vec<String>, options: EtcdOptions) -> Self {
+    pub(crate) fn new(
+        url: String,
+        endpoints: Vec<String>,
+        options: EtcdOptions,
+        tls: Option<TlsOptions>,
+    ) -> Self {
         let slots = vec![None; endpoints.len()];
         Inner {
             url,
             endpoints,
             options,
+            tls,
             clients: Mutex::new(slots),
             current: AtomicUsize::new(0),
         }
     }
 
     fn connect_options(&self) -> ConnectOptions {
-        ConnectOptions::new()
+        let o = match &self.tls {
+            Some(tls) => ConnectOptions::new().with_tls(tls.clone()),
+            None => ConnectOptions::new(),
+        };
+        o
             .with_connect_timeout(self.options.connect_timeout)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             .with_keep_alive_while_idle(true)
@@ -192,6 +231,14 @@ impl Inner {
             };
             let reason = match tokio::time::timeout(self.options.request_timeout, attempt).await {
                 Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if self.tls.is_some() && tls_refusal(&e).is_some() => {
+                    let why = tls_refusal(&e).unwrap_or_default();
+                    return Err(CallError::Unavailable(StoreError::Tls(format!(
+                        "{}: endpoint {} refused the TLS handshake ({why}); check that --etcd-ca is the CA of the etcd servers and that --etcd-cert/--etcd-key are a client certificate it signed",
+                        self.url,
+                        self.endpoints.get(idx).map_or("", String::as_str)
+                    ))));
+                }
                 Ok(Err(e)) => match retry_reason(&e) {
                     Some(reason) => reason,
                     None => return Err(CallError::Etcd(e)),
