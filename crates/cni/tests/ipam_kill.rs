@@ -36,7 +36,13 @@ fn conf(data: &Path, valid: Option<&[&str]>) -> Vec<u8> {
     v.to_string().into_bytes()
 }
 
-fn spawn(cmd: &str, id: &str, data: &Path, stall: Option<(&str, &Path)>, valid: Option<&[&str]>) -> Child {
+fn spawn(
+    cmd: &str,
+    id: &str,
+    data: &Path,
+    stall: Option<(&str, &Path)>,
+    valid: Option<&[&str]>,
+) -> Child {
     let mut c = Command::new(bin());
     c.env_clear()
         .env("CNI_COMMAND", cmd)
@@ -61,7 +67,9 @@ fn spawn(cmd: &str, id: &str, data: &Path, stall: Option<(&str, &Path)>, valid: 
 }
 
 fn run(cmd: &str, id: &str, data: &Path, valid: Option<&[&str]>) -> Output {
-    let out = spawn(cmd, id, data, None, valid).wait_with_output().unwrap();
+    let out = spawn(cmd, id, data, None, valid)
+        .wait_with_output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{cmd} {id}: {}{}",
@@ -157,7 +165,10 @@ fn killed_after_the_link_leaves_a_complete_allocation_that_del_frees() {
     child.wait().unwrap();
     let (ips, _) = disk(&data);
     // The allocation exists and names its owner, so DEL finds it.
-    assert_eq!(ips.get("10.77.0.2").map(String::as_str), Some("victim\r\neth0"));
+    assert_eq!(
+        ips.get("10.77.0.2").map(String::as_str),
+        Some("victim\r\neth0")
+    );
     run("DEL", "victim", &data, None);
     run("GC", "", &data, Some(&[]));
     assert_eq!(disk(&data), (BTreeMap::new(), BTreeSet::new()));
@@ -223,11 +234,7 @@ fn random_kills_during_concurrent_adds_leak_nothing() {
             }
         }
         // Some of the survivors are deleted again, as pods come and go.
-        let gone: Vec<String> = survivors
-            .keys()
-            .filter(|_| rand(3) == 0)
-            .cloned()
-            .collect();
+        let gone: Vec<String> = survivors.keys().filter(|_| rand(3) == 0).cloned().collect();
         for id in gone {
             run("DEL", &id, &data, None);
             survivors.remove(&id);
@@ -252,7 +259,11 @@ fn random_kills_during_concurrent_adds_leak_nothing() {
         .iter()
         .map(|(ip, owner)| (owner.split("\r\n").next().unwrap().to_string(), ip.clone()))
         .collect();
-    assert_eq!(ips.len(), survivors.len(), "leaked or lost: {ips:?} vs {survivors:?}");
+    assert_eq!(
+        ips.len(),
+        survivors.len(),
+        "leaked or lost: {ips:?} vs {survivors:?}"
+    );
     assert_eq!(on_disk, survivors);
     eprintln!(
         "{killed} of 192 ADDs killed; {} survivors, each with its own address, nothing leaked",

@@ -7,8 +7,6 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aksnet_core::cluster::ClaimKind;
-
 use crate::cni::CONFLIST;
 use crate::error::{LabError, Result};
 use crate::fabric;
@@ -22,10 +20,10 @@ use crate::topology::{self, netns_path, PROBE_PORT};
 pub const AGENT_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The arguments of `aksnet agent` for a lab node.
-pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<String> {
+pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Result<Vec<String>> {
     let ns = netns_path(&state.names().node(node.index));
     let mut args = vec!["agent".to_string()];
-    args.extend(dir.store_args());
+    args.extend(dir.store_args()?);
     args.extend([
         "--node".into(),
         node.name.clone(),
@@ -42,7 +40,7 @@ pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<Strin
         "--routes".into(),
         "fabric".into(),
     ]);
-    args
+    Ok(args)
 }
 
 /// The argument that identifies a node's agent process as the lab's.
@@ -73,15 +71,11 @@ pub fn start_probe(dir: &LabDir, state: &LabState, ns: &str, label: &str) -> Res
 }
 
 /// Addresses of the node subnet already taken: lab nodes and every claim
-/// in the store (the agent reserves Azure CNI pod addresses there).
+/// in the store (the agent reserves Azure CNI pod addresses there), also
+/// a claim whose value cannot be read.
 fn used_ips(state: &LabState, snap: &Snapshot) -> BTreeSet<Ipv4Addr> {
     let mut used: BTreeSet<Ipv4Addr> = state.nodes.iter().map(|n| n.ip).collect();
-    used.extend(
-        snap.ips
-            .iter()
-            .filter(|(_, c)| matches!(c.kind, ClaimKind::NodeIp | ClaimKind::PodIp))
-            .map(|(ip, _)| *ip),
-    );
+    used.extend(snap.ips.keys().copied());
     used.insert(state.addressing.vm_ip);
     used
 }
@@ -145,7 +139,7 @@ pub fn add(
         }
     }
     for n in &new {
-        let args = agent_args(dir, state, n);
+        let args = agent_args(dir, state, n)?;
         let pid = process::spawn_detached(Spawn {
             program: &state.exe,
             args,

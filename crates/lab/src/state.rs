@@ -234,14 +234,25 @@ impl LabDir {
 
     /// The lab's cluster store: `store.json` when `lab up --store` named
     /// one (e.g. a TLS etcd), else the SQLite file in the lab directory.
-    pub fn store_config(&self) -> StoreConfig {
-        std::fs::read(self.store_config_path())
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
-            .unwrap_or_else(|| StoreConfig {
+    /// An unreadable `store.json` is an error, never a silent fallback to
+    /// another store.
+    pub fn store_config(&self) -> Result<StoreConfig> {
+        let p = self.store_config_path();
+        match std::fs::read(&p) {
+            Ok(t) => {
+                serde_json::from_slice(&t).map_err(|source| LabError::State { path: p, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StoreConfig {
                 url: format!("sqlite:{}", self.store_path().display()),
                 ..StoreConfig::default()
-            })
+            }),
+            Err(e) => Err(LabError::io(&p, e)),
+        }
+    }
+
+    /// True when `lab up --store` named a store outside the lab directory.
+    pub fn has_external_store(&self) -> bool {
+        self.store_config_path().exists()
     }
 
     /// Records the store `lab up` was given (none: the lab's own SQLite).
@@ -254,13 +265,13 @@ impl LabDir {
         std::fs::write(&p, text).map_err(|e| LabError::io(&p, e))
     }
 
-    pub fn store_url(&self) -> String {
-        self.store_config().url
+    pub fn store_url(&self) -> Result<String> {
+        Ok(self.store_config()?.url)
     }
 
     /// `--store URL` and the TLS flags, for the lab's child processes.
-    pub fn store_args(&self) -> Vec<String> {
-        self.store_config().args()
+    pub fn store_args(&self) -> Result<Vec<String>> {
+        Ok(self.store_config()?.args())
     }
 
     pub fn node_dir(&self, node: &str) -> PathBuf {

@@ -132,12 +132,10 @@ pub fn lock_exclusive(path: &Path, wait: Wait) -> Result<FileLock, LockError> {
             })
         }
         Wait::Forever => {
-            return blocking(file)
-                .map(held)
-                .map_err(|source| LockError::Lock {
-                    path: path.to_path_buf(),
-                    source,
-                })
+            return blocking(file).map(held).map_err(|source| LockError::Lock {
+                path: path.to_path_buf(),
+                source,
+            })
         }
         Wait::AtMost(limit) => limit,
     };

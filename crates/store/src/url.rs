@@ -32,7 +32,10 @@ impl StoreUrl {
         match self {
             StoreUrl::Etcd { endpoints, tls } => {
                 let scheme = if *tls { "https" } else { "http" };
-                endpoints.iter().map(|e| format!("{scheme}://{e}")).collect()
+                endpoints
+                    .iter()
+                    .map(|e| format!("{scheme}://{e}"))
+                    .collect()
             }
             StoreUrl::Sqlite { .. } => Vec::new(),
         }

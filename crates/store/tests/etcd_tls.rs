@@ -65,7 +65,10 @@ fn a_client_certificate_of_the_ca_is_required() {
     eprintln!("no client certificate: refused in {:?}: {msg}", t.elapsed());
     assert!(matches!(e, StoreError::Tls(_)), "{e:?}");
     assert!(msg.contains(&url) && msg.contains("--etcd-cert"), "{msg}");
-    assert!(t.elapsed() < Duration::from_secs(2), "refused at once, not after retries");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "refused at once, not after retries"
+    );
 
     // A certificate another CA signed: refused.
     let e = EtcdStore::connect(c.endpoints(), quick(pki.rogue_tls())).unwrap_err();
@@ -118,6 +121,9 @@ fn tls_files_are_checked_before_connecting() {
         key: None,
         ..pki.client_tls()
     };
-    let e = aksnet_store::open_with(&url, &half).err().unwrap().to_string();
+    let e = aksnet_store::open_with(&url, &half)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("--etcd-key"), "{e}");
 }

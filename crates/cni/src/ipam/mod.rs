@@ -549,15 +549,20 @@ mod tests {
     #[test]
     fn a_range_shrunk_under_a_running_pod_is_reported_not_renumbered() {
         let d = dir();
-        let wide = json!([[{"subnet": "10.9.0.0/29", "rangeStart": "10.9.0.2", "rangeEnd": "10.9.0.6"}]]);
-        let narrow = json!([[{"subnet": "10.9.0.0/29", "rangeStart": "10.9.0.5", "rangeEnd": "10.9.0.6"}]]);
+        let wide =
+            json!([[{"subnet": "10.9.0.0/29", "rangeStart": "10.9.0.2", "rangeEnd": "10.9.0.6"}]]);
+        let narrow =
+            json!([[{"subnet": "10.9.0.0/29", "rangeStart": "10.9.0.5", "rangeEnd": "10.9.0.6"}]]);
         let a = allocate(&with_ranges(&d, "a", wide.clone())).unwrap();
         assert_eq!(ip(&a.result), "10.9.0.2/29");
         // The agent narrowed the range: a repeated ADD and CHECK of the pod
         // say so, and nothing new is allocated to it.
         let e = allocate(&with_ranges(&d, "a", narrow.clone())).unwrap_err();
         assert_eq!(e.code, code::INTERNAL);
-        assert!(e.msg.contains("10.9.0.2") && e.msg.contains("outside"), "{e}");
+        assert!(
+            e.msg.contains("10.9.0.2") && e.msg.contains("outside"),
+            "{e}"
+        );
         assert!(e.details.contains("DEL"), "{e:?}");
         let e = check(&with_ranges(&d, "a", narrow.clone())).unwrap_err();
         assert!(e.msg.contains("outside"), "{e}");
@@ -572,7 +577,12 @@ mod tests {
         g.conf = NetConf::from_slice(v.to_string().as_bytes()).unwrap().0;
         assert!(gc(&g).unwrap().is_empty());
         // DEL frees the out-of-range address; the pod comes back inside.
-        assert_eq!(release(&with_ranges(&d, "a", narrow.clone())).unwrap().len(), 1);
+        assert_eq!(
+            release(&with_ranges(&d, "a", narrow.clone()))
+                .unwrap()
+                .len(),
+            1
+        );
         let a2 = allocate(&with_ranges(&d, "a", narrow)).unwrap();
         assert_eq!(ip(&a2.result), "10.9.0.6/29");
         assert_eq!(files(&d), ["10.9.0.5", "10.9.0.6"]);
@@ -584,7 +594,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let d = dir();
         allocate(&req(&d, "a", json!({}))).unwrap();
-        let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let mode =
+            |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(d.join("u")), 0o700);
         for f in ["10.9.0.2", "lock", "last_reserved_ip.0"] {
             assert_eq!(mode(d.join("u").join(f)), 0o600, "{f}");

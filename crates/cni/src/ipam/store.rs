@@ -118,8 +118,8 @@ impl Store {
                 e,
             ));
         }
-        let lock = flock::lock_exclusive(&dir.join("lock"), Wait::AtMost(lock_timeout()))
-            .map_err(|e| match e {
+        let lock = flock::lock_exclusive(&dir.join("lock"), Wait::AtMost(lock_timeout())).map_err(
+            |e| match e {
                 LockError::Timeout { path, waited } => CniError::new(
                     code::TRY_AGAIN,
                     format!(
@@ -129,7 +129,8 @@ impl Store {
                     format!("waited {waited:?}; try again later"),
                 ),
                 other => CniError::new(code::IO, other.to_string(), ""),
-            })?;
+            },
+        )?;
         Ok(Store { dir, _lock: lock })
     }
 
@@ -143,7 +144,8 @@ impl Store {
     }
 
     fn list(&self) -> Result<fs::ReadDir, CniError> {
-        fs::read_dir(&self.dir).map_err(|e| io_err(format!("cannot list {}", self.dir.display()), e))
+        fs::read_dir(&self.dir)
+            .map_err(|e| io_err(format!("cannot list {}", self.dir.display()), e))
     }
 
     /// One listing: allocations, ownerless address files, temporary files.
@@ -294,7 +296,10 @@ mod tests {
         assert!(!s.reserve(ip, "other", "eth0").unwrap());
         let f = s.dir().join("10.0.0.2");
         assert_eq!(fs::read_to_string(&f).unwrap(), "cid\r\neth0");
-        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(
             fs::metadata(s.dir()).unwrap().permissions().mode() & 0o777,
             0o700
@@ -304,7 +309,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(!names.iter().any(|n| n.starts_with(TEMP_PREFIX)), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.starts_with(TEMP_PREFIX)),
+            "{names:?}"
+        );
     }
 
     #[test]

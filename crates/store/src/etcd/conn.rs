@@ -71,10 +71,14 @@ pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 /// endpoint of a store shares the same CA and client certificate.
 pub(crate) fn tls_refusal(e: &etcd_client::Error) -> Option<String> {
     let d = describe(e);
-    ["fatal alert", "invalid peer certificate", "certificate required"]
-        .iter()
-        .any(|p| d.to_ascii_lowercase().contains(p))
-        .then_some(d)
+    [
+        "fatal alert",
+        "invalid peer certificate",
+        "certificate required",
+    ]
+    .iter()
+    .any(|p| d.to_ascii_lowercase().contains(p))
+    .then_some(d)
 }
 
 /// Why an error is worth retrying on another endpoint, or `None`.
@@ -142,8 +146,7 @@ impl Inner {
             Some(tls) => ConnectOptions::new().with_tls(tls.clone()),
             None => ConnectOptions::new(),
         };
-        o
-            .with_connect_timeout(self.options.connect_timeout)
+        o.with_connect_timeout(self.options.connect_timeout)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             .with_keep_alive_while_idle(true)
             // A member cut off from the leader answers "no leader" at once

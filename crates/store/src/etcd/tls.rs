@@ -107,7 +107,10 @@ mod tests {
         .load()
         .unwrap_err()
         .to_string();
-        assert!(e.contains("/nonexistent/ca.pem") && e.contains("--etcd-ca"), "{e}");
+        assert!(
+            e.contains("/nonexistent/ca.pem") && e.contains("--etcd-ca"),
+            "{e}"
+        );
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("ca.pem");
         std::fs::write(&p, "not a certificate").unwrap();

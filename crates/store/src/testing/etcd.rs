@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -241,13 +240,7 @@ impl EtcdCluster {
                 cmd.env_remove(k);
             }
         }
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        aksnet_linux::process::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
@@ -370,9 +363,10 @@ impl EtcdCluster {
                 let (ep, opts) = match &self.pki {
                     Some(pki) => (
                         format!("https://127.0.0.1:{}", m.client_port),
-                        Some(etcd_client::ConnectOptions::new().with_tls(
-                            pki.client_tls().load().ok()?,
-                        )),
+                        Some(
+                            etcd_client::ConnectOptions::new()
+                                .with_tls(pki.client_tls().load().ok()?),
+                        ),
                     ),
                     None => (format!("http://127.0.0.1:{}", m.client_port), None),
                 };

@@ -38,12 +38,7 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-const EC: [&str; 4] = [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-];
+const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
 
 fn ca(dir: &Path, name: &str) -> Result<(), String> {
     let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
@@ -82,8 +77,21 @@ fn leaf(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) -> Result<(), Str
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-CAcreateserial",
-            "-days", "2", "-out", &pem, "-extfile", &extfile,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &extfile,
         ],
     )
 }
