@@ -211,6 +211,30 @@ impl Inner {
         }
     }
 
+    /// Over TLS 1.3 a server that demands a client certificate finishes
+    /// the handshake and only then refuses: the client sees its alert or,
+    /// as often, the connection simply closed. A TLS store given no client
+    /// certificate whose endpoints kept closing the connection is that
+    /// case, said so with the flags that fix it.
+    fn closed_without_certificate(&self, reason: &str) -> Option<StoreError> {
+        let no_cert = self.options.tls.as_ref().is_some_and(|t| t.cert.is_none());
+        let r = reason.to_ascii_lowercase();
+        let closed = [
+            "connection closed",
+            "canceled",
+            "connection reset",
+            "broken pipe",
+        ]
+        .iter()
+        .any(|p| r.contains(p));
+        (no_cert && closed).then(|| {
+            StoreError::Tls(format!(
+                "{}: the endpoints closed the connection after the TLS handshake ({reason}); an etcd started with --client-cert-auth does this to a client without a certificate: give --etcd-cert and --etcd-key (a client certificate its CA signed)",
+                self.url
+            ))
+        })
+    }
+
     /// Runs `f` against the current endpoint, retrying on the next ones
     /// while errors are transient, for at most `options.retry_for`.
     ///
@@ -236,8 +260,13 @@ impl Inner {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) if self.tls.is_some() && tls_refusal(&e).is_some() => {
                     let why = tls_refusal(&e).unwrap_or_default();
+                    let fix = if self.options.tls.as_ref().is_some_and(|t| t.cert.is_none()) {
+                        "no client certificate was given: an etcd started with --client-cert-auth needs --etcd-cert and --etcd-key (a client certificate its CA signed)"
+                    } else {
+                        "check that --etcd-ca is the CA of the etcd servers and that --etcd-cert/--etcd-key are a client certificate it signed"
+                    };
                     return Err(CallError::Unavailable(StoreError::Tls(format!(
-                        "{}: endpoint {} refused the TLS handshake ({why}); check that --etcd-ca is the CA of the etcd servers and that --etcd-cert/--etcd-key are a client certificate it signed",
+                        "{}: endpoint {} refused the TLS handshake ({why}); {fix}",
                         self.url,
                         self.endpoints.get(idx).map_or("", String::as_str)
                     ))));
@@ -251,6 +280,9 @@ impl Inner {
             tracing::debug!(store = %self.url, what, tries, reason, "etcd call failed");
             self.failed(idx, &reason);
             if Instant::now() + pause >= deadline {
+                if let Some(e) = self.closed_without_certificate(&reason) {
+                    return Err(CallError::Unavailable(e));
+                }
                 return Err(CallError::Unavailable(StoreError::Unavailable {
                     store: self.url.clone(),
                     message: format!(
