@@ -264,6 +264,7 @@ pub fn gc(req: &Request) -> Result<Vec<IpAddr>, CniError> {
     let (_conf, store) = store_for(req)?;
     let scan = store.scan()?;
     store.remove_temps(&scan.temps);
+    store.remove_misnamed(&scan.misnamed);
     let mut out = Vec::new();
     for ip in &scan.ownerless {
         if store.release(*ip)? {

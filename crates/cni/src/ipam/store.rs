@@ -58,6 +58,10 @@ pub struct Scan {
     pub ownerless: Vec<IpAddr>,
     /// Temporary files of dead processes.
     pub temps: Vec<PathBuf>,
+    /// Files named by an address but not in its canonical spelling
+    /// (`fd00::0` for `fd00::`): no plugin writes them and no DEL can
+    /// match them, so they keep their address taken until GC frees them.
+    pub misnamed: Vec<(IpAddr, PathBuf)>,
 }
 
 impl Scan {
@@ -67,6 +71,7 @@ impl Scan {
             .iter()
             .map(|a| a.ip)
             .chain(self.ownerless.iter().copied())
+            .chain(self.misnamed.iter().map(|(ip, _)| *ip))
             .collect()
     }
 }
@@ -163,6 +168,10 @@ impl Store {
             let Ok(ip) = name.parse::<IpAddr>() else {
                 continue;
             };
+            if ip.to_string() != name {
+                out.misnamed.push((ip, ent.path()));
+                continue;
+            }
             buf.clear();
             let read = File::open(ent.path()).and_then(|mut f| f.read_to_end(&mut buf));
             let owner = read
@@ -192,6 +201,21 @@ impl Store {
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
             .collect())
+    }
+
+    /// Removes files named by an address in a spelling no plugin writes;
+    /// returns how many.
+    pub fn remove_misnamed(&self, files: &[(IpAddr, PathBuf)]) -> usize {
+        files
+            .iter()
+            .filter(|(ip, p)| {
+                let gone = fs::remove_file(p).is_ok();
+                if gone {
+                    tracing::info!(file = %p.display(), %ip, "removed an address file not named canonically");
+                }
+                gone
+            })
+            .count()
     }
 
     /// Removes temporary files of dead processes; returns how many.
@@ -334,7 +358,25 @@ mod tests {
         assert_eq!(ownerless, ["10.0.0.3", "10.0.0.4"]);
         assert_eq!(scan.temps.len(), 1);
         assert_eq!(scan.used().len(), 4);
+        assert!(scan.misnamed.is_empty());
         assert_eq!(s.remove_temps(&scan.temps), 1);
         assert!(s.scan().unwrap().temps.is_empty());
+    }
+
+    // Found by the ipam_store fuzz target: a file named "fd00:9::0" held
+    // fd00:9:: for good, since DEL and GC removed "fd00:9::".
+    #[test]
+    fn a_file_not_named_canonically_keeps_its_address_until_gc_removes_it() {
+        let d = tempfile::tempdir().unwrap();
+        let s = open(d.path());
+        fs::write(s.dir().join("fd00:9::0"), "legacy").unwrap();
+        fs::write(s.dir().join("fd00:9::1"), "a\r\neth0").unwrap();
+        let scan = s.scan().unwrap();
+        let ip: IpAddr = "fd00:9::".parse().unwrap();
+        assert_eq!(scan.misnamed, vec![(ip, s.dir().join("fd00:9::0"))]);
+        assert!(scan.used().contains(&ip), "still taken until removed");
+        assert_eq!(scan.allocations.len(), 1);
+        assert_eq!(s.remove_misnamed(&scan.misnamed), 1);
+        assert!(s.scan().unwrap().misnamed.is_empty());
     }
 }
