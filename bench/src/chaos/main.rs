@@ -216,7 +216,21 @@ fn valid_attachments(st: &State) -> Vec<String> {
         .collect()
 }
 
-fn worker(w: &World, rt: &Runtime, st: &Mutex<State>, c: &Counters, args: &Args, seed: u64) {
+/// GC runs alone: a runtime computes its valid attachments and must not
+/// start an ADD that the list misses while the GC runs (an allocation
+/// made during the GC, by a container the list does not name, is stale
+/// as far as the plugin can tell). ADD, DEL and CHECK share the gate.
+type Gate = std::sync::RwLock<()>;
+
+fn worker(
+    w: &World,
+    rt: &Runtime,
+    st: &Mutex<State>,
+    c: &Counters,
+    args: &Args,
+    seed: u64,
+    gate: &Gate,
+) {
     let mut rng = Rng::new(seed);
     let lock = || st.lock().unwrap_or_else(|e| e.into_inner());
     while c.ops.fetch_add(1, Ordering::SeqCst) < args.ops as u64 {
@@ -233,7 +247,10 @@ fn worker(w: &World, rt: &Runtime, st: &Mutex<State>, c: &Counters, args: &Args,
                     lock().inflight.remove(&id);
                     continue;
                 }
-                let out = rt.add(&id, &w.netns_path(&ns), kill);
+                let out = {
+                    let _g = gate.read().unwrap_or_else(|e| e.into_inner());
+                    rt.add(&id, &w.netns_path(&ns), kill)
+                };
                 let mut s = lock();
                 s.inflight.remove(&id);
                 match out {
@@ -264,7 +281,10 @@ fn worker(w: &World, rt: &Runtime, st: &Mutex<State>, c: &Counters, args: &Args,
             Op::Del(id, ns) => {
                 bump(&c.dels);
                 let cached = lock().live.get(&id).map(|p| p.result.clone());
-                let out = rt.del(&id, &w.netns_path(&ns), cached.as_ref(), kill);
+                let out = {
+                    let _g = gate.read().unwrap_or_else(|e| e.into_inner());
+                    rt.del(&id, &w.netns_path(&ns), cached.as_ref(), kill)
+                };
                 let done = matches!(out, Outcome::Done(_));
                 match &out {
                     Outcome::Killed => bump(&c.kills),
@@ -286,7 +306,10 @@ fn worker(w: &World, rt: &Runtime, st: &Mutex<State>, c: &Counters, args: &Args,
             }
             Op::Check(id, pod) => {
                 bump(&c.checks);
-                let out = rt.check(&id, &w.netns_path(&pod.ns), &pod.result, kill);
+                let out = {
+                    let _g = gate.read().unwrap_or_else(|e| e.into_inner());
+                    rt.check(&id, &w.netns_path(&pod.ns), &pod.result, kill)
+                };
                 match out {
                     Outcome::Killed => bump(&c.kills),
                     Outcome::Failed(e) => {
@@ -299,6 +322,7 @@ fn worker(w: &World, rt: &Runtime, st: &Mutex<State>, c: &Counters, args: &Args,
             }
             Op::Gc => {
                 bump(&c.gcs);
+                let _g = gate.write().unwrap_or_else(|e| e.into_inner());
                 let valid = valid_attachments(&lock());
                 match rt.gc(&valid, kill) {
                     Outcome::Killed => bump(&c.kills),
@@ -384,9 +408,11 @@ fn run_once(args: &Args, run: usize, seed: u64) -> Result<Report> {
     }
     let conn = world::Conversation::start(&w, &sentinels[0].0, &sentinels[1].0, sentinels[1].1)?;
     let breaks = AtomicUsize::new(0);
+    let gate = Gate::default();
 
     std::thread::scope(|s| -> Result<()> {
-        let (w, rt, st, c, stop, conn, breaks) = (&w, &rt, &st, &c, &stop, &conn, &breaks);
+        let (w, rt, st, c, stop, conn, breaks, gate) =
+            (&w, &rt, &st, &c, &stop, &conn, &breaks, &gate);
         // The fault threads end when the workers do, also on a panic.
         let _stop = StopOnDrop(stop);
         s.spawn(move || {
@@ -441,7 +467,7 @@ fn run_once(args: &Args, run: usize, seed: u64) -> Result<Report> {
         let workers: Vec<_> = (0..args.workers)
             .map(|i| {
                 let seed = seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                s.spawn(move || worker(w, rt, st, c, args, seed))
+                s.spawn(move || worker(w, rt, st, c, args, seed, gate))
             })
             .collect();
         for h in workers {
