@@ -6,3 +6,5 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# A bounded coverage-guided run of every fuzz target (libFuzzer, nightly).
+./scripts/fuzz.sh --seconds "${AKSNET_FUZZ_SECONDS:-10}"
