@@ -1,13 +1,50 @@
-//! Faults at the edges of the IPAM store: a read-only and a full data
-//! directory. Each ADD fails with the spec's I/O error (code 5) as JSON on
+//! Faults at the edges: a pod namespace that already has `eth0` (the ADD
+//! fails, naming it, and gives its address back), and a read-only and a
+//! full IPAM data directory. Each ADD fails with the spec's I/O error (code 5) as JSON on
 //! stdout, names the directory, and leaves no partial state: no address
 //! file, no temporary file. The filesystems are tmpfs mounts inside a mount
 //! namespace of the plugin's own (`unshare --mount`), so nothing is mounted
 //! on the machine.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use common::{allocated, need_root, Call, NamedNs, TempDir};
+use serde_json::{json, Value};
+
+#[test]
+fn a_pod_that_already_has_eth0_is_refused_and_keeps_it() {
+    if !need_root() {
+        return;
+    }
+    let host = NamedNs::new("akeh").with_node_ip("10.224.0.4/32");
+    let pod = NamedNs::new("akep");
+    pod.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "other0",
+    ]);
+    let data = TempDir::new();
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": "edgenet", "type": "aksnet-cni", "mode": "bridge",
+        "bridge": "cbr0", "isGateway": true,
+        "ipam": {"type": "aksnet-ipam", "ranges": [[{"subnet": "10.244.0.0/24"}]],
+                 "dataDir": data.s()}
+    });
+    let out = Call::new(env!("CARGO_BIN_EXE_aksnet-cni"), "ADD", "c1", &pod.path)
+        .run(&host.ns, conf.to_string().as_bytes());
+    let msg = out.err(999);
+    assert!(msg.contains("eth0") && msg.contains(&pod.path), "{msg}");
+    // The pod's own eth0 is untouched, the address given back, no veth left
+    // on the host.
+    assert!(pod.ip(&["link", "show", "eth0"]).contains("other0"));
+    assert!(
+        allocated(&data.0.join("edgenet")).is_empty(),
+        "the failed ADD kept its address"
+    );
+    assert!(!host
+        .ip(&["-o", "link", "show", "type", "veth"])
+        .contains("veth"));
+}
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_aksnet-ipam")
