@@ -6,6 +6,11 @@
 //! namespace of the plugin's own (`unshare --mount`), so nothing is mounted
 //! on the machine.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::process::{Command, Stdio};

@@ -8,6 +8,11 @@
 //! (`AKSNET_IPAM_TEST_STALL=POINT:FILE`: write the PID to FILE, then stop),
 //! and at random moments by killing ADDs after random delays.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,11 @@
 //! the IPAM directory). The long,
 //! coverage-guided runs are libFuzzer's (`scripts/fuzz.sh`).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 
 use aksnet_fuzz::TARGETS;

@@ -4,6 +4,11 @@
 //! --etcd-key`) and refuses one without a certificate, one with a
 //! certificate of another CA, and a plain-text client.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::sync::Arc;

@@ -79,7 +79,7 @@ pub struct UpArgs {
 #[derive(Subcommand, Debug)]
 pub enum LabCommand {
     /// Build a lab: fabric, nodes with their agents, pods, a VNet VM and an internet host.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Nodes, pods, addresses, route table and processes of a lab.
     Status {
         #[command(flatten)]
