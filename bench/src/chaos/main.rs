@@ -114,6 +114,10 @@ struct State {
     /// them again (their namespace stays until a DEL succeeds).
     pending: BTreeMap<String, String>,
     inflight: BTreeSet<String>,
+    /// Live containers whose DEL is running: their address may already be
+    /// free (DEL removes the veth, then gives the address back) before the
+    /// call returns.
+    deleting: BTreeSet<String>,
     /// Every address ever handed out, for the leak checks.
     ever: BTreeSet<Ipv4Addr>,
 }
@@ -194,6 +198,7 @@ fn pick(st: &mut State, rng: &mut Rng, pid: u32) -> Op {
     if r < 72 {
         let ns = st.live.get(&id).map(|p| p.ns.clone()).unwrap_or_default();
         st.inflight.insert(id.clone());
+        st.deleting.insert(id.clone());
         Op::Del(id, ns)
     } else if r < 92 {
         let pod = st.live.get(&id).cloned();
@@ -260,7 +265,11 @@ fn worker(
                             s.pending.insert(id, ns);
                             continue;
                         };
-                        if let Some((other, _)) = s.live.iter().find(|(_, p)| p.ip == ip) {
+                        if let Some((other, _)) = s
+                            .live
+                            .iter()
+                            .find(|(k, p)| p.ip == ip && !s.deleting.contains(*k))
+                        {
                             eprintln!("chaos: DUPLICATE {ip}: ADD {id} while {other} holds it");
                             bump(&c.duplicates);
                         }
@@ -299,6 +308,7 @@ fn worker(
                 }
                 let mut s = lock();
                 s.inflight.remove(&id);
+                s.deleting.remove(&id);
                 s.live.remove(&id);
                 if !done {
                     s.pending.insert(id, ns);
