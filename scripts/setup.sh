@@ -15,6 +15,8 @@ APT_PACKAGES=(
   iperf3                              # lab throughput benchmark
   librsvg2-bin                        # rsvg-convert: the lab diagram test renders its SVGs to PNG
   fonts-dejavu-core                   # the font the diagram test measures text with
+  openssl                             # the TLS etcd tests make a throwaway CA with it
+  g++                                 # libFuzzer's C++ sources, built by the fuzz targets (scripts/fuzz.sh)
 )
 
 need_root() {

@@ -41,6 +41,10 @@ pub enum AgentError {
     Nft(#[from] aksnet_nft::DriverError),
     #[error("node '{0}' was removed from the cluster (`aksnet node remove`); the agent stops")]
     Removed(String),
+    #[error("{0}")]
+    Exhausted(String),
+    #[error(transparent)]
+    Lock(#[from] aksnet_linux::flock::LockError),
 }
 
 impl From<KernelError> for AgentError {

@@ -5,9 +5,12 @@
 //! path, which never waits for the agent.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aksnet_linux::flock::{self, Wait};
 
 use crate::conflist::NETWORK_NAME;
 use crate::error::AgentError;
@@ -37,25 +40,26 @@ pub fn allocated(data_dir: &Path) -> Result<BTreeSet<Ipv4Addr>, AgentError> {
     Ok(out)
 }
 
+/// How long the agent waits for the plugin's lock: an ADD holds it for
+/// milliseconds, so a holder this slow is stuck and the reconcile retries.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
 /// Runs `f` holding the plugin's allocation lock (`flock` on
 /// `<dataDir>/<network>/lock`), so no ADD allocates while it runs.
 pub fn with_lock<T>(data_dir: &Path, f: impl FnOnce() -> T) -> Result<T, AgentError> {
     let dir = network_dir(data_dir);
-    let path = dir.join("lock");
-    let io = |source| AgentError::Io {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
-    file.lock().map_err(io)?;
+    // 0700, as aksnet-ipam creates it: allocation files name the node's pods.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| AgentError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    let lock = flock::lock_exclusive(&dir.join("lock"), Wait::AtMost(LOCK_WAIT))?;
     let out = f();
-    let _ = file.unlock();
+    drop(lock);
     Ok(out)
 }
 

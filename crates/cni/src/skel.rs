@@ -95,6 +95,16 @@ fn var(name: &str) -> String {
 /// Read the environment and stdin into a request. The version string to
 /// print errors with is returned with the error.
 pub fn read_request(stdin: Vec<u8>) -> Result<Request, (CniError, String)> {
+    parse_request(&var, stdin)
+}
+
+/// [`read_request`] with the environment given as a lookup (an unset
+/// variable reads as empty), so the parsing can be tested and fuzzed
+/// without touching the process's environment.
+pub fn parse_request(
+    var: &dyn Fn(&str) -> String,
+    stdin: Vec<u8>,
+) -> Result<Request, (CniError, String)> {
     let cmd_s = var("CNI_COMMAND");
     let fallback = Version::V1_1_0.as_str().to_string();
     let command = Command::parse(&cmd_s).ok_or_else(|| {

@@ -54,6 +54,8 @@ pub struct UpOptions {
     pub nodes: u32,
     pub pods_per_node: u32,
     pub vm_subnet: Option<Ipv4Net>,
+    /// The cluster store (`None`: a SQLite file in the lab directory).
+    pub store: Option<crate::state::StoreConfig>,
 }
 
 pub fn require_root() -> Result<()> {
@@ -101,6 +103,9 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     progress.length(5 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
     dir.create()?;
     let _lock = dir.lock()?;
+    if let Some(store) = &opts.store {
+        dir.save_store_config(store)?;
+    }
     let mut state = LabState::new(
         &opts.name,
         opts.network.clone(),

@@ -28,12 +28,11 @@ pub const AGENT_START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const AGENT_METRICS_ADDR: &str = "127.0.0.1:9965";
 
 /// The arguments of `aksnet agent` for a lab node.
-pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<String> {
+pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Result<Vec<String>> {
     let ns = netns_path(&state.names().node(node.index));
-    vec![
-        "agent".into(),
-        "--store".into(),
-        dir.store_url(),
+    let mut args = vec!["agent".to_string()];
+    args.extend(dir.store_args()?);
+    args.extend([
         "--node".into(),
         node.name.clone(),
         "--node-ip".into(),
@@ -50,7 +49,8 @@ pub fn agent_args(dir: &LabDir, state: &LabState, node: &NodeState) -> Vec<Strin
         "fabric".into(),
         "--metrics-addr".into(),
         AGENT_METRICS_ADDR.into(),
-    ]
+    ]);
+    Ok(args)
 }
 
 /// The argument that identifies a node's agent process as the lab's.
@@ -220,7 +220,7 @@ pub fn add(
 fn spawn_agent(dir: &LabDir, state: &LabState, n: &NodeState) -> Result<u32> {
     process::spawn_detached(Spawn {
         program: &state.exe,
-        args: agent_args(dir, state, n),
+        args: agent_args(dir, state, n)?,
         netns: None,
         log: agent_log(dir, &n.name),
         env: vec![(

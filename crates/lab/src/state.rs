@@ -3,12 +3,11 @@
 //! file records every namespace and process the lab made, so `lab down` can
 //! remove them by name and PID.
 
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use aksnet_core::spec::ClusterNetwork;
+use aksnet_linux::flock::{self, FileLock, LockError, Wait};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
@@ -255,6 +254,44 @@ fn sample(it: impl Iterator<Item = String>) -> String {
     }
 }
 
+/// The cluster store of a lab, as its processes are told about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreConfig {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_ca: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_key: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    pub fn tls(&self) -> aksnet_store::EtcdTls {
+        aksnet_store::EtcdTls {
+            ca: self.etcd_ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        }
+    }
+
+    /// `--store URL [--etcd-ca F] [--etcd-cert F] [--etcd-key F]`.
+    pub fn args(&self) -> Vec<String> {
+        let mut v = vec!["--store".to_string(), self.url.clone()];
+        for (flag, f) in [
+            ("--etcd-ca", &self.etcd_ca),
+            ("--etcd-cert", &self.etcd_cert),
+            ("--etcd-key", &self.etcd_key),
+        ] {
+            if let Some(f) = f {
+                v.push(flag.to_string());
+                v.push(f.display().to_string());
+            }
+        }
+        v
+    }
+}
+
 /// One lab's directory.
 #[derive(Debug, Clone)]
 pub struct LabDir {
@@ -279,8 +316,50 @@ impl LabDir {
         self.path.join("cluster.db")
     }
 
-    pub fn store_url(&self) -> String {
-        format!("sqlite:{}", self.store_path().display())
+    fn store_config_path(&self) -> PathBuf {
+        self.path.join("store.json")
+    }
+
+    /// The lab's cluster store: `store.json` when `lab up --store` named
+    /// one (e.g. a TLS etcd), else the SQLite file in the lab directory.
+    /// An unreadable `store.json` is an error, never a silent fallback to
+    /// another store.
+    pub fn store_config(&self) -> Result<StoreConfig> {
+        let p = self.store_config_path();
+        match std::fs::read(&p) {
+            Ok(t) => {
+                serde_json::from_slice(&t).map_err(|source| LabError::State { path: p, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StoreConfig {
+                url: format!("sqlite:{}", self.store_path().display()),
+                ..StoreConfig::default()
+            }),
+            Err(e) => Err(LabError::io(&p, e)),
+        }
+    }
+
+    /// True when `lab up --store` named a store outside the lab directory.
+    pub fn has_external_store(&self) -> bool {
+        self.store_config_path().exists()
+    }
+
+    /// Records the store `lab up` was given (none: the lab's own SQLite).
+    pub fn save_store_config(&self, cfg: &StoreConfig) -> Result<()> {
+        let p = self.store_config_path();
+        let text = serde_json::to_vec_pretty(cfg).map_err(|source| LabError::State {
+            path: p.clone(),
+            source,
+        })?;
+        std::fs::write(&p, text).map_err(|e| LabError::io(&p, e))
+    }
+
+    pub fn store_url(&self) -> Result<String> {
+        Ok(self.store_config()?.url)
+    }
+
+    /// `--store URL` and the TLS flags, for the lab's child processes.
+    pub fn store_args(&self) -> Result<Vec<String>> {
+        Ok(self.store_config()?.args())
     }
 
     pub fn node_dir(&self, node: &str) -> PathBuf {
@@ -356,25 +435,19 @@ impl LabDir {
 
 /// An exclusive `flock`, released when dropped.
 pub struct Lock {
-    _file: File,
+    _lock: FileLock,
 }
 
 impl Lock {
-    // Until the one file-lock helper (aksnet-linux, on nix) replaces it.
-    #[allow(unsafe_code, reason = "flock(2) on a descriptor this function owns")]
+    /// Waits as long as it takes: another lab command is changing the lab.
     pub fn take(path: &Path) -> Result<Self> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| LabError::io(path, e))?;
-        // SAFETY: flock on an open descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(LabError::io(path, std::io::Error::last_os_error()));
+        match flock::lock_exclusive(path, Wait::Forever) {
+            Ok(l) => Ok(Self { _lock: l }),
+            Err(LockError::Open { source, .. } | LockError::Lock { source, .. }) => {
+                Err(LabError::io(path, source))
+            }
+            Err(e) => Err(LabError::io(path, std::io::Error::other(e.to_string()))),
         }
-        Ok(Self { _file: file })
     }
 }
 

@@ -1,9 +1,10 @@
-//! The lab's embedded cluster store (`sqlite:<lab dir>/cluster.db`), opened
-//! the way every aksnet command opens a store (`aksnet_store::open`), and
-//! read and changed through the cluster library every aksnet component
-//! uses (`aksnet_cluster`): the cluster network written at `lab up` (as
-//! `aksnet cluster init` does, create-if-absent), the cluster view for the
-//! fabric, and node removal.
+//! The lab's cluster store (`sqlite:<lab dir>/cluster.db`, or the store
+//! `lab up --store URL` named, e.g. `etcds://` with client certificates),
+//! opened the way every aksnet command opens a store
+//! (`aksnet_store::open_with`), and read and changed through the cluster
+//! library every aksnet component uses (`aksnet_cluster`): the cluster
+//! network written at `lab up` (as `aksnet cluster init` does,
+//! create-if-absent), the cluster view for the fabric, and node removal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +18,10 @@ use crate::error::{LabError, Result};
 use crate::snapshot::Snapshot;
 use crate::state::LabDir;
 
-fn open(dir: &LabDir) -> Result<Arc<dyn Store>> {
-    Ok(aksnet_store::open(&dir.store_url())?)
+/// The lab's store, with its TLS settings (the one way the lab opens it).
+pub fn open(dir: &LabDir) -> Result<Arc<dyn Store>> {
+    let cfg = dir.store_config()?;
+    Ok(aksnet_store::open_with(&cfg.url, &cfg.tls())?)
 }
 
 /// Stores the cluster network (refusing a store that holds another one).
@@ -27,7 +30,7 @@ pub fn init(dir: &LabDir, net: &ClusterNetwork) -> Result<()> {
     match aksnet_cluster::init_network(store.as_ref(), net) {
         Ok(_) => Ok(()),
         Err(ClusterError::OtherNetwork { .. }) => Err(LabError::OtherNetwork {
-            store: dir.store_url(),
+            store: dir.store_url()?,
         }),
         Err(e) => Err(e.into()),
     }

@@ -123,6 +123,18 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
         report
             .processes_stopped
             .extend(process::stop_all(&node_procs, Duration::from_secs(3)));
+        // A store outside the lab directory (`lab up --store`, e.g. a TLS
+        // etcd) outlives the lab: its nodes are removed from it, giving
+        // back their blocks, addresses and route slots.
+        if dir.has_external_store() {
+            for n in &st.nodes {
+                if let Err(e) = crate::store::remove_node(dir, &n.name) {
+                    report
+                        .left
+                        .push(format!("node {} in the store: {e}", n.name));
+                }
+            }
+        }
     }
     // Whatever is left, found by namespace and arguments.
     for _ in 0..3 {

@@ -8,6 +8,7 @@
 //!   ([`neigh`]).
 //! * [`sysctl`]: read and write `/proc/sys` keys of the calling thread's
 //!   namespace.
+//! * [`flock`]: exclusive file locks with a time limit.
 //! * [`nft`]: nftables rule sets as data, applied as one atomic
 //!   `nft -j -f -` batch, and listings of a table.
 //!
@@ -22,6 +23,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod flock;
 pub mod link;
 pub mod mac;
 pub mod neigh;

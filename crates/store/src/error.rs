@@ -13,7 +13,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum StoreError {
     /// The store URL could not be parsed.
     #[error(
-        "invalid store URL {url:?}: {reason} (expected sqlite:PATH or etcd://HOST:PORT[,HOST:PORT...])"
+        "invalid store URL {url:?}: {reason} (expected sqlite:PATH, etcd://HOST:PORT[,HOST:PORT...] or etcds://HOST:PORT[,HOST:PORT...])"
     )]
     InvalidUrl { url: String, reason: String },
 
@@ -63,6 +63,10 @@ pub enum StoreError {
     /// created by reading it).
     #[error("no store at {store}: the file does not exist (a store is created by `aksnet cluster init` or `aksnet lab up`; check the path)")]
     Missing { store: String },
+    /// The TLS settings for etcd are unusable (a file missing or not PEM,
+    /// a certificate without its key, TLS files for a plain URL).
+    #[error("etcd TLS: {0}")]
+    Tls(String),
 
     /// A watch stopped delivering events.
     #[error("watch on prefix {prefix:?} ended: {reason}")]

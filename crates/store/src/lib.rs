@@ -5,10 +5,12 @@
 //! * [`SqliteStore`] (`sqlite:PATH`, the default, `sqlite:/var/lib/aksnet/cluster.db`):
 //!   an embedded database file that every process on one machine can use at
 //!   once (the CLI, several node agents, tests).
-//! * [`EtcdStore`] (`etcd://HOST:PORT[,HOST:PORT...]`): an etcd v3 cluster,
-//!   for nodes on separate machines; fails over between the endpoints.
+//! * [`EtcdStore`] (`etcd://HOST:PORT[,HOST:PORT...]`, or `etcds://...`
+//!   over TLS with client certificates): an etcd v3 cluster, for nodes on
+//!   separate machines; fails over between the endpoints.
 //!
-//! Open either with [`open`], which parses the URL.
+//! Open either with [`open`], which parses the URL, or with [`open_with`]
+//! and the TLS files of an `etcds://` store.
 //!
 //! # Why a synchronous trait
 //!
@@ -59,7 +61,7 @@ mod url;
 use std::sync::Arc;
 
 pub use error::{BoxError, Result, StoreError};
-pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use keepalive::KeepAlive;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{Store, Watcher};
@@ -72,9 +74,9 @@ pub use url::{StoreUrl, DEFAULT_SQLITE_PATH, DEFAULT_STORE_URL};
 /// Opens the store a URL names: `sqlite:PATH` or
 /// `etcd://HOST:PORT[,HOST:PORT...]`.
 ///
-/// For SQLite the file and its parent directories are created if missing.
-/// For etcd the first reachable endpoint is contacted, so a cluster that
-/// cannot be reached at all fails here.
+/// For SQLite the file (mode 0600) and its parent directories (0700) are
+/// created if missing. For etcd the first reachable endpoint is contacted,
+/// so a cluster that cannot be reached at all fails here.
 pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     open_url(&url.parse()?)
 }
@@ -95,11 +97,55 @@ pub fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
 
 /// Opens the store of an already parsed URL.
 pub fn open_url(url: &StoreUrl) -> Result<Arc<dyn Store>> {
+    open_url_with(url, &EtcdTls::default())
+}
+
+/// Opens the store a URL names, with the TLS files an `etcds://` URL needs
+/// (`--etcd-ca`, and `--etcd-cert`/`--etcd-key` for an etcd that checks
+/// client certificates). TLS files given for any other URL are an error,
+/// so a typo in the scheme cannot silently connect in plain text.
+pub fn open_with(url: &str, tls: &EtcdTls) -> Result<Arc<dyn Store>> {
+    open_url_with(&url.parse()?, tls)
+}
+
+/// [`open_with`] for an already parsed URL.
+pub fn open_url_with(url: &StoreUrl, tls: &EtcdTls) -> Result<Arc<dyn Store>> {
     Ok(match url {
-        StoreUrl::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
-        StoreUrl::Etcd { endpoints } => Arc::new(EtcdStore::connect(
-            endpoints.clone(),
-            EtcdOptions::default(),
-        )?),
+        StoreUrl::Sqlite { path } => {
+            if !tls.is_empty() {
+                return Err(StoreError::Tls(format!(
+                    "--etcd-ca, --etcd-cert and --etcd-key apply to etcds:// stores, not to {url}"
+                )));
+            }
+            Arc::new(SqliteStore::open(path)?)
+        }
+        StoreUrl::Etcd {
+            endpoints,
+            tls: false,
+        } => {
+            if !tls.is_empty() {
+                return Err(StoreError::Tls(format!(
+                    "--etcd-ca, --etcd-cert and --etcd-key apply to etcds:// stores; write {} to connect with TLS",
+                    url.to_string().replacen("etcd://", "etcds://", 1)
+                )));
+            }
+            Arc::new(EtcdStore::connect(
+                endpoints.clone(),
+                EtcdOptions::default(),
+            )?)
+        }
+        StoreUrl::Etcd {
+            endpoints,
+            tls: true,
+        } => {
+            tls.check()?;
+            Arc::new(EtcdStore::connect(
+                endpoints.clone(),
+                EtcdOptions {
+                    tls: Some(tls.clone()),
+                    ..EtcdOptions::default()
+                },
+            )?)
+        }
     })
 }

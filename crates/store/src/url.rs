@@ -1,4 +1,5 @@
-//! Store URLs: `sqlite:PATH` and `etcd://HOST:PORT[,HOST:PORT...]`.
+//! Store URLs: `sqlite:PATH`, `etcd://HOST:PORT[,HOST:PORT...]` and
+//! `etcds://HOST:PORT[,HOST:PORT...]` (etcd over TLS).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,20 +19,31 @@ pub enum StoreUrl {
     /// `sqlite:PATH` (`sqlite:` alone means [`DEFAULT_SQLITE_PATH`];
     /// `sqlite://PATH` is accepted too).
     Sqlite { path: PathBuf },
-    /// `etcd://HOST:PORT[,HOST:PORT...]`: the client endpoints of one etcd
-    /// cluster, each `HOST:PORT` (IPv6 hosts in brackets).
-    Etcd { endpoints: Vec<String> },
+    /// `etcd://HOST:PORT[,HOST:PORT...]` (plain) or `etcds://...` (TLS,
+    /// `tls`): the client endpoints of one etcd cluster, each `HOST:PORT`
+    /// (IPv6 hosts in brackets).
+    Etcd { endpoints: Vec<String>, tls: bool },
 }
 
 impl StoreUrl {
-    /// The etcd endpoints as `http://HOST:PORT` URLs.
-    pub fn etcd_http_endpoints(&self) -> Vec<String> {
+    /// The etcd endpoints as `http://HOST:PORT` (or `https://` for
+    /// `etcds://`) URLs.
+    pub fn etcd_endpoint_urls(&self) -> Vec<String> {
         match self {
-            StoreUrl::Etcd { endpoints } => {
-                endpoints.iter().map(|e| format!("http://{e}")).collect()
+            StoreUrl::Etcd { endpoints, tls } => {
+                let scheme = if *tls { "https" } else { "http" };
+                endpoints
+                    .iter()
+                    .map(|e| format!("{scheme}://{e}"))
+                    .collect()
             }
             StoreUrl::Sqlite { .. } => Vec::new(),
         }
+    }
+
+    /// True for `etcds://`.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, StoreUrl::Etcd { tls: true, .. })
     }
 }
 
@@ -47,7 +59,10 @@ impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreUrl::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
-            StoreUrl::Etcd { endpoints } => write!(f, "etcd://{}", endpoints.join(",")),
+            StoreUrl::Etcd { endpoints, tls } => {
+                let scheme = if *tls { "etcds" } else { "etcd" };
+                write!(f, "{scheme}://{}", endpoints.join(","))
+            }
         }
     }
 }
@@ -139,7 +154,10 @@ impl FromStr for StoreUrl {
             }
             return Ok(StoreUrl::Sqlite { path });
         }
-        if let Some(rest) = trimmed.strip_prefix("etcd://") {
+        for (scheme, tls) in [("etcd://", false), ("etcds://", true)] {
+            let Some(rest) = trimmed.strip_prefix(scheme) else {
+                continue;
+            };
             if rest.is_empty() {
                 return Err(bad(url, "no etcd endpoint given"));
             }
@@ -147,10 +165,13 @@ impl FromStr for StoreUrl {
                 .split(',')
                 .map(|ep| parse_endpoint(url, ep.trim()))
                 .collect::<Result<Vec<_>, _>>()?;
-            return Ok(StoreUrl::Etcd { endpoints });
+            return Ok(StoreUrl::Etcd { endpoints, tls });
         }
-        if trimmed.starts_with("etcds://") || trimmed.starts_with("https://") {
-            return Err(bad(url, "TLS to etcd is not supported yet"));
+        if trimmed.starts_with("https://") {
+            return Err(bad(
+                url,
+                "write TLS etcd endpoints as etcds://HOST:PORT (with --etcd-ca, --etcd-cert, --etcd-key)",
+            ));
         }
         if trimmed.starts_with("http://") {
             return Err(bad(url, "write etcd endpoints as etcd://HOST:PORT"));
@@ -217,17 +238,28 @@ mod tests {
                     "127.0.0.1:2379".into(),
                     "localhost:22379".into(),
                     "[::1]:2379".into()
-                ]
+                ],
+                tls: false
             }
         );
         assert_eq!(
-            u.etcd_http_endpoints()[0],
+            u.etcd_endpoint_urls()[0],
             "http://127.0.0.1:2379".to_string()
         );
         assert_eq!(
             u.to_string(),
             "etcd://127.0.0.1:2379,localhost:22379,[::1]:2379"
         );
+        assert!(!u.is_tls());
+        let t = ok("etcds://127.0.0.1:2379,[::1]:2380");
+        assert!(t.is_tls());
+        assert_eq!(
+            t.etcd_endpoint_urls(),
+            ["https://127.0.0.1:2379", "https://[::1]:2380"]
+        );
+        assert_eq!(t.to_string(), "etcds://127.0.0.1:2379,[::1]:2380");
+        assert!(err("etcds://").contains("no etcd endpoint"));
+        assert!(err("etcds://a").contains("needs a port"));
     }
 
     #[test]
@@ -245,7 +277,7 @@ mod tests {
         assert!(err("etcd://::1:2379").contains("brackets"));
         assert!(err("etcd://[::1]").contains("needs a port"));
         assert!(err("etcd://a:1/path").contains("without a path"));
-        assert!(err("https://a:1").contains("TLS"));
+        assert!(err("https://a:1").contains("etcds://HOST:PORT"));
         assert!(err("http://a:1").contains("etcd://HOST:PORT"));
         assert!(err("postgres://x").contains("unknown scheme \"postgres\""));
         assert!(err("/var/lib/x.db").contains("sqlite:/var/lib/x.db"));

@@ -40,6 +40,12 @@ fn open_by_url_creates_parents_and_persists() {
     let s = aksnet_store::open(&url).unwrap();
     assert_eq!(s.url(), url);
     let r = s.put("/p/k", b"v", None).unwrap();
+    // The cluster's state is private: 0600 file, 0700 directories.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
     drop(s);
     let s = aksnet_store::open(&url).unwrap();
     assert_eq!(s.revision().unwrap(), r, "the revision survives a reopen");

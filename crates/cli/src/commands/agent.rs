@@ -95,6 +95,11 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // One agent per node: the one holding the lock in the conf dir owns
+    // the conflist and the node's record; a second one refuses to start
+    // instead of fighting it. The lock goes with the process, also with
+    // kill -9, so a restarted agent takes it at once.
+    let _one_agent = one_agent_lock(args)?;
     let mut cfg = AgentConfig::new(&args.node, args.node_ip);
     cfg.netns = args.netns.clone();
     cfg.cni_conf_dir = args.cni_conf_dir.clone();
@@ -142,6 +147,24 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
             eprintln!("aksnet agent: {e}");
             Ok(ExitCode::SUCCESS)
         }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `--cni-conf-dir/.aksnet-agent.lock` (a dot file without the conflist
+/// suffix, which runtimes ignore), taken without waiting.
+fn one_agent_lock(args: &AgentArgs) -> anyhow::Result<aksnet_linux::flock::FileLock> {
+    use aksnet_linux::flock::{lock_exclusive, LockError, Wait};
+    std::fs::create_dir_all(&args.cni_conf_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.cni_conf_dir.display()))?;
+    let path = args.cni_conf_dir.join(".aksnet-agent.lock");
+    match lock_exclusive(&path, Wait::No) {
+        Ok(l) => Ok(l),
+        Err(LockError::Busy { .. }) => Err(anyhow::anyhow!(
+            "another aksnet agent is running with --cni-conf-dir {} (it holds {}); one agent per node: stop it first",
+            args.cni_conf_dir.display(),
+            path.display()
+        )),
         Err(e) => Err(e.into()),
     }
 }

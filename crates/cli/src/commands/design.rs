@@ -88,13 +88,5 @@ fn read_file(path: &Path) -> Result<SpecInput, InputError> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let doc: serde_json::Value = if is_json {
-        serde_json::from_str(&text)
-            .map_err(|e| InputError::new(&label, format!("not valid JSON: {e}")))?
-    } else {
-        // YAML is a superset of JSON, so this also reads JSON without the extension.
-        serde_yaml::from_str(&text)
-            .map_err(|e| InputError::new(&label, format!("not valid YAML or JSON: {e}")))?
-    };
-    spec::from_document(&doc, &label)
+    spec::from_text(&text, is_json, &label)
 }

@@ -53,6 +53,20 @@ fn ip_config(set: &RangeSet, ip: IpAddr) -> IpConfig {
     }
 }
 
+fn outside_ranges(req: &Request, ip: IpAddr, sets: &[RangeSet]) -> CniError {
+    CniError::new(
+        code::INTERNAL,
+        format!(
+            "container {} ifname {} holds {ip}, which is outside the configured ranges of network {}",
+            req.env.container_id, req.env.ifname, req.conf.name
+        ),
+        format!(
+            "the ranges were changed under a running pod (now {}); DEL the container and ADD it again",
+            sets.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        ),
+    )
+}
+
 fn exhausted(set: &RangeSet, name: &str) -> CniError {
     CniError::new(
         code::INTERNAL,
@@ -75,16 +89,26 @@ pub fn allocate(req: &Request) -> Result<Allocated, CniError> {
     }
     let id = req.env.container_id.as_str();
     let ifname = req.env.ifname.as_str();
-    let allocs = store.allocations()?;
-    let mine: Vec<IpAddr> = allocs
+    let scan = store.scan()?;
+    store.remove_temps(&scan.temps);
+    let mine: Vec<IpAddr> = scan
+        .allocations
         .iter()
         .filter(|a| a.owned_by(id, ifname))
         .map(|a| a.ip)
         .collect();
-    // One directory scan serves both purposes: a file that could not be
-    // read is missing here, but `reserve` (O_EXCL) still refuses its
-    // address.
-    let mut used: HashSet<IpAddr> = allocs.iter().map(|a| a.ip).collect();
+    // The range was changed under this attachment: answering with a new
+    // address would leave the pod holding two, and configuring it would
+    // renumber a running pod. The runtime must DEL it first.
+    if let Some(ip) = mine
+        .iter()
+        .find(|ip| !sets.iter().any(|s| s.range_for(**ip).is_some()))
+    {
+        return Err(outside_ranges(req, *ip, &sets));
+    }
+    // One directory scan serves both purposes; an ownerless file's address
+    // stays taken until GC frees it.
+    let mut used: HashSet<IpAddr> = scan.used();
     let mut fresh: Vec<IpAddr> = Vec::new();
     let mut ips = Vec::with_capacity(sets.len());
     let outcome = (|| -> Result<(), CniError> {
@@ -208,6 +232,12 @@ pub fn check(req: &Request) -> Result<(), CniError> {
             "",
         ));
     }
+    if let Some(ip) = mine
+        .iter()
+        .find(|ip| !sets.iter().any(|s| s.range_for(**ip).is_some()))
+    {
+        return Err(outside_ranges(req, *ip, &sets));
+    }
     if let Some(prev) = req.conf.prev()? {
         for ipc in &prev.ips {
             let ip = ipc.address.addr();
@@ -227,15 +257,25 @@ pub fn check(req: &Request) -> Result<(), CniError> {
 }
 
 /// GC: release every allocation of the network not owned by a valid
-/// attachment. Without an attachment list nothing is released.
+/// attachment, and whatever only a dead process leaves (address files
+/// without an owner, temporary files; see [`store`]). Without an attachment
+/// list no owned allocation is released.
 pub fn gc(req: &Request) -> Result<Vec<IpAddr>, CniError> {
-    let Some(valid) = req.conf.gc_attachments() else {
-        return Ok(Vec::new());
-    };
     let (_conf, store) = store_for(req)?;
-    let allocs = store.allocations()?;
+    let scan = store.scan()?;
+    store.remove_temps(&scan.temps);
+    store.remove_misnamed(&scan.misnamed);
     let mut out = Vec::new();
-    for a in stale(&allocs, valid) {
+    for ip in &scan.ownerless {
+        if store.release(*ip)? {
+            tracing::info!(ip = %ip, "GC freed an allocation file without an owner");
+            out.push(*ip);
+        }
+    }
+    let Some(valid) = req.conf.gc_attachments() else {
+        return Ok(out);
+    };
+    for a in stale(&scan.allocations, valid) {
         if store.release(a.ip)? {
             tracing::info!(ip = %a.ip, id = %a.container_id, "GC released");
             out.push(a.ip);
@@ -429,6 +469,138 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.code, 7);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    fn with_ranges(data: &std::path::Path, id: &str, ranges: serde_json::Value) -> Request {
+        let mut r = req(data, id, json!({}));
+        let mut v = r.raw.clone();
+        v["ipam"]["ranges"] = ranges;
+        let stdin = v.to_string().into_bytes();
+        let (conf, raw, version) = NetConf::from_slice(&stdin).unwrap();
+        r.conf = conf;
+        r.raw = raw;
+        r.stdin = stdin;
+        r.version = version;
+        r
+    }
+
+    fn files(d: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d.join("u"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn gc_frees_what_only_a_dead_process_leaves_even_without_a_list() {
+        let d = dir();
+        allocate(&req(&d, "a", json!({}))).unwrap();
+        let net = d.join("u");
+        // A host-local (or older aksnet-ipam) killed between creating the
+        // file and writing its owner; a killed aksnet-ipam's temporary file.
+        std::fs::write(net.join("10.9.0.3"), "").unwrap();
+        std::fs::write(net.join(format!("{}4242", store::TEMP_PREFIX)), "x\r\neth0").unwrap();
+        // The empty file's address is not handed out again before GC.
+        let b = allocate(&req(&d, "b", json!({}))).unwrap();
+        assert_eq!(ip(&b.result), "10.9.0.4/29");
+        // ADD already removed the temporary file (it holds the lock).
+        assert_eq!(files(&d), ["10.9.0.2", "10.9.0.3", "10.9.0.4"]);
+        std::fs::write(net.join(format!("{}4243", store::TEMP_PREFIX)), "").unwrap();
+        let freed = gc(&req(&d, "", json!({}))).unwrap();
+        assert_eq!(freed, ["10.9.0.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(files(&d), ["10.9.0.2", "10.9.0.4"]);
+        // With a list: owned allocations not listed go too.
+        let g = req(
+            &d,
+            "",
+            json!({"cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth0"}]}),
+        );
+        std::fs::write(net.join("10.9.0.3"), "\r\n").unwrap();
+        assert_eq!(gc(&g).unwrap().len(), 2);
+        assert_eq!(files(&d), ["10.9.0.2"]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn reboot_with_stale_files_gc_frees_them_and_live_pods_keep_theirs() {
+        let d = dir();
+        for id in ["live", "gone1", "gone2"] {
+            allocate(&req(&d, id, json!({}))).unwrap();
+        }
+        let live = held(&req(&d, "live", json!({}))).unwrap();
+        // After the reboot the runtime knows only "live".
+        let g = req(
+            &d,
+            "",
+            json!({"cni.dev/valid-attachments": [{"containerID": "live", "ifname": "eth0"}]}),
+        );
+        assert_eq!(gc(&g).unwrap().len(), 2);
+        assert_eq!(held(&req(&d, "live", json!({}))).unwrap(), live);
+        check(&req(&d, "live", json!({}))).unwrap();
+        // The freed addresses are handed out again.
+        allocate(&req(&d, "new1", json!({}))).unwrap();
+        allocate(&req(&d, "new2", json!({}))).unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_range_shrunk_under_a_running_pod_is_reported_not_renumbered() {
+        let d = dir();
+        let wide =
+            json!([[{"subnet": "10.9.0.0/29", "rangeStart": "10.9.0.2", "rangeEnd": "10.9.0.6"}]]);
+        let narrow =
+            json!([[{"subnet": "10.9.0.0/29", "rangeStart": "10.9.0.5", "rangeEnd": "10.9.0.6"}]]);
+        let a = allocate(&with_ranges(&d, "a", wide.clone())).unwrap();
+        assert_eq!(ip(&a.result), "10.9.0.2/29");
+        // The agent narrowed the range: a repeated ADD and CHECK of the pod
+        // say so, and nothing new is allocated to it.
+        let e = allocate(&with_ranges(&d, "a", narrow.clone())).unwrap_err();
+        assert_eq!(e.code, code::INTERNAL);
+        assert!(
+            e.msg.contains("10.9.0.2") && e.msg.contains("outside"),
+            "{e}"
+        );
+        assert!(e.details.contains("DEL"), "{e:?}");
+        let e = check(&with_ranges(&d, "a", narrow.clone())).unwrap_err();
+        assert!(e.msg.contains("outside"), "{e}");
+        assert_eq!(files(&d), ["10.9.0.2"]);
+        // New pods get addresses of the new range; GC keeps the live pod's.
+        let b = allocate(&with_ranges(&d, "b", narrow.clone())).unwrap();
+        assert_eq!(ip(&b.result), "10.9.0.5/29");
+        let mut g = with_ranges(&d, "", narrow.clone());
+        let mut v = g.raw.clone();
+        v["cni.dev/valid-attachments"] = json!([{"containerID": "a", "ifname": "eth0"},
+                                                {"containerID": "b", "ifname": "eth0"}]);
+        g.conf = NetConf::from_slice(v.to_string().as_bytes()).unwrap().0;
+        assert!(gc(&g).unwrap().is_empty());
+        // DEL frees the out-of-range address; the pod comes back inside.
+        assert_eq!(
+            release(&with_ranges(&d, "a", narrow.clone()))
+                .unwrap()
+                .len(),
+            1
+        );
+        let a2 = allocate(&with_ranges(&d, "a", narrow)).unwrap();
+        assert_eq!(ip(&a2.result), "10.9.0.6/29");
+        assert_eq!(files(&d), ["10.9.0.5", "10.9.0.6"]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn store_directory_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir();
+        allocate(&req(&d, "a", json!({}))).unwrap();
+        let mode =
+            |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(d.join("u")), 0o700);
+        for f in ["10.9.0.2", "lock", "last_reserved_ip.0"] {
+            assert_eq!(mode(d.join("u").join(f)), 0o600, "{f}");
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
 }

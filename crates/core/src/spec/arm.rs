@@ -17,6 +17,20 @@ pub type ArmError = InputError;
 const MANAGED_CLUSTERS: &str = "microsoft.containerservice/managedclusters";
 const VIRTUAL_NETWORKS: &str = "microsoft.network/virtualnetworks";
 
+/// Reads the text of a `--file` (an ARM template or parameters file, or a
+/// plain design, in JSON or YAML): `json` when the file's name says so,
+/// else YAML, which also reads JSON. `label` names the file in errors.
+pub fn from_text(text: &str, json: bool, label: &str) -> Result<SpecInput, ArmError> {
+    let doc: Value = if json {
+        serde_json::from_str(text)
+            .map_err(|e| InputError::new(label, format!("not valid JSON: {e}")))?
+    } else {
+        serde_yaml::from_str(text)
+            .map_err(|e| InputError::new(label, format!("not valid YAML or JSON: {e}")))?
+    };
+    from_document(&doc, label)
+}
+
 /// Extracts a [`SpecInput`] from `doc`; `label` (usually the file name)
 /// prefixes every source so errors say where the bad field is.
 pub fn from_document(doc: &Value, label: &str) -> Result<SpecInput, ArmError> {

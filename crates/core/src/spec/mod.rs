@@ -9,7 +9,7 @@ mod arm;
 mod input;
 mod surge;
 
-pub use arm::{from_document, ArmError};
+pub use arm::{from_document, from_text, ArmError};
 pub use input::{InputError, PoolInput, Sourced, SpecInput};
 pub use surge::{MaxSurge, MaxSurgeError};
 

@@ -61,7 +61,7 @@ impl Report {
 }
 
 fn open(dir: &LabDir) -> Result<Arc<dyn Store>> {
-    Ok(aksnet_store::open(&dir.store_url())?)
+    crate::store::open(dir)
 }
 
 fn now() -> String {

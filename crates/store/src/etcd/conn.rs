@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, TlsOptions};
 use tonic::Code;
 
 use super::EtcdOptions;
@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     /// `http://HOST:PORT` each.
     pub endpoints: Vec<String>,
     pub options: EtcdOptions,
+    /// Loaded TLS settings of an `etcds://` store.
+    tls: Option<TlsOptions>,
     clients: Mutex<Vec<Option<Client>>>,
     current: AtomicUsize,
 }
@@ -48,12 +50,43 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// An error with its chain of sources: a transport error alone says only
+/// "transport error", its sources say why (refused, a TLS alert, ...).
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// The TLS handshake was refused (a certificate the other side does not
+/// accept): a setting to fix, not a failure to retry through. Every
+/// endpoint of a store shares the same CA and client certificate.
+pub(crate) fn tls_refusal(e: &etcd_client::Error) -> Option<String> {
+    let d = describe(e);
+    [
+        "fatal alert",
+        "invalid peer certificate",
+        "certificate required",
+    ]
+    .iter()
+    .any(|p| d.to_ascii_lowercase().contains(p))
+    .then_some(d)
+}
+
 /// Why an error is worth retrying on another endpoint, or `None`.
 pub(crate) fn retry_reason(e: &etcd_client::Error) -> Option<String> {
     use etcd_client::Error as E;
     match e {
         E::TransportError(_) | E::IoError(_) | E::EndpointError(_) | E::WatchError(_) => {
-            Some(e.to_string())
+            Some(describe(e))
         }
         E::LeaseKeepAliveError(m) if m != "lease not found" => Some(e.to_string()),
         E::GRpcStatus(s) => match s.code() {
@@ -91,20 +124,29 @@ pub(crate) fn is_lease_not_found(e: &etcd_client::Error) -> bool {
 }
 
 impl Inner {
-    pub(crate) fn new(url: String, endpoints: Vec<String>, options: EtcdOptions) -> Self {
+    pub(crate) fn new(
+        url: String,
+        endpoints: Vec<String>,
+        options: EtcdOptions,
+        tls: Option<TlsOptions>,
+    ) -> Self {
         let slots = vec![None; endpoints.len()];
         Inner {
             url,
             endpoints,
             options,
+            tls,
             clients: Mutex::new(slots),
             current: AtomicUsize::new(0),
         }
     }
 
     fn connect_options(&self) -> ConnectOptions {
-        ConnectOptions::new()
-            .with_connect_timeout(self.options.connect_timeout)
+        let o = match &self.tls {
+            Some(tls) => ConnectOptions::new().with_tls(tls.clone()),
+            None => ConnectOptions::new(),
+        };
+        o.with_connect_timeout(self.options.connect_timeout)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             .with_keep_alive_while_idle(true)
             // A member cut off from the leader answers "no leader" at once
@@ -169,6 +211,30 @@ impl Inner {
         }
     }
 
+    /// Over TLS 1.3 a server that demands a client certificate finishes
+    /// the handshake and only then refuses: the client sees its alert or,
+    /// as often, the connection simply closed. A TLS store given no client
+    /// certificate whose endpoints kept closing the connection is that
+    /// case, said so with the flags that fix it.
+    fn closed_without_certificate(&self, reason: &str) -> Option<StoreError> {
+        let no_cert = self.options.tls.as_ref().is_some_and(|t| t.cert.is_none());
+        let r = reason.to_ascii_lowercase();
+        let closed = [
+            "connection closed",
+            "canceled",
+            "connection reset",
+            "broken pipe",
+        ]
+        .iter()
+        .any(|p| r.contains(p));
+        (no_cert && closed).then(|| {
+            StoreError::Tls(format!(
+                "{}: the endpoints closed the connection after the TLS handshake ({reason}); an etcd started with --client-cert-auth does this to a client without a certificate: give --etcd-cert and --etcd-key (a client certificate its CA signed)",
+                self.url
+            ))
+        })
+    }
+
     /// Runs `f` against the current endpoint, retrying on the next ones
     /// while errors are transient, for at most `options.retry_for`.
     ///
@@ -192,6 +258,19 @@ impl Inner {
             };
             let reason = match tokio::time::timeout(self.options.request_timeout, attempt).await {
                 Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if self.tls.is_some() && tls_refusal(&e).is_some() => {
+                    let why = tls_refusal(&e).unwrap_or_default();
+                    let fix = if self.options.tls.as_ref().is_some_and(|t| t.cert.is_none()) {
+                        "no client certificate was given: an etcd started with --client-cert-auth needs --etcd-cert and --etcd-key (a client certificate its CA signed)"
+                    } else {
+                        "check that --etcd-ca is the CA of the etcd servers and that --etcd-cert/--etcd-key are a client certificate it signed"
+                    };
+                    return Err(CallError::Unavailable(StoreError::Tls(format!(
+                        "{}: endpoint {} refused the TLS handshake ({why}); {fix}",
+                        self.url,
+                        self.endpoints.get(idx).map_or("", String::as_str)
+                    ))));
+                }
                 Ok(Err(e)) => match retry_reason(&e) {
                     Some(reason) => reason,
                     None => return Err(CallError::Etcd(e)),
@@ -201,6 +280,9 @@ impl Inner {
             tracing::debug!(store = %self.url, what, tries, reason, "etcd call failed");
             self.failed(idx, &reason);
             if Instant::now() + pause >= deadline {
+                if let Some(e) = self.closed_without_certificate(&reason) {
+                    return Err(CallError::Unavailable(e));
+                }
                 return Err(CallError::Unavailable(StoreError::Unavailable {
                     store: self.url.clone(),
                     message: format!(

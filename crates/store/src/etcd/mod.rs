@@ -9,7 +9,10 @@
 
 mod conn;
 mod convert;
+mod tls;
 mod watch;
+
+pub use tls::EtcdTls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +39,9 @@ pub struct EtcdOptions {
     pub connect_timeout: Duration,
     /// Worker threads of the store's runtime.
     pub runtime_threads: usize,
+    /// TLS (`etcds://`): when set, endpoints are reached over TLS with
+    /// these files.
+    pub tls: Option<EtcdTls>,
 }
 
 impl Default for EtcdOptions {
@@ -45,6 +51,7 @@ impl Default for EtcdOptions {
             retry_for: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(2),
             runtime_threads: 2,
+            tls: None,
         }
     }
 }
@@ -77,12 +84,27 @@ impl EtcdStore {
                 reason: "no etcd endpoint given".into(),
             });
         }
-        let plain: Vec<String> = endpoints
-            .iter()
-            .map(|e| e.trim_start_matches("http://").to_owned())
-            .collect();
-        let url = format!("etcd://{}", plain.join(","));
-        let http = plain.iter().map(|e| format!("http://{e}")).collect();
+        let tls = options.tls.as_ref().map(EtcdTls::load).transpose()?;
+        let (scheme, url_scheme) = if tls.is_some() {
+            ("https", "etcds")
+        } else {
+            ("http", "etcd")
+        };
+        let mut plain: Vec<String> = Vec::with_capacity(endpoints.len());
+        for e in &endpoints {
+            if tls.is_none() && e.starts_with("https://") {
+                return Err(StoreError::Tls(format!(
+                    "endpoint {e} is https but no TLS files are given (--etcd-ca, --etcd-cert, --etcd-key)"
+                )));
+            }
+            plain.push(
+                e.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .to_owned(),
+            );
+        }
+        let url = format!("{url_scheme}://{}", plain.join(","));
+        let http = plain.iter().map(|e| format!("{scheme}://{e}")).collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.runtime_threads.max(1))
             .thread_name("aksnet-etcd")
@@ -90,7 +112,7 @@ impl EtcdStore {
             .build()
             .map_err(|e| StoreError::backend(url.clone(), "starting the etcd client runtime", e))?;
         let store = EtcdStore {
-            inner: Arc::new(Inner::new(url, http, options)),
+            inner: Arc::new(Inner::new(url, http, options, tls)),
             runtime: Arc::new(RuntimeOwner(Some(runtime))),
         };
         store.revision()?;

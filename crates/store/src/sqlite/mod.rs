@@ -144,14 +144,34 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let url = format!("sqlite:{}", path.display());
+        // The cluster's state is for the node's administrators only:
+        // directories made here 0700, a new database file 0600 (SQLite
+        // gives its -wal and -shm files the database file's mode).
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::backend(
-                    url.clone(),
-                    format!("creating directory {}", parent.display()),
-                    e,
-                )
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| {
+                    StoreError::backend(
+                        url.clone(),
+                        format!("creating directory {}", parent.display()),
+                        e,
+                    )
+                })?;
+        }
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| {
+                    StoreError::backend(url.clone(), format!("creating {}", path.display()), e)
+                })?;
         }
         let shared = Arc::new(Shared {
             url,

@@ -17,8 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::etcd::{EtcdOptions, EtcdStore};
+use crate::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 use crate::store::Store;
+use crate::testing::pki::TestPki;
 
 /// Where the etcd binary is, if anywhere.
 pub fn etcd_binary() -> Option<PathBuf> {
@@ -77,6 +78,8 @@ pub struct EtcdCluster {
     dir: tempfile::TempDir,
     token: String,
     members: Vec<Member>,
+    /// Set for a cluster serving clients over TLS with `--client-cert-auth`.
+    pki: Option<TestPki>,
 }
 
 fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
@@ -111,9 +114,20 @@ impl EtcdCluster {
     /// answers a linearizable read (so a leader is elected). Retries with
     /// new ports if a port was taken meanwhile.
     pub fn start(bin: &Path, size: usize) -> Result<Self, String> {
+        Self::start_with(bin, size, false)
+    }
+
+    /// Starts a cluster whose client URLs are `https://` with a fresh test
+    /// CA ([`TestPki`]) and `--client-cert-auth`: a client must present a
+    /// certificate the CA signed. [`EtcdCluster::pki`] has the files.
+    pub fn start_tls(bin: &Path, size: usize) -> Result<Self, String> {
+        Self::start_with(bin, size, true)
+    }
+
+    fn start_with(bin: &Path, size: usize, tls: bool) -> Result<Self, String> {
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(bin, size) {
+            match Self::try_start(bin, size, tls) {
                 Ok(c) => return Ok(c),
                 Err(e) => last = e,
             }
@@ -121,7 +135,7 @@ impl EtcdCluster {
         Err(last)
     }
 
-    fn try_start(bin: &Path, size: usize) -> Result<Self, String> {
+    fn try_start(bin: &Path, size: usize, tls: bool) -> Result<Self, String> {
         let base = Path::new("/dev/shm");
         let mut builder = tempfile::Builder::new();
         builder.prefix("aksnet-etcd-");
@@ -146,11 +160,17 @@ impl EtcdCluster {
             std::process::id(),
             CLUSTER_SEQ.fetch_add(1, Ordering::SeqCst)
         );
+        let pki = if tls {
+            Some(TestPki::generate(&dir.path().join("pki"))?)
+        } else {
+            None
+        };
         let mut cluster = EtcdCluster {
             bin: bin.to_path_buf(),
             dir,
             token,
             members,
+            pki,
         };
         for i in 0..size {
             cluster.spawn(i)?;
@@ -176,7 +196,8 @@ impl EtcdCluster {
             .append(true)
             .open(&m.log)
             .map_err(|e| format!("creating {}: {e}", m.log.display()))?;
-        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client_port);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--name")
@@ -204,6 +225,15 @@ impl EtcdCluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if let Some(pki) = &self.pki {
+            cmd.arg("--cert-file")
+                .arg(&pki.server_cert)
+                .arg("--key-file")
+                .arg(&pki.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&pki.ca)
+                .arg("--client-cert-auth");
+        }
         // etcd reads ETCD_* variables as flags; keep the caller's out.
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("ETCD_") {
@@ -225,7 +255,7 @@ impl EtcdCluster {
                 self.check_alive(i)?;
                 let addr = format!("127.0.0.1:{}", self.members[i].client_port);
                 let up = TcpStream::connect(&addr).is_ok()
-                    && EtcdStore::connect(vec![addr.clone()], quick_options())
+                    && EtcdStore::connect(vec![addr.clone()], self.client_options(quick_options()))
                         .and_then(|s| s.revision())
                         .is_ok();
                 if up {
@@ -265,14 +295,36 @@ impl EtcdCluster {
             .collect()
     }
 
-    /// `etcd://` URL naming every member.
+    /// `etcd://` (or, with TLS, `etcds://`) URL naming every member.
     pub fn store_url(&self) -> String {
-        format!("etcd://{}", self.endpoints().join(","))
+        let scheme = if self.pki.is_some() { "etcds" } else { "etcd" };
+        format!("{scheme}://{}", self.endpoints().join(","))
+    }
+
+    /// The test CA of a TLS cluster.
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.pki.as_ref()
+    }
+
+    /// The TLS files a client of this cluster needs (empty without TLS).
+    pub fn client_tls(&self) -> EtcdTls {
+        self.pki
+            .as_ref()
+            .map(TestPki::client_tls)
+            .unwrap_or_default()
+    }
+
+    /// `options` with this cluster's client TLS files, if it has TLS.
+    pub fn client_options(&self, options: EtcdOptions) -> EtcdOptions {
+        EtcdOptions {
+            tls: self.pki.as_ref().map(TestPki::client_tls),
+            ..options
+        }
     }
 
     /// Opens a store on every member with test-friendly time-outs.
     pub fn open_store(&self) -> Result<EtcdStore, crate::StoreError> {
-        EtcdStore::connect(self.endpoints(), test_options())
+        EtcdStore::connect(self.endpoints(), self.client_options(test_options()))
     }
 
     /// PID of member `i`, if it runs.
@@ -308,9 +360,18 @@ impl EtcdCluster {
                 if m.child.is_none() {
                     continue;
                 }
-                let ep = format!("http://127.0.0.1:{}", m.client_port);
+                let (ep, opts) = match &self.pki {
+                    Some(pki) => (
+                        format!("https://127.0.0.1:{}", m.client_port),
+                        Some(
+                            etcd_client::ConnectOptions::new()
+                                .with_tls(pki.client_tls().load().ok()?),
+                        ),
+                    ),
+                    None => (format!("http://127.0.0.1:{}", m.client_port), None),
+                };
                 let fut = async {
-                    let mut c = etcd_client::Client::connect([ep], None).await?;
+                    let mut c = etcd_client::Client::connect([ep], opts).await?;
                     c.status().await
                 };
                 if let Ok(Ok(st)) = tokio::time::timeout(Duration::from_secs(2), fut).await {
@@ -341,6 +402,7 @@ pub fn test_options() -> EtcdOptions {
         retry_for: Duration::from_secs(20),
         connect_timeout: Duration::from_secs(1),
         runtime_threads: 2,
+        tls: None,
     }
 }
 
@@ -350,6 +412,7 @@ fn quick_options() -> EtcdOptions {
         retry_for: Duration::from_millis(200),
         connect_timeout: Duration::from_millis(300),
         runtime_threads: 1,
+        tls: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Test support, enabled by the `testing` feature: throwaway SQLite stores
 //! and etcd servers, and claim races.
 pub mod etcd;
+pub mod pki;
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

@@ -153,7 +153,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             Err(ReadError::Object(e)) => errors.push(e),
         }
     }
-    let url = target.url();
+    let url = target.url()?;
     if matches!(target, Target::Lab(_)) {
         if let Err(e) = kubelet::preflight(inputs.iter().map(|i| i.object.kind())) {
             return unusable(e);

@@ -59,15 +59,19 @@ impl TargetArgs {
 }
 
 impl Target {
-    pub fn url(&self) -> String {
-        match self {
+    pub fn url(&self) -> anyhow::Result<String> {
+        Ok(match self {
             Target::Store(u) => u.clone(),
-            Target::Lab(d) => d.store_url(),
-        }
+            Target::Lab(d) => d.store_url()?,
+        })
     }
 
     pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(aksnet_store::open(&self.url())?)
+        Ok(match self {
+            Target::Store(u) => aksnet_store::open(u)?,
+            // The lab's own store, with its TLS settings.
+            Target::Lab(d) => aksnet_lab::store::open(d)?,
+        })
     }
 }
 

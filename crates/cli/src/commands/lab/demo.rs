@@ -64,6 +64,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
                 nodes: a.nodes,
                 pods_per_node: a.pods_per_node,
                 vm_subnet: None,
+                store: None,
             },
             &bar,
         );

@@ -24,6 +24,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::design::DesignArgs;
+use super::store::EtcdTlsArgs;
 use super::{Output, EXIT_INVALID, EXIT_UNUSABLE};
 
 #[derive(Args, Debug)]
@@ -70,12 +71,18 @@ pub struct UpArgs {
     pub output: OutputArg,
     #[command(flatten)]
     pub design: DesignArgs,
+    /// The cluster store the lab's agents share (e.g. etcds://127.0.0.1:2379
+    /// with --etcd-ca/--etcd-cert/--etcd-key). Default: a SQLite file in the lab directory.
+    #[arg(long = "store", value_name = "URL")]
+    pub store: Option<String>,
+    #[command(flatten)]
+    pub etcd_tls: EtcdTlsArgs,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum LabCommand {
     /// Build a lab: fabric, nodes with their agents, pods, a VNet VM and an internet host.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Nodes, pods, addresses, route table and processes of a lab.
     Status {
         #[command(flatten)]
@@ -464,6 +471,40 @@ pub fn design(
     Ok(Ok(plan.network))
 }
 
+/// `--store` and the TLS flags, checked (URL syntax, TLS files for an
+/// `etcds://` URL only) before anything is built.
+fn store_config(a: &UpArgs) -> anyhow::Result<Option<aksnet_lab::state::StoreConfig>> {
+    let tls = a.etcd_tls.tls();
+    let Some(url) = &a.store else {
+        if !tls.is_empty() {
+            return Err(anyhow!(
+                "--etcd-ca, --etcd-cert and --etcd-key need --store etcds://HOST:PORT"
+            ));
+        }
+        return Ok(None);
+    };
+    let parsed: aksnet_store::StoreUrl = url.parse()?;
+    if parsed.is_tls() {
+        tls.check()?;
+    } else if !tls.is_empty() {
+        return Err(anyhow!(
+            "--etcd-ca, --etcd-cert and --etcd-key apply to etcds:// stores, not to --store {url}"
+        ));
+    }
+    // Children run from other directories: absolute paths.
+    let abs = |p: &Option<PathBuf>| -> anyhow::Result<Option<PathBuf>> {
+        p.as_ref()
+            .map(|p| std::path::absolute(p).with_context(|| format!("{}", p.display())))
+            .transpose()
+    };
+    Ok(Some(aksnet_lab::state::StoreConfig {
+        url: parsed.to_string(),
+        etcd_ca: abs(&a.etcd_tls.ca)?,
+        etcd_cert: abs(&a.etcd_tls.cert)?,
+        etcd_key: abs(&a.etcd_tls.key)?,
+    }))
+}
+
 fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
     let network = match design(&a.design, a.nodes)? {
         Ok(n) => n,
@@ -481,6 +522,7 @@ fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
         nodes: a.nodes,
         pods_per_node: a.pods_per_node,
         vm_subnet,
+        store: store_config(a)?,
     };
     let env = env(&a.bin)?;
     let bar = bar(a.output.output == Output::Json);
