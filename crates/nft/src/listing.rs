@@ -184,7 +184,8 @@ pub fn same_rule(family: Family, listed: &ListedRule, r: &Rule) -> bool {
 /// Statements as nft lists them back: counters without figures, NAT
 /// without the family a single-family table implies, `meta l4proto P`
 /// followed by `th` ports folded into `P` ports (nft's dependency
-/// elimination), one-element flag lists as strings.
+/// elimination), one-element flag lists as strings, one-element anonymous
+/// sets as their element.
 pub fn normalize_stmts(family: Family, stmts: &[J]) -> Vec<J> {
     let mut out: Vec<J> = Vec::new();
     let mut i = 0;
@@ -239,6 +240,13 @@ fn normalize(family: Family, v: &J) -> J {
                         }
                         inner
                     }
+                    // nft lists a one-element anonymous set as its element.
+                    "right" => match x.get("set").and_then(J::as_array) {
+                        Some(one) if one.len() == 1 && !one[0].is_array() => {
+                            normalize(family, &one[0])
+                        }
+                        _ => normalize(family, x),
+                    },
                     _ => normalize(family, x),
                 };
                 n.insert(k.clone(), x);
