@@ -11,12 +11,12 @@
 //! - an nftables table (`ip aksnet_lab`, [`desired_nft`]) marking
 //!   node-subnet traffic, the NSG chains, and outbound SNAT of everything to
 //!   the public IP, applied through the one nftables driver
-//!   ([`aksnet_linux::nft_driver::Nft`] in the fabric namespace).
+//!   ([`aksnet_linux::nft::Nft`] in the fabric namespace).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
-use aksnet_linux::nft_driver::Nft;
+use aksnet_linux::nft::Nft;
 use aksnet_nft::build::{accept, ct_state, iifname, jump, mark, oifname, snat};
 use aksnet_nft::{
     priority, BaseChain, Chain, ChainType, CtState, Family, Hook, Owner, Rule, Stmt, Table,

@@ -249,8 +249,7 @@ fn fabric_routes_snat_nsg() {
     // What the kernel holds is the desired table, read back through the driver.
     {
         use aksnet_nft::Driver;
-        let mut d =
-            aksnet_linux::nft_driver::Nft::at(format!("/run/netns/{}", names.fabric())).unwrap();
+        let mut d = aksnet_linux::nft::Nft::at(format!("/run/netns/{}", names.fabric())).unwrap();
         let want = fabric::desired_nft(&st);
         let l = d.list(&want.id()).unwrap().unwrap();
         for r in &l.rules {
@@ -258,7 +257,13 @@ fn fabric_routes_snat_nsg() {
                 .rules
                 .iter()
                 .any(|w| aksnet_nft::listing::same_rule(aksnet_nft::Family::Ip, r, w));
-            assert!(ok, "listed in {}: {:?} {}", r.chain, r.comment, serde_json::Value::Array(r.expr.clone()));
+            assert!(
+                ok,
+                "listed in {}: {:?} {}",
+                r.chain,
+                r.comment,
+                serde_json::Value::Array(r.expr.clone())
+            );
         }
         assert!(l.matches(&want), "{l:#?}");
     }

@@ -110,7 +110,11 @@ pub fn ensure(t: &Table, shared: &[&str]) -> Batch {
             decl: s.declaration(),
         });
     }
-    for (n, c) in t.chains.iter().filter(|(n, _)| !shared.contains(&n.as_str())) {
+    for (n, c) in t
+        .chains
+        .iter()
+        .filter(|(n, _)| !shared.contains(&n.as_str()))
+    {
         for r in &c.rules {
             b.push(Command::AddRule {
                 table: id.clone(),
