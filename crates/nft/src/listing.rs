@@ -576,4 +576,34 @@ mod tests {
         other.chain("d", Chain::regular(vec![]));
         assert!(!l.matches(&other));
     }
+
+    #[test]
+    fn nft_listing_forms_compare_equal_to_the_rendering() {
+        let rule = Rule::new([
+            any_of(
+                crate::Expr::Payload(crate::Payload::IpSaddr),
+                [Value::net("10.224.0.0/12".parse().unwrap())],
+            ),
+            l4proto(L4Proto::Tcp),
+            th_dport(80),
+            crate::Stmt::Counter,
+            dnat("10.0.0.2".parse().unwrap(), Some(8080)),
+        ]);
+        let listed = ListedRule {
+            chain: "c".into(),
+            handle: 1,
+            comment: None,
+            expr: vec![
+                json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                    "right": {"prefix": {"addr": "10.224.0.0", "len": 12}}}}),
+                json!({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 80}}),
+                json!({"counter": {"packets": 1, "bytes": 60}}),
+                json!({"dnat": {"addr": "10.0.0.2", "port": 8080}}),
+            ],
+        };
+        assert!(same_rule(Family::Ip, &listed, &rule));
+        // In an inet table the NAT family stays: it is part of the rule.
+        assert!(!same_rule(Family::Inet, &listed, &rule));
+        assert!(!same_rule(Family::Ip, &listed, &rule.clone().comment("x")));
+    }
 }
