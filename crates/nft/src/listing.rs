@@ -10,7 +10,7 @@ use crate::expr::{Rule, Verdict};
 use crate::json;
 use crate::model::{
     BaseChain, ChainType, ElemData, Element, Family, Hook, KeyType, MapData, Policy, Set, SetFlags,
-    Table, TableId,
+    Table,
 };
 use crate::value::{L4Proto, Value};
 
@@ -435,7 +435,6 @@ fn one_value(t: KeyType, v: &J) -> Option<Value> {
 /// The listing a table would have if `t` were applied to an empty kernel
 /// (handles counted from 1): what the fake reports.
 pub fn of_table(t: &Table, handles: &dyn Fn(&str, usize) -> u64) -> Listing {
-    let id: TableId = t.id();
     let mut l = Listing::default();
     for (name, c) in &t.chains {
         l.chains.push(ListedChain {
@@ -458,7 +457,6 @@ pub fn of_table(t: &Table, handles: &dyn Fn(&str, usize) -> u64) -> Listing {
             set: Some(s.clone()),
         });
     }
-    let _ = id;
     l
 }
 

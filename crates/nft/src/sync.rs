@@ -3,7 +3,6 @@
 //! after a refused batch — a listing: adopted when it already matches,
 //! replaced in one batch when it does not.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::batch::{Batch, Command};
@@ -51,14 +50,12 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
             });
         }
     }
-    let mut kept_sets = BTreeSet::new();
     for s in &l.sets {
         let keep = match (&s.set, desired.sets.get(&s.name)) {
             (Some(have), Some(want)) => have.declaration() == want.declaration(),
             _ => false,
         };
         if keep {
-            kept_sets.insert(s.name.clone());
             b.push(Command::FlushSet {
                 table: id.clone(),
                 set: s.name.clone(),
@@ -76,7 +73,6 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
     // filled: the create batch without its `add table`.
     b.commands
         .extend(diff::create(desired).commands.into_iter().skip(1));
-    let _ = kept_sets;
     b
 }
 
