@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aksnet_linux::nft_driver::Nft;
+use aksnet_linux::nft::Nft;
 use aksnet_linux::route::TABLE_MAIN;
 use aksnet_nft::{Driver, TableId};
 use aksnet_linux::{Netns, Socket};

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use aksnet_core::cni::{CniError, CniResult};
 
-use aksnet_linux::nft_driver::Nft;
+use aksnet_linux::nft::Nft;
 
 use crate::common::{self, kerr};
 use crate::netconf::{MainConf, Mode};

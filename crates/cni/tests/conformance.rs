@@ -14,7 +14,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aksnet_linux::nft_driver::Nft;
+use aksnet_linux::nft::Nft;
 use aksnet_nft::{Driver, Family, TableId};
 use common::*;
 use serde_json::{json, Value};

@@ -15,7 +15,7 @@
 
 mod common;
 
-use aksnet_linux::nft_driver::Nft;
+use aksnet_linux::nft::Nft;
 use aksnet_nft::{Driver, Family, Listing as Table, TableId};
 use common::{
     can_run, cni, probe_server, probe_server_on, tcp_probe, udp_probe, Call, NamedNs, Outcome,

@@ -69,6 +69,12 @@ pub enum LabError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("nftables in {ns}: {source}")]
+    Nft {
+        ns: String,
+        #[source]
+        source: aksnet_nft::DriverError,
+    },
 }
 
 impl LabError {

@@ -8,15 +8,22 @@
 //!   overlay routing domain) kept equal to the store by [`sync_routes`];
 //! - Azure's system routes: private ranges and the VNet are `unreachable`
 //!   unless something more specific exists, the rest goes to the internet;
-//! - an nftables table (`ip aksnet_lab`) marking node-subnet traffic, the NSG
-//!   chains, and outbound SNAT of everything to the public IP.
+//! - an nftables table (`ip aksnet_lab`, [`desired_nft`]) marking
+//!   node-subnet traffic, the NSG chains, and outbound SNAT of everything to
+//!   the public IP, applied through the one nftables driver
+//!   ([`aksnet_linux::nft::Nft`] in the fabric namespace).
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
+use aksnet_linux::nft::Nft;
+use aksnet_nft::build::{accept, ct_state, iifname, jump, mark, oifname, snat};
+use aksnet_nft::{
+    priority, BaseChain, Chain, ChainType, CtState, Family, Hook, Owner, Rule, Stmt, Table,
+};
 use ipnet::Ipv4Net;
 
-use crate::error::Result;
+use crate::error::{LabError, Result};
 use crate::ip;
 use crate::netns;
 use crate::nsg;
@@ -137,20 +144,85 @@ pub fn virtual_network(state: &LabState) -> Vec<Ipv4Net> {
     v
 }
 
-/// The fabric's nftables table, whole.
-pub fn nft_script(state: &LabState) -> String {
+/// The fabric's nftables table.
+pub const NFT_TABLE: &str = "aksnet_lab";
+
+/// The fabric's nftables table, whole, as data:
+///
+/// ```text
+/// table ip aksnet_lab {
+///     chain forward         { type filter hook forward priority filter; policy accept;
+///                             ct state established,related accept
+///                             meta mark 0x1 jump nsg_out
+///                             oifname "n*" jump nsg_in }
+///     chain nsg_in, nsg_out { the NSG's rules, see crate::nsg }
+///     chain postrouting     { type nat hook postrouting priority srcnat; policy accept;
+///                             oifname "inet" snat to PUBLIC-IP }
+///     chain tag_node_subnet { type filter hook prerouting priority mangle; policy accept;
+///                             iifname "n*" meta mark set 0x1 }
+/// }
+/// ```
+pub fn desired_nft(state: &LabState) -> Table {
     let vnet = virtual_network(state);
-    format!(
-        "table ip aksnet_lab\ndelete table ip aksnet_lab\ntable ip aksnet_lab {{\n  chain tag_node_subnet {{\n    type filter hook prerouting priority mangle; policy accept;\n    iifname \"n*\" meta mark set {mark:#x} comment \"from the node subnet: its route table applies\"\n  }}\n{nsg}  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    ct state established,related accept\n    meta mark {mark:#x} jump nsg_out\n    oifname \"n*\" jump nsg_in\n  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{INTERNET_PORT}\" snat to {public} comment \"outbound SNAT to the public IP\"\n  }}\n}}\n",
-        mark = NODE_SUBNET_MARK,
-        nsg = nsg::render_chains(&state.nsg, &vnet),
-        public = state.addressing.public_ip,
-    )
+    let (nsg_in, nsg_out) = nsg::chains(&state.nsg, &vnet);
+    let mut t = Table::new(Family::Ip, NFT_TABLE);
+    t.chain(
+        "tag_node_subnet",
+        Chain::base(
+            BaseChain::new(ChainType::Filter, Hook::Prerouting, priority::MANGLE),
+            vec![Rule::new([iifname("n*"), Stmt::SetMark(NODE_SUBNET_MARK)])
+                .comment("from the node subnet: its route table applies")],
+        ),
+    );
+    t.chain(nsg::IN_CHAIN, nsg_in);
+    t.chain(nsg::OUT_CHAIN, nsg_out);
+    t.chain(
+        "forward",
+        Chain::base(
+            BaseChain::filter(Hook::Forward),
+            vec![
+                Rule::new([
+                    ct_state(&[CtState::Established, CtState::Related]),
+                    accept(),
+                ]),
+                Rule::new([mark(NODE_SUBNET_MARK), jump(nsg::OUT_CHAIN)]),
+                Rule::new([oifname("n*"), jump(nsg::IN_CHAIN)]),
+            ],
+        ),
+    );
+    t.chain(
+        "postrouting",
+        Chain::base(
+            BaseChain::nat(Hook::Postrouting),
+            vec![Rule::new([
+                oifname(INTERNET_PORT),
+                snat(IpAddr::V4(state.addressing.public_ip)),
+            ])
+            .comment("outbound SNAT to the public IP")],
+        ),
+    );
+    t
 }
 
-/// Replaces the fabric's nftables table in one transaction.
+/// Makes the fabric's nftables table equal to [`desired_nft`]: read back,
+/// left alone when it matches (a repeated `lab up` step, a restart),
+/// replaced in one transaction when it does not.
 pub fn apply_nft(state: &LabState) -> Result<()> {
-    ip::nft(&state.names().fabric(), &nft_script(state))
+    let ns = state.names().fabric();
+    let nerr = |source| LabError::Nft {
+        ns: ns.clone(),
+        source,
+    };
+    let mut driver = Nft::at(netns_path(&ns)).map_err(|source| LabError::Netns {
+        path: netns_path(&ns),
+        source,
+    })?;
+    let want = desired_nft(state);
+    let outcome = Owner::new(want.id())
+        .sync(&mut driver, &want)
+        .map_err(nerr)?;
+    tracing::debug!(lab = %state.name, ?outcome, "fabric nftables");
+    Ok(())
 }
 
 /// The `ip -batch` lines that plug node `index` into the fabric (fabric
@@ -260,17 +332,105 @@ mod tests {
     use super::*;
     use crate::state::tests::sample_state;
 
+    fn traced(st: &LabState, p: aksnet_nft::Packet) -> aksnet_nft::Trace {
+        use aksnet_nft::Hook::*;
+        aksnet_nft::trace(
+            &[desired_nft(st)],
+            &aksnet_nft::Host::default(),
+            &p,
+            &[Prerouting, Forward, Postrouting],
+        )
+    }
+
     #[test]
-    fn nft_script_marks_nsgs_and_snats() {
-        let st = sample_state("kubenet", None, 2, 1);
-        let s = nft_script(&st);
-        assert!(s.starts_with("table ip aksnet_lab\ndelete table ip aksnet_lab\n"));
-        assert!(s.contains("iifname \"n*\" meta mark set 0x1"));
-        assert!(s.contains("snat to 203.0.113.100"));
+    fn the_fabric_table_marks_applies_nsgs_and_snats() {
+        use aksnet_nft::{Driver, Fake, Final, Packet};
+        let mut st = sample_state("kubenet", None, 2, 1);
+        let mut fake = Fake::new();
+        fake.apply(&aksnet_nft::diff::create(&desired_nft(&st)))
+            .unwrap();
+        let dump = fake.dump();
         assert!(
-            s.contains("ip saddr { 10.224.0.0/12, 10.244.0.0/16 } return"),
-            "{s}"
+            dump.contains("iifname \"n*\" meta mark set 0x1 comment"),
+            "{dump}"
         );
+        assert!(
+            dump.contains("oifname \"inet\" snat to 203.0.113.100"),
+            "{dump}"
+        );
+        assert!(dump.contains("ip saddr { 10.224.0.0/12, 10.244.0.0/16 } return comment \"65000 AllowVnetInBound\""), "{dump}");
+        // Node to the internet: marked, allowed out, SNAT to the public IP.
+        let out = traced(
+            &st,
+            Packet::tcp("10.224.0.4", 40000, "203.0.113.7", 80)
+                .iif("n0")
+                .oif("inet"),
+        );
+        assert_eq!(out.verdict, Final::Accept);
+        assert_eq!(out.nat, vec!["snat to 203.0.113.100"]);
+        assert_eq!(out.after.mark, NODE_SUBNET_MARK);
+        assert!(
+            out.rules()
+                .iter()
+                .any(|r| r.contains("AllowInternetOutBound")),
+            "{out}"
+        );
+        // The internet to a node: DenyAllInBound.
+        let inb = traced(
+            &st,
+            Packet::tcp("203.0.113.7", 40000, "10.224.0.5", 7777)
+                .iif("inet")
+                .oif("n1"),
+        );
+        assert_eq!(inb.verdict, Final::Drop);
+        assert!(
+            inb.rules().last().unwrap().contains("DenyAllInBound"),
+            "{inb}"
+        );
+        // An NSG deny from the VM subnet to port 7777 wins over AllowVnetInBound.
+        nsg::add(
+            &mut st.nsg,
+            nsg::NsgRule {
+                priority: 200,
+                direction: nsg::Direction::Inbound,
+                access: nsg::Access::Deny,
+                source: Some("10.225.0.0/24".parse().unwrap()),
+                destination: None,
+                port: Some(7777),
+                protocol: Some(nsg::Protocol::Tcp),
+            },
+        )
+        .unwrap();
+        let vm = Packet::tcp("10.225.0.4", 40000, "10.224.0.5", 7777)
+            .iif("vm")
+            .oif("n1");
+        let t = traced(&st, vm.clone());
+        assert_eq!(t.verdict, Final::Drop);
+        assert!(
+            t.rules().last().unwrap().contains("deny-inbound-200"),
+            "{t}"
+        );
+        let other_port = traced(
+            &st,
+            Packet::tcp("10.225.0.4", 40000, "10.224.0.5", 80)
+                .iif("vm")
+                .oif("n1"),
+        );
+        assert_eq!(other_port.verdict, Final::Accept);
+        // Replies of an allowed flow pass whatever the NSG says.
+        let reply = traced(&st, vm.state(aksnet_nft::CtState::Established));
+        assert_eq!(reply.verdict, Final::Accept);
+        // The NSG change is a rewrite of nsg_in alone.
+        let before = desired_nft(&sample_state("kubenet", None, 2, 1));
+        let batch = aksnet_nft::diff::diff(&before, &desired_nft(&st));
+        assert!(
+            batch
+                .to_string()
+                .starts_with("flush chain ip aksnet_lab nsg_in\n"),
+            "{batch}"
+        );
+        fake.apply(&batch).unwrap();
+        assert_eq!(fake.table(&before.id()).unwrap(), desired_nft(&st));
         let (fab, node) = plug_node_lines(&st, 3, "10.224.0.6".parse().unwrap());
         assert_eq!(
             fab[0],

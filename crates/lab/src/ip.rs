@@ -1,16 +1,15 @@
-//! iproute2 and nftables, driven in batches inside lab namespaces only.
+//! iproute2, driven in batches inside lab namespaces only (nftables goes
+//! through aksnet-linux's driver, see [`crate::fabric::apply_nft`]).
 //!
-//! Every call names a lab namespace (`ip -n NS`, `ip netns exec`-free
-//! `nft` through [`crate::netns::command_in`]); nothing here runs a command
-//! that changes the root namespace.
+//! Every call names a lab namespace (`ip -n NS`); nothing here runs a
+//! command that changes the root namespace.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::error::{LabError, Result};
-use crate::netns;
-use crate::topology::{netns_path, NETNS_DIR};
+use crate::topology::NETNS_DIR;
 
 fn run(mut cmd: Command, input: Option<&str>, label: String) -> Result<String> {
     cmd.stdin(if input.is_some() {
@@ -103,22 +102,6 @@ pub fn routes_json(ns: &str, table: u32) -> Result<serde_json::Value> {
         }
         r => r,
     }
-}
-
-/// Applies an nftables script (`nft -f -`) inside the namespace `ns`.
-pub fn nft(ns: &str, script: &str) -> Result<()> {
-    let mut cmd = Command::new("nft");
-    cmd.args(["-f", "-"]);
-    netns::command_in(&mut cmd, &netns_path(ns))?;
-    run(cmd, Some(script), format!("nft -f - in {ns}")).map(|_| ())
-}
-
-/// `nft list ruleset` inside `ns`.
-pub fn nft_list(ns: &str) -> Result<String> {
-    let mut cmd = Command::new("nft");
-    cmd.args(["list", "ruleset"]);
-    netns::command_in(&mut cmd, &netns_path(ns))?;
-    run(cmd, None, format!("nft list ruleset in {ns}"))
 }
 
 /// Named namespaces (`/run/netns`), sorted.

@@ -2,10 +2,13 @@
 //! per direction, lowest priority number first, first match wins, stateful
 //! (replies of an allowed flow pass), then the default rules
 //! (AllowVnetInBound / DenyAllInBound, AllowVnetOutBound /
-//! AllowInternetOutBound). Rendered as nftables chains of the fabric. Pure.
+//! AllowInternetOutBound). Rendered as nftables chains of the fabric
+//! ([`chains`], typed [`aksnet_nft`] data). Pure.
 
-use std::fmt::Write as _;
 use std::str::FromStr;
+
+use aksnet_nft::build::{any_of, daddr, drop, l4proto, ret, saddr, th_dport};
+use aksnet_nft::{Chain, Expr, L4Proto, MetaKey, Rule, Stmt, Value};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -141,27 +144,43 @@ impl NsgRule {
         )
     }
 
-    fn nft_match(&self) -> String {
-        let mut m = String::new();
-        if let Some(s) = self.source {
-            let _ = write!(m, "ip saddr {} ", s.trunc());
+    /// The rule's matches.
+    fn matches(&self) -> Vec<Stmt> {
+        let mut m = Vec::new();
+        if let Some(src) = self.source {
+            m.push(saddr(src.trunc().into()));
         }
         if let Some(d) = self.destination {
-            let _ = write!(m, "ip daddr {} ", d.trunc());
+            m.push(daddr(d.trunc().into()));
         }
+        let l4 = |p: Protocol| match p {
+            Protocol::Tcp => L4Proto::Tcp,
+            Protocol::Udp => L4Proto::Udp,
+        };
         match (self.protocol, self.port) {
-            (Some(p), Some(port)) => {
-                let _ = write!(m, "{} dport {port} ", p.as_str());
-            }
-            (Some(p), None) => {
-                let _ = write!(m, "meta l4proto {} ", p.as_str());
-            }
-            (None, Some(port)) => {
-                let _ = write!(m, "meta l4proto {{ tcp, udp }} th dport {port} ");
-            }
+            (Some(p), Some(port)) => m.extend([l4proto(l4(p)), th_dport(port)]),
+            (Some(p), None) => m.push(l4proto(l4(p))),
+            (None, Some(port)) => m.extend([
+                any_of(
+                    Expr::Meta(MetaKey::L4Proto),
+                    [Value::Proto(L4Proto::Tcp), Value::Proto(L4Proto::Udp)],
+                ),
+                th_dport(port),
+            ]),
             (None, None) => {}
         }
         m
+    }
+
+    /// The nftables rule: an allow returns (the packet goes on, to the
+    /// other direction's rules and then to its NIC), a deny drops.
+    pub fn rule(&self) -> Rule {
+        let mut stmts = self.matches();
+        stmts.push(match self.access {
+            Access::Allow => ret(),
+            Access::Deny => drop(),
+        });
+        Rule::new(stmts).comment(self.name())
     }
 
     pub fn listed(&self) -> ListedRule {
@@ -269,47 +288,42 @@ pub fn listing(rules: &[NsgRule], vnet: &[Ipv4Net]) -> Vec<ListedRule> {
     out
 }
 
-/// The two nftables chains (`nsg_in`, `nsg_out`) the fabric's forward chain
-/// jumps to. An allow rule returns (the packet goes on, to the other
-/// direction's rules and then to its NIC); a deny rule drops.
-pub fn render_chains(rules: &[NsgRule], vnet: &[Ipv4Net]) -> String {
-    let set = vnet
-        .iter()
-        .map(|n| n.trunc().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut s = String::new();
-    for (dir, chain) in [
-        (Direction::Inbound, "nsg_in"),
-        (Direction::Outbound, "nsg_out"),
-    ] {
-        let _ = writeln!(s, "  chain {chain} {{");
+/// The chain of inbound rules.
+pub const IN_CHAIN: &str = "nsg_in";
+/// The chain of outbound rules.
+pub const OUT_CHAIN: &str = "nsg_out";
+
+/// The two regular chains ([`IN_CHAIN`], [`OUT_CHAIN`]) the fabric's forward
+/// chain jumps to: the user rules in priority order, then Azure's defaults.
+pub fn chains(rules: &[NsgRule], vnet: &[Ipv4Net]) -> (Chain, Chain) {
+    let vnet_set: Vec<Value> = vnet.iter().map(|n| Value::from(n.trunc())).collect();
+    let user = |dir: Direction| {
         let mut user: Vec<&NsgRule> = rules.iter().filter(|r| r.direction == dir).collect();
         user.sort_by_key(|r| r.priority);
-        for r in user {
-            let verdict = match r.access {
-                Access::Allow => "return",
-                Access::Deny => "drop",
-            };
-            let _ = writeln!(s, "    {}{verdict} comment \"{}\"", r.nft_match(), r.name());
-        }
-        match dir {
-            Direction::Inbound => {
-                let _ = writeln!(
-                    s,
-                    "    ip saddr {{ {set} }} return comment \"65000 AllowVnetInBound\"\n    drop comment \"65500 DenyAllInBound\""
-                );
-            }
-            Direction::Outbound => {
-                let _ = writeln!(
-                    s,
-                    "    ip daddr {{ {set} }} return comment \"65000 AllowVnetOutBound\"\n    return comment \"65001 AllowInternetOutBound\""
-                );
-            }
-        }
-        let _ = writeln!(s, "  }}");
-    }
-    s
+        user.into_iter().map(NsgRule::rule).collect::<Vec<_>>()
+    };
+    let mut inbound = user(Direction::Inbound);
+    inbound.push(
+        Rule::new([
+            any_of(
+                Expr::Payload(aksnet_nft::Payload::IpSaddr),
+                vnet_set.clone(),
+            ),
+            ret(),
+        ])
+        .comment("65000 AllowVnetInBound"),
+    );
+    inbound.push(Rule::new([drop()]).comment("65500 DenyAllInBound"));
+    let mut outbound = user(Direction::Outbound);
+    outbound.push(
+        Rule::new([
+            any_of(Expr::Payload(aksnet_nft::Payload::IpDaddr), vnet_set),
+            ret(),
+        ])
+        .comment("65000 AllowVnetOutBound"),
+    );
+    outbound.push(Rule::new([ret()]).comment("65001 AllowInternetOutBound"));
+    (Chain::regular(inbound), Chain::regular(outbound))
 }
 
 #[cfg(test)]
@@ -347,14 +361,16 @@ mod tests {
         assert!(add(&mut rules, rule(99, Direction::Inbound, Access::Allow)).is_err());
         assert!(add(&mut rules, rule(4097, Direction::Inbound, Access::Allow)).is_err());
         let vnet = vec!["10.224.0.0/12".parse().unwrap()];
-        let nft = render_chains(&rules, &vnet);
-        let deny_at = nft.find("deny-inbound-200").unwrap();
-        let allow_at = nft.find("allow-inbound-300").unwrap();
-        let default_at = nft.find("AllowVnetInBound").unwrap();
-        assert!(deny_at < allow_at && allow_at < default_at, "{nft}");
-        assert!(
-            nft.contains("ip saddr 10.225.0.0/24 tcp dport 7777 drop comment \"deny-inbound-200\""),
-            "{nft}"
+        let (inbound, _) = chains(&rules, &vnet);
+        let text: Vec<String> = inbound.rules.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            text,
+            vec![
+                "ip saddr 10.225.0.0/24 meta l4proto tcp th dport 7777 drop comment \"deny-inbound-200\"",
+                "return comment \"allow-inbound-300\"",
+                "ip saddr { 10.224.0.0/12 } return comment \"65000 AllowVnetInBound\"",
+                "drop comment \"65500 DenyAllInBound\"",
+            ]
         );
         let listed = listing(&rules, &vnet);
         assert_eq!(listed.iter().filter(|r| r.default).count(), 5);
@@ -369,7 +385,10 @@ mod tests {
     fn port_without_protocol_matches_tcp_and_udp() {
         let mut r = rule(100, Direction::Outbound, Access::Deny);
         r.port = Some(53);
-        assert_eq!(r.nft_match(), "meta l4proto { tcp, udp } th dport 53 ");
+        assert_eq!(
+            r.rule().to_string(),
+            "meta l4proto { tcp, udp } th dport 53 drop comment \"deny-outbound-100\""
+        );
         assert!("sideways".parse::<Direction>().is_err());
         assert_eq!("DENY".parse::<Access>().unwrap(), Access::Deny);
     }

@@ -246,9 +246,27 @@ fn fabric_routes_snat_nsg() {
     nsg::remove(&mut st.nsg, Direction::Inbound, 200).unwrap();
     fabric::apply_nft(&st).unwrap();
     assert!(probe_from(&names.vm(), "10.224.0.5").reachable);
-    assert!(ip::nft_list(&names.fabric())
-        .unwrap()
-        .contains("AllowVnetInBound"));
+    // What the kernel holds is the desired table, read back through the driver.
+    {
+        use aksnet_nft::Driver;
+        let mut d = aksnet_linux::nft::Nft::at(format!("/run/netns/{}", names.fabric())).unwrap();
+        let want = fabric::desired_nft(&st);
+        let l = d.list(&want.id()).unwrap().unwrap();
+        for r in &l.rules {
+            let ok = want.chains[&r.chain]
+                .rules
+                .iter()
+                .any(|w| aksnet_nft::listing::same_rule(aksnet_nft::Family::Ip, r, w));
+            assert!(
+                ok,
+                "listed in {}: {:?} {}",
+                r.chain,
+                r.comment,
+                serde_json::Value::Array(r.expr.clone())
+            );
+        }
+        assert!(l.matches(&want), "{l:#?}");
+    }
 
     drop(_down);
     for ns in ip::netns_list() {

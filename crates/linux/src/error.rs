@@ -43,14 +43,6 @@ pub enum Error {
         #[source]
         source: netlink_packet_core::DecodeError,
     },
-    /// `nft` failed or could not be run.
-    #[error("nft {op}: {msg}")]
-    Nft {
-        /// What nft was asked to do.
-        op: String,
-        /// nft's own message (its stderr) or why it could not run.
-        msg: String,
-    },
     /// A value given to this crate is not usable.
     #[error("invalid {what}: {msg}")]
     Invalid {

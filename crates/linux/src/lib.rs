@@ -9,8 +9,9 @@
 //! * [`sysctl`]: read and write `/proc/sys` keys of the calling thread's
 //!   namespace.
 //! * [`flock`]: exclusive file locks with a time limit.
-//! * [`nft`]: nftables rule sets as data, applied as one atomic
-//!   `nft -j -f -` batch, and listings of a table.
+//! * [`nft`]: the real nftables driver ([`nft::Nft`]): batches of the
+//!   `aksnet-nft` model applied as one atomic `nft -j -f -` transaction in
+//!   a given namespace, and listings of a table.
 //!
 //! Everything here is synchronous: CNI plugins are short-lived processes and
 //! a thread that entered a namespace must not be shared with an async
@@ -30,7 +31,6 @@ pub mod neigh;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
-pub mod nft_driver;
 pub mod process;
 pub mod route;
 pub mod sysctl;

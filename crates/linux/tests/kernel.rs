@@ -12,7 +12,7 @@ use std::os::fd::AsFd;
 
 use aksnet_linux::addr::AddrOptions;
 use aksnet_linux::link::{LinkChange, VethSpec, VxlanSpec};
-use aksnet_linux::nft::{self, expr, BaseChain, Batch, Family};
+use aksnet_linux::nft;
 use aksnet_linux::route::{Route, Scope};
 use aksnet_linux::{sysctl, MacAddr, Netns, Socket};
 
@@ -312,60 +312,6 @@ fn vxlan_and_fdb() {
         .unwrap());
 }
 
-#[test]
-fn nft_batch_is_atomic_and_listable() {
-    if !aksnet_linux::testing::can_run("the nft test", &[&nft::nft_binary()]) {
-        return;
-    }
-    let _host = unshare_thread();
-    let pod: ipnet::IpNet = "10.97.0.2/32".parse().unwrap();
-    let mut b = Batch::new();
-    b.add_table(Family::Ip, "ak3t")
-        .add_chain(
-            Family::Ip,
-            "ak3t",
-            "post",
-            Some(&BaseChain::nat("postrouting")),
-        )
-        .add_rule(
-            Family::Ip,
-            "ak3t",
-            "post",
-            vec![expr::saddr("==", &pod), expr::counter(), expr::masquerade()],
-            Some("ak3 one"),
-        );
-    nft::check(&b).unwrap();
-    nft::apply(&b).unwrap();
-    let t = nft::list_table(Family::Ip, "ak3t").unwrap().unwrap();
-    assert_eq!(t.rules_with_comment("ak3 one").count(), 1);
-    // A failing command makes the whole batch fail, leaving no trace.
-    let mut bad = Batch::new();
-    bad.add_rule(
-        Family::Ip,
-        "ak3t",
-        "post",
-        vec![expr::masquerade()],
-        Some("ak3 two"),
-    )
-    .delete_rule(Family::Ip, "ak3t", "post", 999_999);
-    assert!(nft::apply(&bad).is_err());
-    let t = nft::list_table(Family::Ip, "ak3t").unwrap().unwrap();
-    assert_eq!(t.rules_with_comment("ak3 two").count(), 0);
-    let h = t.rules_with_comment("ak3 one").next().unwrap().handle;
-    let mut del = Batch::new();
-    del.delete_rule(Family::Ip, "ak3t", "post", h);
-    nft::apply(&del).unwrap();
-    assert_eq!(
-        nft::list_table(Family::Ip, "ak3t")
-            .unwrap()
-            .unwrap()
-            .rules
-            .len(),
-        0
-    );
-    assert!(nft::list_table(Family::Ip, "ak3none").unwrap().is_none());
-}
-
 /// A table using every part of the model, for the driver test.
 fn model_table(extra_net: Option<&str>) -> aksnet_nft::Table {
     use aksnet_nft::build::*;
@@ -525,7 +471,7 @@ fn model_table(extra_net: Option<&str>) -> aksnet_nft::Table {
 
 #[test]
 fn nft_driver_applies_diffs_and_reads_back_every_model_part() {
-    use aksnet_linux::nft_driver::Nft;
+    use aksnet_linux::nft::Nft;
     use aksnet_nft::{diff, Driver, Family as F, Owner, Synced, Table, TableId};
     if !aksnet_linux::testing::can_run("the nft driver test", &[&nft::nft_binary()]) {
         return;

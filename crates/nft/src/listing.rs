@@ -10,7 +10,7 @@ use crate::expr::{Rule, Verdict};
 use crate::json;
 use crate::model::{
     BaseChain, ChainType, ElemData, Element, Family, Hook, KeyType, MapData, Policy, Set, SetFlags,
-    Table, TableId,
+    Table,
 };
 use crate::value::{L4Proto, Value};
 
@@ -187,7 +187,8 @@ pub fn same_rule(family: Family, listed: &ListedRule, r: &Rule) -> bool {
 /// Statements as nft lists them back: counters without figures, NAT
 /// without the family a single-family table implies, `meta l4proto P`
 /// followed by `th` ports folded into `P` ports (nft's dependency
-/// elimination), one-element flag lists as strings.
+/// elimination), one-element flag lists as strings, one-element anonymous
+/// sets as their element.
 pub fn normalize_stmts(family: Family, stmts: &[J]) -> Vec<J> {
     let mut out: Vec<J> = Vec::new();
     let mut i = 0;
@@ -249,6 +250,13 @@ fn normalize(family: Family, v: &J) -> J {
                         }
                         inner
                     }
+                    // nft lists a one-element anonymous set as its element.
+                    "right" => match x.get("set").and_then(J::as_array) {
+                        Some(one) if one.len() == 1 && !one[0].is_array() => {
+                            normalize(family, &one[0])
+                        }
+                        _ => normalize(family, x),
+                    },
                     _ => normalize(family, x),
                 };
                 n.insert(k.clone(), x);
@@ -437,7 +445,6 @@ fn one_value(t: KeyType, v: &J) -> Option<Value> {
 /// The listing a table would have if `t` were applied to an empty kernel
 /// (handles counted from 1): what the fake reports.
 pub fn of_table(t: &Table, handles: &dyn Fn(&str, usize) -> u64) -> Listing {
-    let id: TableId = t.id();
     let mut l = Listing::default();
     for (name, c) in &t.chains {
         l.chains.push(ListedChain {
@@ -460,7 +467,6 @@ pub fn of_table(t: &Table, handles: &dyn Fn(&str, usize) -> u64) -> Listing {
             set: Some(s.clone()),
         });
     }
-    let _ = id;
     l
 }
 
@@ -577,5 +583,35 @@ mod tests {
         let mut other = t.clone();
         other.chain("d", Chain::regular(vec![]));
         assert!(!l.matches(&other));
+    }
+
+    #[test]
+    fn nft_listing_forms_compare_equal_to_the_rendering() {
+        let rule = Rule::new([
+            any_of(
+                crate::Expr::Payload(crate::Payload::IpSaddr),
+                [Value::net("10.224.0.0/12".parse().unwrap())],
+            ),
+            l4proto(L4Proto::Tcp),
+            th_dport(80),
+            crate::Stmt::Counter,
+            dnat("10.0.0.2".parse().unwrap(), Some(8080)),
+        ]);
+        let listed = ListedRule {
+            chain: "c".into(),
+            handle: 1,
+            comment: None,
+            expr: vec![
+                json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                    "right": {"prefix": {"addr": "10.224.0.0", "len": 12}}}}),
+                json!({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 80}}),
+                json!({"counter": {"packets": 1, "bytes": 60}}),
+                json!({"dnat": {"addr": "10.0.0.2", "port": 8080}}),
+            ],
+        };
+        assert!(same_rule(Family::Ip, &listed, &rule));
+        // In an inet table the NAT family stays: it is part of the rule.
+        assert!(!same_rule(Family::Inet, &listed, &rule));
+        assert!(!same_rule(Family::Ip, &listed, &rule.clone().comment("x")));
     }
 }

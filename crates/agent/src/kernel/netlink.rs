@@ -3,7 +3,7 @@
 //! under a guard and comes straight back), so every later request reaches
 //! that namespace while the agent itself, and its store connection, stay in
 //! their own. Sysctls are reached from a short-lived thread that enters the namespace;
-//! `nft` ([`aksnet_linux::nft_driver::Nft`]) is started inside it.
+//! `nft` ([`aksnet_linux::nft::Nft`]) is started inside it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aksnet_linux::link::{LinkChange, VxlanSpec};
-use aksnet_linux::nft_driver::Nft;
+use aksnet_linux::nft::Nft;
 use aksnet_linux::route::{self as lroute, TABLE_MAIN};
 use aksnet_linux::{sysctl, MacAddr, Netns, Socket};
 use aksnet_nft::{Batch, Driver, DriverError, Listing, TableId};

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use aksnet_core::cni::{code, CniError};
-use aksnet_linux::nft_driver::Nft;
+use aksnet_linux::nft::Nft;
 use aksnet_linux::route::TABLE_MAIN;
 use aksnet_linux::{sysctl, Socket};
 use aksnet_nft::{Batch, DriverError, Family, Listing};
