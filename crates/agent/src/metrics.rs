@@ -147,7 +147,7 @@ impl Metrics {
         let services = gauge(
             &mut registry,
             "services_programmed",
-            "Services programmed on the node (0 until this version has a services controller)",
+            "Service ports programmed in the node's ip aksnet-services table",
         );
         let policies = gauge(
             &mut registry,
