@@ -13,10 +13,12 @@
 //!   address to two containers and holds no allocation after a GC that
 //!   keeps none;
 //! * a store listing decodes without panicking and reports every record it
-//!   could not read.
+//!   could not read;
+//! * a manifest's objects are each applied or rejected with a reason.
 
 pub mod cni;
 pub mod ipam;
+pub mod manifests;
 pub mod plan;
 pub mod records;
 
@@ -29,6 +31,7 @@ pub const TARGETS: &[Target] = &[
     ("cni_config", cni::config),
     ("cni_request", cni::request),
     ("ipam_store", ipam::store),
+    ("manifests", manifests::apply),
     ("planner_file", plan::file),
     ("store_records", records::listing),
 ];

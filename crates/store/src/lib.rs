@@ -83,7 +83,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 /// Opens the store a URL names, for a command that only reads it: an SQLite
 /// file that does not exist is [`StoreError::Missing`], never created.
-pub fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
+pub fn open_existing(url: &str, tls: &EtcdTls) -> Result<Arc<dyn Store>> {
     let parsed: StoreUrl = url.parse()?;
     if let StoreUrl::Sqlite { path } = &parsed {
         if !path.exists() {
@@ -92,7 +92,7 @@ pub fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
             });
         }
     }
-    open_url(&parsed)
+    open_url_with(&parsed, tls)
 }
 
 /// Opens the store of an already parsed URL.

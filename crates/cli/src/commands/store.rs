@@ -48,6 +48,6 @@ impl StoreArgs {
     /// Opens the store for a command that only reads it: a missing SQLite
     /// file is an error, never created.
     pub fn open_existing(&self) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(aksnet_store::open_existing(&self.url)?)
+        Ok(aksnet_store::open_existing(&self.url, &self.tls.tls())?)
     }
 }
