@@ -30,6 +30,12 @@ enum Command {
     Node(commands::node::NodeArgs),
     /// Run the node agent.
     Agent(commands::agent::AgentArgs),
+    /// Store Kubernetes objects (Namespace, Pod, Deployment, Service, EndpointSlice, NetworkPolicy) from manifests.
+    Apply(commands::k8s::apply::ApplyArgs),
+    /// Show Kubernetes objects of the store, as kubectl get does.
+    Get(commands::k8s::get::GetArgs),
+    /// Delete Kubernetes objects from the store.
+    Delete(commands::k8s::delete::DeleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,9 @@ fn main() -> ExitCode {
         Command::Cluster(args) => commands::cluster::run(&args),
         Command::Node(args) => commands::node::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
+        Command::Apply(args) => commands::k8s::apply::run(&args),
+        Command::Get(args) => commands::k8s::get::run(&args),
+        Command::Delete(args) => commands::k8s::delete::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,12 @@
 //! | `/aksnet/blocks/<a.b.c.d>-<len>` | [`Claim`] | kubenet/overlay agents: the node's /24 |
 //! | `/aksnet/ips/<a.b.c.d>` | [`Claim`] | node IPs, and azure pod addresses (static or dynamic) |
 //! | `/aksnet/routes/<slot>` | [`RouteEntry`] | kubenet agents with `--routes fabric`: one slot per node, slots `0..route_table_limit` |
+//! | `/aksnet/k8s/<resource>/<namespace>/<name>` | a Kubernetes object ([`crate::k8s::Object`]): `pods`, `deployments`, `services`, `endpointslices`, `networkpolicies` | `aksnet apply` |
+//! | `/aksnet/k8s/namespaces/<name>` | a [`crate::k8s::Namespace`] | `aksnet apply` |
+//! | `/aksnet/k8s/ipaddresses/<a.b.c.d>` | [`crate::k8s::store::Allocation`]: the Service holding that ClusterIP | `aksnet apply`, with the Service |
+//! | `/aksnet/k8s/nodeports/<port>` | [`crate::k8s::store::Allocation`]: the Service holding that NodePort | `aksnet apply`, with the Service |
+//!
+//! The `/aksnet/k8s/` keys and their decoder are in [`crate::k8s::store`].
 
 use std::net::Ipv4Addr;
 

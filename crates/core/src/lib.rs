@@ -8,5 +8,6 @@ pub mod cluster;
 pub mod cni;
 pub mod dynamic_pool;
 pub mod finding;
+pub mod k8s;
 pub mod planner;
 pub mod spec;

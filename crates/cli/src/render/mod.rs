@@ -1,6 +1,7 @@
 //! Human-readable output. JSON output is the serde form of the same data.
 
 pub mod cluster;
+pub mod k8s;
 pub mod plan;
 
 use comfy_table::{ContentArrangement, Table};
