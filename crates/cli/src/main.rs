@@ -36,6 +36,8 @@ enum Command {
     Get(commands::k8s::get::GetArgs),
     /// Delete Kubernetes objects from the store.
     Delete(commands::k8s::delete::DeleteArgs),
+    /// Serve cluster DNS (the Kubernetes DNS specification) from the store; forward other names.
+    Dns(commands::dns::DnsArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::k8s::apply::run(&args),
         Command::Get(args) => commands::k8s::get::run(&args),
         Command::Delete(args) => commands::k8s::delete::run(&args),
+        Command::Dns(args) => commands::dns::run(&args),
     };
     match result {
         Ok(code) => code,

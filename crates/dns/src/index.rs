@@ -445,7 +445,7 @@ impl Index {
         if !self.domain.zone_of(qname) {
             return match self.reverse.get(qname) {
                 Some(node) if matches!(qtype, RecordType::PTR | RecordType::ANY) => {
-                    Outcome::Answer(self.from_node(node, qtype))
+                    Outcome::Answer(self.node_answer(node, qtype))
                 }
                 _ => Outcome::Forward,
             };
@@ -460,7 +460,7 @@ impl Index {
         }
     }
 
-    fn from_node<'a>(&'a self, node: &'a Node, qtype: RecordType) -> Answer<'a> {
+    fn node_answer<'a>(&'a self, node: &'a Node, qtype: RecordType) -> Answer<'a> {
         if qtype == RecordType::ANY {
             let answers: Vec<Cow<'_, Record>> = node
                 .sets
@@ -493,7 +493,7 @@ impl Index {
         let cname = node.set(RecordType::CNAME);
         let Some(cname) = cname.filter(|_| !matches!(qtype, RecordType::CNAME | RecordType::ANY))
         else {
-            return Outcome::Answer(self.from_node(node, qtype));
+            return Outcome::Answer(self.node_answer(node, qtype));
         };
         let mut answer = Answer {
             answers: cname.records.iter().map(Cow::Borrowed).collect(),

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod design;
+pub mod dns;
 pub mod k8s;
 pub mod lab;
 pub mod node;
