@@ -6,16 +6,14 @@
 //! truncated UDP answer is passed on truncated so the client retries over
 //! TCP. Every message is encoded and decoded by hickory-proto.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
+
+use crate::client::{tcp, udp};
 
 /// How long one upstream gets to answer before the next is tried. Clients
 /// (glibc) wait 5 s, so two upstreams fit before the client gives up.
@@ -32,24 +30,13 @@ pub enum ForwardError {
     Upstream { addr: SocketAddr, reason: String },
 }
 
-/// Which transport the client used, and so the one used upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+pub use crate::client::Transport;
 
 #[derive(Debug)]
 pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
     next: AtomicUsize,
     timeout: Duration,
-}
-
-fn random_u16() -> u16 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish() as u16
 }
 
 impl Forwarder {
@@ -85,7 +72,7 @@ impl Forwarder {
         let mut last = None;
         for i in 0..self.upstreams.len() {
             let addr = self.upstreams[(start + i) % self.upstreams.len()];
-            let mut msg = Message::new(random_u16(), MessageType::Query, OpCode::Query);
+            let mut msg = Message::new(crate::client::random_id(), MessageType::Query, OpCode::Query);
             msg.metadata.recursion_desired = recursion_desired;
             msg.metadata.checking_disabled = checking_disabled;
             msg.add_query(query.clone());
@@ -106,58 +93,4 @@ impl Forwarder {
         }
         Err(last.unwrap_or(ForwardError::NoUpstream))
     }
-}
-
-fn encode(msg: &Message) -> Result<Vec<u8>, String> {
-    msg.to_vec().map_err(|e| format!("cannot encode the query: {e}"))
-}
-
-/// An answer is ours if it has our ID, is a response and asks our question.
-fn matches(sent: &Message, got: &Message) -> bool {
-    got.metadata.id == sent.metadata.id
-        && got.metadata.message_type == MessageType::Response
-        && got.queries == sent.queries
-}
-
-async fn udp(addr: SocketAddr, msg: &Message) -> Result<Message, String> {
-    let bind: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-    sock.connect(addr).await.map_err(|e| e.to_string())?;
-    sock.send(&encode(msg)?).await.map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let n = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
-        // Anything that is not the answer (garbage, a stale or forged
-        // reply) is dropped and the wait goes on until the time-out.
-        match Message::from_vec(&buf[..n]) {
-            Ok(got) if matches(msg, &got) => return Ok(got),
-            Ok(_) => tracing::debug!(%addr, "dropped a reply that is not the answer"),
-            Err(e) => tracing::debug!(%addr, "dropped an undecodable reply: {e}"),
-        }
-    }
-}
-
-async fn tcp(addr: SocketAddr, msg: &Message) -> Result<Message, String> {
-    let mut s = TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let bytes = encode(msg)?;
-    let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_string())?;
-    let mut framed = Vec::with_capacity(bytes.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(&bytes);
-    s.write_all(&framed).await.map_err(|e| e.to_string())?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).await.map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    let got = Message::from_vec(&buf).map_err(|e| format!("undecodable answer: {e}"))?;
-    if !matches(msg, &got) {
-        return Err("the answer is not for the question asked".into());
-    }
-    Ok(got)
 }

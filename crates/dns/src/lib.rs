@@ -9,6 +9,7 @@
 //! to [`forward`]; [`server`] owns the sockets. The wire format and the
 //! UDP/TCP serving loops are hickory-proto's and hickory-server's.
 
+pub mod client;
 pub mod error;
 pub mod follow;
 pub mod forward;
