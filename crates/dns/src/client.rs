@@ -61,7 +61,8 @@ pub async fn exchange(
 }
 
 fn encode(msg: &Message) -> Result<Vec<u8>, String> {
-    msg.to_vec().map_err(|e| format!("cannot encode the query: {e}"))
+    msg.to_vec()
+        .map_err(|e| format!("cannot encode the query: {e}"))
 }
 
 /// An answer is ours if it has our ID, is a response and asks our question.
@@ -94,9 +95,7 @@ pub(crate) async fn udp(addr: SocketAddr, msg: &Message) -> Result<Message, Stri
 }
 
 pub(crate) async fn tcp(addr: SocketAddr, msg: &Message) -> Result<Message, String> {
-    let mut s = TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let bytes = encode(msg)?;
     let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_string())?;
     let mut framed = Vec::with_capacity(bytes.len() + 2);

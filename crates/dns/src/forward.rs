@@ -72,7 +72,11 @@ impl Forwarder {
         let mut last = None;
         for i in 0..self.upstreams.len() {
             let addr = self.upstreams[(start + i) % self.upstreams.len()];
-            let mut msg = Message::new(crate::client::random_id(), MessageType::Query, OpCode::Query);
+            let mut msg = Message::new(
+                crate::client::random_id(),
+                MessageType::Query,
+                OpCode::Query,
+            );
             msg.metadata.recursion_desired = recursion_desired;
             msg.metadata.checking_disabled = checking_disabled;
             msg.add_query(query.clone());

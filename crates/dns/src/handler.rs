@@ -30,10 +30,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn index(&self) -> Option<Arc<Index>> {
-        self.index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn set(&self, index: Index) {

@@ -384,9 +384,10 @@ impl Index {
                     pods.insert((pod.namespace.clone(), *ip));
                     // A pod IP that is no endpoint still has a name.
                     if !b.reverse.contains_key(&LowerName::new(&Name::from(*ip))) {
-                        if let Some(n) = pod_zone.as_ref().and_then(|z| {
-                            child(&dashed(*ip), &child(&pod.namespace, z).ok()?).ok()
-                        }) {
+                        if let Some(n) = pod_zone
+                            .as_ref()
+                            .and_then(|z| child(&dashed(*ip), &child(&pod.namespace, z).ok()?).ok())
+                        {
                             b.ptr(*ip, &n);
                         }
                     }
@@ -520,7 +521,10 @@ impl Index {
                 answer.soa = next.soa;
                 Outcome::Answer(answer)
             }
-            Outcome::External { answer: next, target } => {
+            Outcome::External {
+                answer: next,
+                target,
+            } => {
                 answer.answers.extend(next.answers);
                 Outcome::External { answer, target }
             }

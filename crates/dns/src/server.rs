@@ -179,11 +179,7 @@ impl DnsServer {
         for s in udp {
             server.register_socket(tokio::net::UdpSocket::from_std(s)?);
         }
-        server.register_listener(
-            tokio::net::TcpListener::from_std(tcp)?,
-            TCP_IDLE,
-            64 * 1024,
-        );
+        server.register_listener(tokio::net::TcpListener::from_std(tcp)?, TCP_IDLE, 64 * 1024);
         let follower = {
             let shared = shared.clone();
             let settings = cfg.settings();

@@ -21,31 +21,52 @@ async fn cluster_ip_service_a_srv_ptr() {
     for t in BOTH {
         let m = ask(at, "web.shop.svc.cluster.local.", RecordType::A, t).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-        assert!(m.metadata.authoritative, "cluster answers are authoritative");
+        assert!(
+            m.metadata.authoritative,
+            "cluster answers are authoritative"
+        );
         assert_eq!(addrs(&m), vec![web_ip.clone()]);
         assert_eq!(m.answers[0].ttl, 5, "TTL 5 s by default");
 
         // SRV for a named port: priority 0, weight 100, the Service port,
         // the Service name as target, its address as additional.
-        let m = ask(at, "_http._tcp.web.shop.svc.cluster.local.", RecordType::SRV, t).await;
+        let m = ask(
+            at,
+            "_http._tcp.web.shop.svc.cluster.local.",
+            RecordType::SRV,
+            t,
+        )
+        .await;
         assert_eq!(
             lines(&m),
             vec!["_http._tcp.web.shop.svc.cluster.local. SRV 0 100 80 web.shop.svc.cluster.local."]
         );
         assert!(
-            m.additionals.iter().any(
-                |r| matches!(&r.data, RData::A(a) if a.0.to_string() == web_ip)
-            ),
+            m.additionals
+                .iter()
+                .any(|r| matches!(&r.data, RData::A(a) if a.0.to_string() == web_ip)),
             "{:?}",
             m.additionals
         );
-        let m = ask(at, "_dns._udp.web.shop.svc.cluster.local.", RecordType::SRV, t).await;
+        let m = ask(
+            at,
+            "_dns._udp.web.shop.svc.cluster.local.",
+            RecordType::SRV,
+            t,
+        )
+        .await;
         assert_eq!(
             lines(&m),
             vec!["_dns._udp.web.shop.svc.cluster.local. SRV 0 100 53 web.shop.svc.cluster.local."]
         );
         // The protocol is part of the name: no _dns._tcp.
-        let m = ask(at, "_dns._tcp.web.shop.svc.cluster.local.", RecordType::SRV, t).await;
+        let m = ask(
+            at,
+            "_dns._tcp.web.shop.svc.cluster.local.",
+            RecordType::SRV,
+            t,
+        )
+        .await;
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
 
         // PTR of the ClusterIP.
@@ -77,13 +98,31 @@ async fn headless_service_answers_ready_pods() {
         // hostname + subdomain name the pod; without, its dashed IP does.
         let m = ask(at, "db-0.db.shop.svc.cluster.local.", RecordType::A, t).await;
         assert_eq!(addrs(&m), vec!["10.244.1.9"]);
-        let m = ask(at, "10-244-2-4.db.shop.svc.cluster.local.", RecordType::A, t).await;
+        let m = ask(
+            at,
+            "10-244-2-4.db.shop.svc.cluster.local.",
+            RecordType::A,
+            t,
+        )
+        .await;
         assert_eq!(addrs(&m), vec!["10.244.2.4"]);
-        let m = ask(at, "10-244-2-5.db.shop.svc.cluster.local.", RecordType::A, t).await;
+        let m = ask(
+            at,
+            "10-244-2-5.db.shop.svc.cluster.local.",
+            RecordType::A,
+            t,
+        )
+        .await;
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
         // SRV: one per ready endpoint, the endpoint's port and name,
         // the weight split between them.
-        let m = ask(at, "_pg._tcp.db.shop.svc.cluster.local.", RecordType::SRV, t).await;
+        let m = ask(
+            at,
+            "_pg._tcp.db.shop.svc.cluster.local.",
+            RecordType::SRV,
+            t,
+        )
+        .await;
         assert_eq!(
             lines(&m),
             vec![
@@ -134,7 +173,13 @@ async fn pod_records_and_pod_ptr() {
             lines(&m),
             vec!["7.0.244.10.in-addr.arpa. PTR 10-244-0-7.web.shop.svc.cluster.local."]
         );
-        let m = ask(at, "10-244-0-7.web.shop.svc.cluster.local.", RecordType::A, t).await;
+        let m = ask(
+            at,
+            "10-244-0-7.web.shop.svc.cluster.local.",
+            RecordType::A,
+            t,
+        )
+        .await;
         assert_eq!(addrs(&m), vec!["10.244.0.7"]);
     }
     s.shutdown().await.unwrap();
@@ -199,11 +244,7 @@ async fn nxdomain_nodata_and_the_soa() {
             ("cluster.local.", RecordType::A),
         ] {
             let m = ask(at, q, ty, t).await;
-            assert_eq!(
-                m.metadata.response_code,
-                ResponseCode::NoError,
-                "{q} {ty}"
-            );
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{q} {ty}");
             assert!(m.answers.is_empty(), "{q} {ty}: {:?}", m.answers);
             assert!(
                 m.authorities
@@ -239,7 +280,10 @@ async fn names_match_case_insensitively_and_ttl_is_configurable() {
     assert_eq!(addrs(&m), vec![web_ip]);
     assert_eq!(m.answers[0].ttl, 30);
     // The question is echoed as asked (0x20-randomising resolvers check it).
-    assert_eq!(m.queries[0].name().to_string(), "WeB.ShOp.SVC.Cluster.LOCAL.");
+    assert_eq!(
+        m.queries[0].name().to_string(),
+        "WeB.ShOp.SVC.Cluster.LOCAL."
+    );
     let m = ask(
         s.local_addr(),
         "nope.cluster.local.",

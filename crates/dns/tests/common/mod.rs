@@ -41,7 +41,10 @@ pub struct Cluster {
 impl Cluster {
     /// A store with the default cluster network (service CIDR 10.0.0.0/16).
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("ak4-dns-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ak4-dns-")
+            .tempdir()
+            .unwrap();
         let url = format!("sqlite:{}", dir.path().join("cluster.db").display());
         let store = aksnet_store::open(&url).unwrap();
         let net = planner::plan_input(&SpecInput::default()).unwrap().network;
