@@ -115,7 +115,7 @@ EOF
     awk '{ printf "    local-data: \"%s.default.svc.cluster.local. 5 IN A %s\"\n", $1, $2 }' "$WORK/svcs"
     printf 'remote-control:\n    control-enable: no\n'
 } >"$WORK/unbound.conf"
-"$UNBOUND" -c "$WORK/unbound.conf" &
+"$UNBOUND" -c "$WORK/unbound.conf" 2>"$WORK/unbound.log" &
 PIDS+=($!)
 "$AKSNET" dns --store "$STORE" --listen "127.0.0.1:$P_AKSNET" >"$WORK/aksnet-dns.out" &
 PIDS+=($!)
