@@ -7,7 +7,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aksnet_dns::client::query_message;
@@ -15,19 +14,19 @@ use common::*;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
 struct Live {
     addr: SocketAddr,
-    _rt: tokio::runtime::Runtime,
+    // Field order is drop order: the server before its runtime, the store
+    // directory last.
+    server: Option<aksnet_dns::DnsServer>,
+    rt: tokio::runtime::Runtime,
     _cluster: Cluster,
-    _server: aksnet_dns::DnsServer,
 }
 
-/// One server for every case (started once: a property test runs
-/// hundreds of cases).
-fn live() -> &'static Live {
-    static LIVE: OnceLock<Live> = OnceLock::new();
-    LIVE.get_or_init(|| {
+impl Live {
+    fn start() -> Live {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -38,11 +37,19 @@ fn live() -> &'static Live {
         let server = rt.block_on(cluster.serve(|_| {}));
         Live {
             addr: server.local_addr(),
-            _rt: rt,
+            server: Some(server),
+            rt,
             _cluster: cluster,
-            _server: server,
         }
-    })
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown()).ok();
+        }
+    }
 }
 
 fn probe_bytes(id: u16) -> Vec<u8> {
@@ -54,9 +61,9 @@ fn probe_bytes(id: u16) -> Vec<u8> {
 /// Sends `packet` over UDP, then a real query from the same socket, and
 /// returns every reply to the packet; fails unless the real query is
 /// answered correctly within 3 s and every reply decodes as a response.
-fn udp_then_probe(packet: &[u8]) -> Vec<Message> {
+fn udp_then_probe(live: &Live, packet: &[u8]) -> Vec<Message> {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.connect(live().addr).unwrap();
+    s.connect(live.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(40))).unwrap();
     s.send(packet).unwrap();
     let probe_id = if packet.len() >= 2 && u16::from_be_bytes([packet[0], packet[1]]) == 0xBEEF {
@@ -110,8 +117,8 @@ fn question(name: &[u8], qtype: u16, class: u16) -> Vec<u8> {
 
 const WEB: &[u8] = b"\x03web\x04shop\x03svc\x07cluster\x05local\x00";
 
-fn only_reply(packet: &[u8]) -> Message {
-    let replies = udp_then_probe(packet);
+fn only_reply(live: &Live, packet: &[u8]) -> Message {
+    let replies = udp_then_probe(live, packet);
     assert_eq!(replies.len(), 1, "one reply to {packet:?}: {replies:?}");
     let id = u16::from_be_bytes([packet[0], packet[1]]);
     assert_eq!(
@@ -123,25 +130,35 @@ fn only_reply(packet: &[u8]) -> Message {
 
 #[test]
 fn malformed_queries_get_formerr() {
+    let live = Live::start();
     // The header promises a question that is not there.
-    let m = only_reply(&header(1, 0x0100, 1, 0, 0, 0));
+    let m = only_reply(&live, &header(1, 0x0100, 1, 0, 0, 0));
     assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
     // A name whose compression pointer points at itself.
     let mut p = header(2, 0x0100, 1, 0, 0, 0);
     p.extend(question(b"\xc0\x0c", 1, 1));
-    assert_eq!(only_reply(&p).metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(
+        only_reply(&live, &p).metadata.response_code,
+        ResponseCode::FormErr
+    );
     // A label longer than the packet.
     let mut p = header(3, 0x0100, 1, 0, 0, 0);
     p.extend_from_slice(b"\x3fabc");
-    assert_eq!(only_reply(&p).metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(
+        only_reply(&live, &p).metadata.response_code,
+        ResponseCode::FormErr
+    );
     // An answer record promised and cut off.
     let mut p = header(4, 0x0100, 1, 1, 0, 0);
     p.extend(question(WEB, 1, 1));
     p.extend_from_slice(b"\x00\x00\x01");
-    assert_eq!(only_reply(&p).metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(
+        only_reply(&live, &p).metadata.response_code,
+        ResponseCode::FormErr
+    );
     // No question at all, and two questions: not one question, FORMERR.
     assert_eq!(
-        only_reply(&header(5, 0x0100, 0, 0, 0, 0))
+        only_reply(&live, &header(5, 0x0100, 0, 0, 0, 0))
             .metadata
             .response_code,
         ResponseCode::FormErr
@@ -149,17 +166,21 @@ fn malformed_queries_get_formerr() {
     let mut p = header(6, 0x0100, 2, 0, 0, 0);
     p.extend(question(WEB, 1, 1));
     p.extend(question(WEB, 28, 1));
-    assert_eq!(only_reply(&p).metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(
+        only_reply(&live, &p).metadata.response_code,
+        ResponseCode::FormErr
+    );
 }
 
 #[test]
 fn well_formed_but_unsupported() {
+    let live = Live::start();
     // Opcode STATUS (2) and UPDATE (5): NOTIMP.
     for opcode in [2u16, 5] {
         let mut p = header(10 + opcode, opcode << 11, 1, 0, 0, 0);
         p.extend(question(WEB, 1, 1));
         assert_eq!(
-            only_reply(&p).metadata.response_code,
+            only_reply(&live, &p).metadata.response_code,
             ResponseCode::NotImp,
             "opcode {opcode}"
         );
@@ -167,36 +188,44 @@ fn well_formed_but_unsupported() {
     // Class CHAOS: refused.
     let mut p = header(20, 0x0100, 1, 0, 0, 0);
     p.extend(question(WEB, 16, 3));
-    assert_eq!(only_reply(&p).metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        only_reply(&live, &p).metadata.response_code,
+        ResponseCode::Refused
+    );
     // EDNS version 1: BADVERS (RFC 6891 §6.1.3).
     let mut p = header(21, 0x0100, 1, 0, 0, 1);
     p.extend(question(WEB, 1, 1));
     // OPT: root name, type 41, payload 1232, ext-rcode 0, version 1, flags 0, no data.
     p.extend_from_slice(b"\x00\x00\x29\x04\xd0\x00\x01\x00\x00\x00\x00");
     // Rcode 16 is BADVERS with an OPT (hickory decodes 16 as BADSIG, its twin).
-    let m = only_reply(&p);
+    let m = only_reply(&live, &p);
     assert_eq!(u16::from(m.metadata.response_code), 16);
     assert!(m.edns.is_some(), "BADVERS comes with an OPT record");
     // A zone transfer of the cluster domain: refused.
     let mut p = header(22, 0x0000, 1, 0, 0, 0);
     p.extend(question(b"\x07cluster\x05local\x00", 252, 1));
-    assert_eq!(only_reply(&p).metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        only_reply(&live, &p).metadata.response_code,
+        ResponseCode::Refused
+    );
 }
 
 #[test]
 fn responses_and_runts_are_dropped_not_answered() {
+    let live = Live::start();
     // A response (QR set) is never answered: no reflection.
     let mut p = header(30, 0x8180, 1, 0, 0, 0);
     p.extend(question(WEB, 1, 1));
-    assert!(udp_then_probe(&p).is_empty());
+    assert!(udp_then_probe(&live, &p).is_empty());
     // Shorter than a header: nothing to answer to.
-    assert!(udp_then_probe(b"\x00\x01\x02").is_empty());
-    assert!(udp_then_probe(b"").is_empty());
+    assert!(udp_then_probe(&live, b"\x00\x01\x02").is_empty());
+    assert!(udp_then_probe(&live, b"").is_empty());
 }
 
 #[test]
 fn tcp_garbage_closes_that_connection_only() {
-    let at = live().addr;
+    let live = Live::start();
+    let at = live.addr;
     // A length prefix promising more than comes, then a hang-up.
     let mut s = TcpStream::connect(at).unwrap();
     s.write_all(b"\x10\x00abc").unwrap();
@@ -217,63 +246,93 @@ fn tcp_garbage_closes_that_connection_only() {
     assert_eq!(m.metadata.id, 40);
     assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
     // The server still answers.
-    assert!(udp_then_probe(&probe_bytes(41)).len() == 1);
+    assert!(udp_then_probe(&live, &probe_bytes(41)).len() == 1);
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+fn runner() -> TestRunner {
+    TestRunner::new(ProptestConfig {
+        cases: 128,
+        ..ProptestConfig::default()
+    })
+}
 
-    /// Random bytes: whatever comes back is a well-formed response, and
-    /// the server keeps answering.
-    #[test]
-    fn random_packets(packet in proptest::collection::vec(any::<u8>(), 0..600)) {
-        udp_then_probe(&packet);
-    }
+/// Random bytes: whatever comes back is a well-formed response, and the
+/// server keeps answering.
+#[test]
+fn random_packets() {
+    let live = Live::start();
+    runner()
+        .run(&proptest::collection::vec(any::<u8>(), 0..600), |p| {
+            udp_then_probe(&live, &p);
+            Ok(())
+        })
+        .unwrap();
+}
 
-    /// A query header (QR 0, opcode QUERY, one question) and random bytes
-    /// after it: always answered (FORMERR when the rest does not decode),
-    /// with the query's ID.
-    #[test]
-    fn query_headers_with_random_bodies(
-        id in 0u16..0xBE00,
-        counts in (1u16..3, 0u16..3, 0u16..3, 0u16..3),
-        body in proptest::collection::vec(any::<u8>(), 0..300),
-    ) {
-        let mut p = header(id, 0x0100, counts.0, counts.1, counts.2, counts.3);
-        p.extend(&body);
-        let replies = udp_then_probe(&p);
-        prop_assert_eq!(replies.len(), 1, "{:?}", replies);
-        prop_assert_eq!(replies[0].metadata.id, id);
-    }
+/// A query header (QR 0, opcode QUERY, one or two questions) and random
+/// bytes after it: always answered (FORMERR when the rest does not
+/// decode), with the query's ID.
+#[test]
+fn query_headers_with_random_bodies() {
+    let live = Live::start();
+    let strategy = (
+        0u16..0xBE00,
+        (1u16..3, 0u16..3, 0u16..3, 0u16..3),
+        proptest::collection::vec(any::<u8>(), 0..300),
+    );
+    runner()
+        .run(&strategy, |(id, counts, body)| {
+            let mut p = header(id, 0x0100, counts.0, counts.1, counts.2, counts.3);
+            p.extend(&body);
+            let replies = udp_then_probe(&live, &p);
+            prop_assert_eq!(replies.len(), 1, "{:?}", replies);
+            prop_assert_eq!(replies[0].metadata.id, id);
+            Ok(())
+        })
+        .unwrap();
+}
 
-    /// A real query with bytes flipped or cut: handled, never fatal.
-    #[test]
-    fn mutated_queries(
-        flips in proptest::collection::vec((0usize..64, any::<u8>()), 1..6),
-        cut in 12usize..80,
-    ) {
-        let mut p = probe_bytes(0x1234);
-        for (at, v) in flips {
-            let i = at % p.len();
-            p[i] ^= v | 1;
-        }
-        p.truncate(cut.min(p.len()));
-        udp_then_probe(&p);
-    }
-
-    /// Random framed messages over TCP, several on one connection.
-    #[test]
-    fn tcp_random_frames(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..4)) {
-        let mut s = TcpStream::connect(live().addr).unwrap();
-        for f in &frames {
-            let mut framed = (f.len() as u16).to_be_bytes().to_vec();
-            framed.extend(f);
-            // The server may close on garbage: a failed write is fine.
-            if s.write_all(&framed).is_err() {
-                break;
+/// A real query with bytes flipped or cut: handled, never fatal.
+#[test]
+fn mutated_queries() {
+    let live = Live::start();
+    let strategy = (
+        proptest::collection::vec((0usize..64, any::<u8>()), 1..6),
+        12usize..80,
+    );
+    runner()
+        .run(&strategy, |(flips, cut)| {
+            let mut p = probe_bytes(0x1234);
+            for (at, v) in flips {
+                let i = at % p.len();
+                p[i] ^= v | 1;
             }
-        }
-        drop(s);
-        udp_then_probe(&probe_bytes(0x4321));
-    }
+            p.truncate(cut.min(p.len()));
+            udp_then_probe(&live, &p);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Random framed messages over TCP, several on one connection.
+#[test]
+fn tcp_random_frames() {
+    let live = Live::start();
+    let strategy = proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..4);
+    runner()
+        .run(&strategy, |frames| {
+            let mut s = TcpStream::connect(live.addr).unwrap();
+            for f in &frames {
+                let mut framed = (f.len() as u16).to_be_bytes().to_vec();
+                framed.extend(f);
+                // The server may close on garbage: a failed write is fine.
+                if s.write_all(&framed).is_err() {
+                    break;
+                }
+            }
+            drop(s);
+            udp_then_probe(&live, &probe_bytes(0x4321));
+            Ok(())
+        })
+        .unwrap();
 }
