@@ -50,6 +50,8 @@ pub enum Command {
     Get(commands::k8s::get::GetArgs),
     /// Delete Kubernetes objects from the store.
     Delete(commands::k8s::delete::DeleteArgs),
+    /// Serve cluster DNS (the Kubernetes DNS specification) from the store; forward other names.
+    Dns(commands::dns::DnsArgs),
     /// Put the CNI plugins, aksnet and the agent's systemd unit on this node.
     Install(commands::install::InstallArgs),
     /// Remove what install put on the node (--purge: also what the agent made).
@@ -85,7 +87,7 @@ fn main() -> ExitCode {
     // A long-running agent says what it does (the block it claimed, the
     // routes it programmed) at info; one-shot commands only warn.
     let default_level = match cli.command {
-        Command::Agent(_) => "info",
+        Command::Agent(_) | Command::Dns(_) => "info",
         _ => "warn",
     };
     init_logging(cli.log_format, default_level);
@@ -98,6 +100,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::k8s::apply::run(&args),
         Command::Get(args) => commands::k8s::get::run(&args),
         Command::Delete(args) => commands::k8s::delete::run(&args),
+        Command::Dns(args) => commands::dns::run(&args),
         Command::Install(args) => commands::install::run_install(&args),
         Command::Uninstall(args) => commands::install::run_uninstall(&args),
         Command::Completions(args) => commands::docs::run_completions(&args),

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod design;
+pub mod dns;
 pub mod docs;
 pub mod install;
 pub mod k8s;
