@@ -3,6 +3,11 @@
 //! TCP, an upstream faked by an in-process server, changes made with
 //! `aksnet apply`/`aksnet delete` answered without a restart, flag errors.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
