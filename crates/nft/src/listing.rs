@@ -209,10 +209,25 @@ pub fn normalize_stmts(family: Family, stmts: &[J]) -> Vec<J> {
                 continue;
             }
         }
-        out.push(s);
+        out.push(default_reject(family, s));
         i += 1;
     }
     out
+}
+
+/// A plain `reject` lists back as the family's default: ICMP (or ICMPv6,
+/// or icmpx in a mixed family) port unreachable.
+fn default_reject(family: Family, s: J) -> J {
+    let kind = match family {
+        Family::Ip => "icmp",
+        Family::Ip6 => "icmpv6",
+        _ => "icmpx",
+    };
+    if s == serde_json::json!({"reject": {"type": kind, "expr": "port-unreachable"}}) {
+        serde_json::json!({"reject": null})
+    } else {
+        s
+    }
 }
 
 fn l4proto_of(s: &J) -> Option<String> {
