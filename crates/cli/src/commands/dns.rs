@@ -77,6 +77,14 @@ pub fn run(args: &DnsArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let server = DnsServer::start(store.clone(), &cfg)?;
         let upstreams: Vec<String> = cfg.upstreams.iter().map(|u| u.to_string()).collect();
+        // The line below means "answering from the store": wait for the
+        // first read (cluster names are SERVFAIL until then), a few
+        // seconds at most, so a store that is down does not hold it back.
+        if !server.wait_revision(0, Duration::from_secs(5)).await {
+            tracing::warn!(
+                "the store has not been read yet; cluster names answer SERVFAIL until it is"
+            );
+        }
         // One line on stdout, so a script (or the lab) knows the port.
         println!(
             "aksnet dns: serving {} on {} (udp, tcp) from {}; upstreams: {}",
