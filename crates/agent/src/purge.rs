@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use aksnet_linux::nft_driver::Nft;
 use aksnet_linux::route::TABLE_MAIN;
-use aksnet_nft::{Driver, TableId};
 use aksnet_linux::{Netns, Socket};
+use aksnet_nft::{Driver, TableId};
 use ipnet::IpNet;
 
 use crate::conflist::{self, NETWORK_NAME};
@@ -60,7 +60,8 @@ pub fn kernel(netns: Option<&Path>, tables: &[TableId]) -> Result<PurgedKernel, 
     // The one nftables driver, in the namespace (nft runs there).
     let mut nft = match &ns {
         Some(ns) => Nft::in_netns(std::sync::Arc::new(
-            ns.try_clone().map_err(|e| kernel_err("open the namespace", e))?,
+            ns.try_clone()
+                .map_err(|e| kernel_err("open the namespace", e))?,
         )),
         None => Nft::current(),
     };

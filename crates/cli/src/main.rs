@@ -50,6 +50,8 @@ pub enum Command {
     Get(commands::k8s::get::GetArgs),
     /// Delete Kubernetes objects from the store.
     Delete(commands::k8s::delete::DeleteArgs),
+    /// Check a node: agent, lease, conflist, routes, nftables tables, IPAM (exit 1 when one fails).
+    Status(commands::status::StatusArgs),
     /// Put the CNI plugins, aksnet and the agent's systemd unit on this node.
     Install(commands::install::InstallArgs),
     /// Remove what install put on the node (--purge: also what the agent made).
@@ -98,6 +100,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::k8s::apply::run(&args),
         Command::Get(args) => commands::k8s::get::run(&args),
         Command::Delete(args) => commands::k8s::delete::run(&args),
+        Command::Status(args) => commands::status::run(&args),
         Command::Install(args) => commands::install::run_install(&args),
         Command::Uninstall(args) => commands::install::run_uninstall(&args),
         Command::Completions(args) => commands::docs::run_completions(&args),

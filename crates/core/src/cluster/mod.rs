@@ -137,6 +137,32 @@ pub struct NodeRecord {
     pub vtep_mac: Option<String>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// What the node's agent runs with, for `aksnet status` (absent in
+    /// records older agents wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+}
+
+/// Where a node's agent runs and what it manages: enough for a doctor to
+/// find the node's CNI directories and ask the agent whether it is healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub hostname: String,
+    /// The managed namespace (`--netns`), none for the agent's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    #[serde(default)]
+    pub cni_conf_dir: String,
+    #[serde(default)]
+    pub cni_bin_dir: String,
+    #[serde(default)]
+    pub ipam_data_dir: String,
+    /// Where /healthz and /metrics listen (inside `netns`), none when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
 }
 
 /// An inclusive range of addresses.
@@ -200,6 +226,7 @@ impl NodeRecord {
             pool_used: None,
             vtep_mac: None,
             conditions: vec![],
+            agent: None,
         }
     }
 
