@@ -478,7 +478,7 @@ fn step(
         }
         Command::DeleteSet { table, set, map } => {
             let t = table_mut(w, table)?;
-            if !t.sets.get(set).is_some_and(|s| s.is_map() == *map) {
+            if t.sets.get(set).is_none_or(|s| s.is_map() != *map) {
                 return Err(not_found(format!("set {table} {set}")));
             }
             if set_used(t, set) {

@@ -235,7 +235,7 @@ pub fn trace(ruleset: &[Table], host: &Host, packet: &Packet, hooks: &[Hook]) ->
                 (seen && nat_ok).then_some((b.priority, t, n))
             })
             .collect();
-        chains.sort_by(|a, b| (a.0, a.1.id()).cmp(&(b.0, b.1.id())));
+        chains.sort_by_key(|c| (c.0, c.1.id()));
         for (_, t, name) in chains {
             let flow = run.chain(hook, t, name, 0);
             let policy = t.chains[name].base.as_ref().map(|b| b.policy);

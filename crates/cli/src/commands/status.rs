@@ -9,6 +9,7 @@
 //! hostname) and whose CNI conf directory exists here. None or several is
 //! unusable input (exit 2), listing the candidates.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::MetadataExt;
@@ -96,32 +97,38 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r.clone(),
         Err(msg) => return unusable(msg),
     };
-    let services_in_store = match super::k8s::read(kv.as_ref()) {
-        Ok(s) => s.k8s.of_kind(Kind::Service, None).count(),
+    let snap = match super::k8s::read(kv.as_ref()) {
+        Ok(s) => s,
         Err(e) => return unusable(format!("{e:#}")),
     };
-    let checks = run_checks(&view, &net, &rec, args, services_in_store);
+    let services_in_store = snap.k8s.of_kind(Kind::Service, None).count();
+    let pods = pods_on(&snap.k8s, &rec.name);
+    let checks = run_checks(&view, &net, &rec, args, services_in_store, pods.as_ref());
     let all_ok = checks.iter().all(|c| c.ok);
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
+    let text = match args.output {
+        Output::Json => {
+            let mut t = serde_json::to_string_pretty(&serde_json::json!({
                 "node": rec.name,
                 "checks": checks,
                 "ok": all_ok,
-            }))?
-        ),
+            }))?;
+            t.push('\n');
+            t
+        }
         Output::Table => {
-            println!("node {}", rec.name);
+            let mut t = format!("node {}\n", rec.name);
             for c in &checks {
                 let mark = if c.ok { "ok  " } else { "FAIL" };
-                println!("{mark} {}: {}", c.name, c.detail);
+                t.push_str(&format!("{mark} {}: {}\n", c.name, c.detail));
                 if !c.ok {
-                    println!("     fix: {}", c.fix);
+                    t.push_str(&format!("     fix: {}\n", c.fix));
                 }
             }
+            t
         }
-    }
+    };
+    // A reader that stops early (`| head`) is not an error of the node's.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
@@ -199,6 +206,7 @@ fn run_checks(
     rec: &NodeRecord,
     args: &StatusArgs,
     services_in_store: usize,
+    pods: Option<&BTreeSet<Ipv4Addr>>,
 ) -> Vec<Check> {
     let info = rec.agent.clone().unwrap_or_default();
     let netns: Option<PathBuf> = info
@@ -313,7 +321,11 @@ fn run_checks(
         }
     }
     out.push(ok("policy", "not programmed by this version"));
-    out.extend(ipam_checks(ranges.as_ref(), Path::new(&info.ipam_data_dir)));
+    out.extend(ipam_checks(
+        ranges.as_ref(),
+        Path::new(&info.ipam_data_dir),
+        pods,
+    ));
     out
 }
 
@@ -489,9 +501,50 @@ fn snat_check(
     }
 }
 
-/// Use per range, and allocation files the store no longer gives the node.
-/// Only reported: the plugin's DEL (or its GC) removes files, never this.
-fn ipam_checks(ranges: Option<&PodRanges>, data_dir: &Path) -> Vec<Check> {
+/// The addresses of the store's Pods on `node`, when it has any: the
+/// store is what the kubelet runs from, so a Pod there is a container the
+/// runtime knows. `None` (no Pod on the node) judges no file by its Pod.
+fn pods_on(k8s: &aksnet_core::k8s::K8sState, node: &str) -> Option<BTreeSet<Ipv4Addr>> {
+    let mut any = false;
+    let mut ips = BTreeSet::new();
+    for o in k8s.of_kind(Kind::Pod, None) {
+        let aksnet_core::k8s::Object::Pod(p) = o else {
+            continue;
+        };
+        if p.spec.node_name.as_deref() != Some(node) {
+            continue;
+        }
+        any = true;
+        let status = p.status.as_ref();
+        let all = status.and_then(|s| s.pod_ip.clone()).into_iter().chain(
+            status
+                .into_iter()
+                .flat_map(|s| s.pod_ips.iter().map(|i| i.ip.clone())),
+        );
+        ips.extend(all.filter_map(|ip| ip.parse::<Ipv4Addr>().ok()));
+    }
+    any.then_some(ips)
+}
+
+/// The container an allocation file names (host-local's format:
+/// `containerID\r\nifname`, or the ID alone).
+fn container_of(dir: &Path, ip: Ipv4Addr) -> String {
+    std::fs::read_to_string(dir.join(ip.to_string()))
+        .ok()
+        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Use per range, and allocation files whose container is gone: outside
+/// the node's ranges, or (when the store has Pods on the node) held by no
+/// Pod of the node. Only reported: the plugin's DEL (or its GC) removes
+/// files, never this.
+fn ipam_checks(
+    ranges: Option<&PodRanges>,
+    data_dir: &Path,
+    pods: Option<&BTreeSet<Ipv4Addr>>,
+) -> Vec<Check> {
     let allocated = match aksnet_agent::ipam_disk::allocated(data_dir) {
         Ok(a) => a,
         Err(e) => {
@@ -534,28 +587,39 @@ fn ipam_checks(ranges: Option<&PodRanges>, data_dir: &Path) -> Vec<Check> {
             ),
         ));
     }
-    let outside: Vec<Ipv4Addr> = allocated
+    let dir = aksnet_agent::ipam_disk::network_dir(data_dir);
+    let stale: Vec<String> = allocated
         .iter()
         .copied()
-        .filter(|a| {
-            !spans
+        .filter_map(|a| {
+            let inside = spans
                 .iter()
-                .any(|(_, lo, hi)| (*lo..=*hi).contains(&u32::from(*a)))
+                .any(|(_, lo, hi)| (*lo..=*hi).contains(&u32::from(a)));
+            let why = if !inside {
+                "outside the node's ranges"
+            } else if pods.is_some_and(|p| !p.contains(&a)) {
+                "no Pod of the node has it"
+            } else {
+                return None;
+            };
+            Some(format!("{a} (container {}: {why})", container_of(&dir, a)))
         })
         .collect();
-    let dir = aksnet_agent::ipam_disk::network_dir(data_dir);
-    out.push(if outside.is_empty() {
-        ok("ipam-stale", format!("no allocation in {} outside the node's ranges", dir.display()))
+    out.push(if stale.is_empty() {
+        ok(
+            "ipam-stale",
+            format!(
+                "{} allocation(s) in {}, none whose container is gone",
+                allocated.len(),
+                dir.display()
+            ),
+        )
     } else {
         fail(
             "ipam-stale",
+            format!("{} allocation(s) whose container is gone: {}", stale.len(), stale.join(", ")),
             format!(
-                "{} allocation(s) outside the node's ranges: {}",
-                outside.len(),
-                outside.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
-            ),
-            format!(
-                "delete the pods that hold them (CNI DEL frees the file), or, once sure no container uses one, rm {}/<IP>",
+                "delete the pod if it still runs (CNI DEL frees the address); once sure no container uses it, rm {}/<IP>",
                 dir.display()
             ),
         )
