@@ -477,8 +477,10 @@ fn snat_check(
         return ok("snat", "no pod ranges yet: no table wanted");
     }
     let want = snat::desired(&policy);
+    // A running agent reads the table back every 30 s and rewrites it; a
+    // restart does it at once.
     let fix = format!(
-        "{restart}; it rewrites table ip {} (see `{in_ns}nft list table ip {}`)",
+        "{restart}: it rewrites table ip {} at once (a running agent does within 30 s); check with `{in_ns}nft list table ip {}`",
         snat::TABLE,
         snat::TABLE
     );
