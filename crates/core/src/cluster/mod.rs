@@ -260,6 +260,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn node_records_with_and_without_agent_info_read() {
+        // An older agent's record: no `agent` field.
+        let old = r#"{"name":"n1","ip":"10.224.0.4","routes":"host-gw","block":"10.244.0.0/24","conditions":[]}"#;
+        let r: NodeRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.agent, None);
+        assert!(!serde_json::to_string(&r).unwrap().contains("agent"));
+        // A partial one (fields added later default).
+        let partial =
+            r#"{"name":"n1","ip":"10.224.0.4","agent":{"pid":7,"cni_conf_dir":"/etc/cni/net.d"}}"#;
+        let r: NodeRecord = serde_json::from_str(partial).unwrap();
+        let a = r.agent.clone().unwrap();
+        assert_eq!((a.pid, a.cni_conf_dir.as_str()), (7, "/etc/cni/net.d"));
+        assert_eq!((a.netns, a.metrics_addr), (None, None));
+        let mut full = NodeRecord::new("n2", "10.224.0.5".parse().unwrap(), RouteMode::Fabric);
+        full.agent = Some(AgentInfo {
+            pid: 42,
+            hostname: "h".into(),
+            netns: Some("/run/netns/x".into()),
+            cni_conf_dir: "/c".into(),
+            cni_bin_dir: "/b".into(),
+            ipam_data_dir: "/i".into(),
+            metrics_addr: Some("127.0.0.1:9965".into()),
+        });
+        let back: NodeRecord =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
+    }
+
+    #[test]
     fn keys_round_trip() {
         let b: Ipv4Net = "10.244.3.0/24".parse().unwrap();
         assert_eq!(block_key(&b), "/aksnet/blocks/10.244.3.0-24");
