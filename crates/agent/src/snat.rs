@@ -46,6 +46,26 @@ pub struct MasqPolicy {
     pub node_ip: Ipv4Addr,
 }
 
+/// The policy a node's agent applies: its pod ranges (kubenet/overlay:
+/// its block; Azure CNI: the pod subnet, or the node subnet pods share)
+/// and the network's no-SNAT destinations. Shared with `aksnet status`,
+/// which re-renders it to compare with the kernel.
+pub fn policy(
+    net: &aksnet_core::cluster::ClusterNetwork,
+    rec: &aksnet_core::cluster::NodeRecord,
+) -> MasqPolicy {
+    use aksnet_core::spec::NetworkPlugin;
+    let pod_sources: Vec<Ipv4Net> = match net.network_plugin {
+        NetworkPlugin::Kubenet | NetworkPlugin::Overlay => rec.block.into_iter().collect(),
+        NetworkPlugin::Azure => vec![net.pod_subnet_cidr.unwrap_or(net.subnet_cidr).trunc()],
+    };
+    MasqPolicy {
+        pod_sources,
+        non_masquerade: net.non_masquerade_cidrs(),
+        node_ip: rec.ip,
+    }
+}
+
 /// The table's identity.
 pub fn table_id() -> TableId {
     TableId::new(FAMILY, TABLE)

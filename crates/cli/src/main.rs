@@ -52,6 +52,8 @@ pub enum Command {
     Delete(commands::k8s::delete::DeleteArgs),
     /// Serve cluster DNS (the Kubernetes DNS specification) from the store; forward other names.
     Dns(commands::dns::DnsArgs),
+    /// Check a node: agent, lease, conflist, routes, nftables tables, IPAM (exit 1 when one fails).
+    Status(commands::status::StatusArgs),
     /// Put the CNI plugins, aksnet and the agent's systemd unit on this node.
     Install(commands::install::InstallArgs),
     /// Remove what install put on the node (--purge: also what the agent made).
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Get(args) => commands::k8s::get::run(&args),
         Command::Delete(args) => commands::k8s::delete::run(&args),
         Command::Dns(args) => commands::dns::run(&args),
+        Command::Status(args) => commands::status::run(&args),
         Command::Install(args) => commands::install::run_install(&args),
         Command::Uninstall(args) => commands::install::run_uninstall(&args),
         Command::Completions(args) => commands::docs::run_completions(&args),

@@ -6,8 +6,6 @@
 use std::time::{Duration, Instant};
 
 use aksnet_core::cluster::NodeRecord;
-use aksnet_core::spec::NetworkPlugin;
-use ipnet::Ipv4Net;
 
 use aksnet_nft::Synced;
 
@@ -39,19 +37,7 @@ impl Agent {
     }
 
     fn masq_policy(&self, rec: &NodeRecord) -> MasqPolicy {
-        let pod_sources: Vec<Ipv4Net> = match self.net.network_plugin {
-            NetworkPlugin::Kubenet | NetworkPlugin::Overlay => rec.block.into_iter().collect(),
-            NetworkPlugin::Azure => vec![self
-                .net
-                .pod_subnet_cidr
-                .unwrap_or(self.net.subnet_cidr)
-                .trunc()],
-        };
-        MasqPolicy {
-            pod_sources,
-            non_masquerade: self.net.non_masquerade_cidrs(),
-            node_ip: self.cfg.node_ip,
-        }
+        snat::policy(&self.net, rec)
     }
 
     fn snat_step(&mut self, rec: &NodeRecord, report: &mut Report) -> Result<(), AgentError> {

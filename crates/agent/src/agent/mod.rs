@@ -47,6 +47,8 @@ pub struct AgentConfig {
     /// How long an address leaves the conflist before its claim is given
     /// back (an ADD that read the old conflist has finished by then).
     pub release_grace: Duration,
+    /// Published in the node record for `aksnet status`.
+    pub info: Option<cluster::AgentInfo>,
 }
 
 impl AgentConfig {
@@ -63,6 +65,7 @@ impl AgentConfig {
             lease_ttl: Duration::from_secs(15),
             resync: Duration::from_secs(5),
             release_grace: Duration::from_secs(3),
+            info: None,
         }
     }
 }
@@ -120,7 +123,8 @@ impl Agent {
             });
         }
         let lease = grant(store.as_ref(), cfg.lease_ttl)?;
-        let record = NodeRecord::new(&cfg.node, cfg.node_ip, cfg.routes);
+        let mut record = NodeRecord::new(&cfg.node, cfg.node_ip, cfg.routes);
+        record.agent = cfg.info.clone();
         let mut agent = Self {
             cfg,
             store,

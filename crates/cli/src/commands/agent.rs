@@ -133,6 +133,20 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     // Unhealthy when no pass has succeeded for three resyncs or one lease
     // (the store would soon drop the node anyway).
     let stale_after = (cfg.resync * 3).max(cfg.lease_ttl);
+    cfg.info = Some(aksnet_core::cluster::AgentInfo {
+        pid: std::process::id(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        netns: cfg.netns.as_ref().map(|p| p.display().to_string()),
+        cni_conf_dir: absolute(&cfg.cni_conf_dir),
+        cni_bin_dir: absolute(&args.cni_bin_dir),
+        ipam_data_dir: absolute(&cfg.ipam_data_dir),
+        metrics_addr: listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.to_string()),
+    });
     let mut agent = Agent::start(cfg, kv, Box::new(kernel))?;
     if let Some(l) = listener {
         let metrics = Arc::new(Metrics::new(stale_after));
@@ -167,4 +181,12 @@ fn one_agent_lock(args: &AgentArgs) -> anyhow::Result<aksnet_linux::flock::FileL
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A directory as `aksnet status` can find it from anywhere.
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
 }

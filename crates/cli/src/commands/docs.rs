@@ -101,6 +101,7 @@ mod tests {
         for word in [
             "install",
             "uninstall",
+            "status",
             "--metrics-addr",
             "--purge",
             "--cni-conf-dir",

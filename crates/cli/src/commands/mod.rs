@@ -10,6 +10,7 @@ pub mod k8s;
 pub mod lab;
 pub mod node;
 pub mod plan;
+pub mod status;
 pub mod store;
 
 /// Exit status for a design the planner rejects.

@@ -137,6 +137,32 @@ pub struct NodeRecord {
     pub vtep_mac: Option<String>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// What the node's agent runs with, for `aksnet status` (absent in
+    /// records older agents wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+}
+
+/// Where a node's agent runs and what it manages: enough for a doctor to
+/// find the node's CNI directories and ask the agent whether it is healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub hostname: String,
+    /// The managed namespace (`--netns`), none for the agent's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    #[serde(default)]
+    pub cni_conf_dir: String,
+    #[serde(default)]
+    pub cni_bin_dir: String,
+    #[serde(default)]
+    pub ipam_data_dir: String,
+    /// Where /healthz and /metrics listen (inside `netns`), none when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
 }
 
 /// An inclusive range of addresses.
@@ -200,6 +226,7 @@ impl NodeRecord {
             pool_used: None,
             vtep_mac: None,
             conditions: vec![],
+            agent: None,
         }
     }
 
@@ -231,6 +258,35 @@ impl NodeRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_records_with_and_without_agent_info_read() {
+        // An older agent's record: no `agent` field.
+        let old = r#"{"name":"n1","ip":"10.224.0.4","routes":"host-gw","block":"10.244.0.0/24","conditions":[]}"#;
+        let r: NodeRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.agent, None);
+        assert!(!serde_json::to_string(&r).unwrap().contains("agent"));
+        // A partial one (fields added later default).
+        let partial =
+            r#"{"name":"n1","ip":"10.224.0.4","agent":{"pid":7,"cni_conf_dir":"/etc/cni/net.d"}}"#;
+        let r: NodeRecord = serde_json::from_str(partial).unwrap();
+        let a = r.agent.clone().unwrap();
+        assert_eq!((a.pid, a.cni_conf_dir.as_str()), (7, "/etc/cni/net.d"));
+        assert_eq!((a.netns, a.metrics_addr), (None, None));
+        let mut full = NodeRecord::new("n2", "10.224.0.5".parse().unwrap(), RouteMode::Fabric);
+        full.agent = Some(AgentInfo {
+            pid: 42,
+            hostname: "h".into(),
+            netns: Some("/run/netns/x".into()),
+            cni_conf_dir: "/c".into(),
+            cni_bin_dir: "/b".into(),
+            ipam_data_dir: "/i".into(),
+            metrics_addr: Some("127.0.0.1:9965".into()),
+        });
+        let back: NodeRecord =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
+    }
 
     #[test]
     fn keys_round_trip() {
