@@ -6,6 +6,7 @@
 //! with, say, host bits in a CIDR can still be shown and explained.
 
 mod arm;
+pub mod document;
 mod input;
 mod surge;
 

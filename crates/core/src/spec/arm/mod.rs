@@ -7,6 +7,8 @@
 //! come from flags — or, in a whole template, from a `virtualNetworks`
 //! resource whose subnet the pools reference by name.
 
+pub mod expr;
+
 use serde_json::{Map, Value};
 
 use super::input::{InputError, PoolInput, Sourced, SpecInput};
