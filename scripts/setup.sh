@@ -13,6 +13,8 @@ APT_PACKAGES=(
   containernetworking-plugins         # the reference plugins we test and benchmark against
   podman runc busybox-static          # the real-runtime CNI test
   iperf3                              # lab throughput benchmark
+  librsvg2-bin                        # rsvg-convert: the lab diagram test renders its SVGs to PNG
+  fonts-dejavu-core                   # the font the diagram test measures text with
 )
 
 need_root() {

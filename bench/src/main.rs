@@ -40,7 +40,6 @@ struct Args {
 struct Ns {
     name: String,
     path: String,
-    file: std::fs::File,
 }
 
 impl Ns {
@@ -54,8 +53,7 @@ impl Ns {
             bail!("ip netns add {name} failed");
         }
         let path = format!("/run/netns/{name}");
-        let file = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
-        Ok(Ns { name, path, file })
+        Ok(Ns { name, path })
     }
 }
 
@@ -176,7 +174,7 @@ fn round(p: &Plugin, pods: &[Ns], s: &mut Samples, round: usize) -> Result<()> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if unsafe { libc::geteuid() } != 0 {
+    if !aksnet_linux::process::is_root() {
         bail!("cni-bench needs root (it creates network namespaces)");
     }
     let ours_dir = match args.aksnet_dir.clone() {
@@ -205,17 +203,10 @@ fn main() -> Result<()> {
     // Move this process (its only thread so far) into the host namespace:
     // every plugin it spawns starts there, and the root namespace is never
     // touched.
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: plain setns(2) on an open nsfs descriptor.
-        if unsafe { libc::setns(host.file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!(
-                "setns into {}: {}",
-                host.path,
-                std::io::Error::last_os_error()
-            );
-        }
-    }
+    // The guard lives until main returns, so the thread stays in the host.
+    let _in_host = aksnet_linux::Netns::open(&host.path)
+        .and_then(|ns| ns.enter())
+        .with_context(|| format!("setns into {}", host.path))?;
     let common = |bridge: &str, subnet: &str, gw: &str, ipam: &str, dir: &Path| {
         json!({"cniVersion": "1.0.0", "name": "bench", "bridge": bridge, "isGateway": true,
             "mtu": 1500, "promiscMode": true, "hairpinMode": false, "ipMasq": false,

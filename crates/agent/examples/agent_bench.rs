@@ -14,6 +14,11 @@
 //!    neighbours, FDB entries and routes); the next one finds nothing to
 //!    change.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark: a failed step ends the run"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -121,9 +121,9 @@ pub fn previous_block(dir: &Path) -> Option<Ipv4Net> {
 /// Writes `value` to `dir/FILE_NAME` unless the file already holds exactly
 /// that text. Returns whether it wrote.
 pub fn write_if_changed(dir: &Path, value: &Value) -> Result<bool, AgentError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| AgentError::Io {
-        path: dir.join(FILE_NAME),
-        source: std::io::Error::other(e),
+    let mut text = serde_json::to_string_pretty(value).map_err(|source| AgentError::Encode {
+        key: dir.join(FILE_NAME).display().to_string(),
+        source,
     })?;
     text.push('\n');
     let path = dir.join(FILE_NAME);

@@ -1,25 +1,28 @@
 use std::path::PathBuf;
 
+use aksnet_cluster::ClusterError;
 use aksnet_store::StoreError;
+
+use crate::kernel::KernelError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the cluster is not initialised in this store (no {key}); run `aksnet cluster init --store URL` first")]
-    NotInitialised { key: String },
-    #[error("stored value at {key} is not valid: {reason}")]
-    BadValue { key: String, reason: String },
+    /// Reading the cluster, or a claim.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("cannot encode the value for {key}: {source}")]
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
-    },
-    #[error("node IP {ip} is already held by node '{holder}'; give each node its own --node-ip")]
-    NodeIpTaken {
-        ip: std::net::Ipv4Addr,
-        holder: String,
     },
     #[error("node IP {ip} is outside the cluster's node subnet {subnet}")]
     NodeIpOutsideSubnet {
@@ -29,9 +32,13 @@ pub enum AgentError {
     #[error("--routes {mode} needs a model with per-node blocks (kubenet or overlay); {plugin} pods are routed by the fabric, use --routes fabric")]
     RoutesUnsupported { mode: String, plugin: String },
     #[error("kernel: {0}")]
-    Kernel(String),
+    Kernel(#[source] KernelError),
     #[error("node '{0}' was removed from the cluster (`aksnet node remove`); the agent stops")]
     Removed(String),
-    #[error("{0}")]
-    Exhausted(String),
+}
+
+impl From<KernelError> for AgentError {
+    fn from(e: KernelError) -> Self {
+        AgentError::Kernel(e)
+    }
 }

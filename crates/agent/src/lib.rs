@@ -5,13 +5,15 @@
 //! writes the node's CNI conflist, and keeps the managed network
 //! namespace's routes and SNAT equal to what the store says.
 //!
-//! Decisions are plain functions tested without root ([`claims`],
-//! [`routes`], [`snat`], [`conflist`]). The cluster store is
+//! Each part of the node is a controller ([`controllers`]: pool, routes,
+//! SNAT) that computes its desired state from the cluster view and applies
+//! the difference; decisions are plain functions tested without root
+//! ([`routes`], [`snat`], [`conflist`], and the claims of
+//! `aksnet_cluster`). The cluster store is
 //! `aksnet_store::Store` (SQLite or etcd, `aksnet_store::open(url)`); the
 //! kernel sits behind a narrow trait ([`kernel::Kernel`]).
 
 pub mod agent;
-pub mod claims;
 pub mod conflist;
 pub mod error;
 pub mod ipam_disk;
@@ -19,7 +21,6 @@ pub mod kernel;
 pub mod routes;
 pub mod signals;
 pub mod snat;
-pub mod view;
 
-pub use agent::{Agent, AgentConfig, Report};
+pub use agent::{controllers, Agent, AgentConfig, Report};
 pub use error::AgentError;

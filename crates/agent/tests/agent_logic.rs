@@ -1,6 +1,11 @@
 //! The agent end to end on a SQLite store in a temporary directory and the
 //! fake kernel: no root.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -9,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aksnet_agent::kernel::fake::FakeKernel;
-use aksnet_agent::view::ClusterView;
-use aksnet_agent::{claims, Agent, AgentConfig, AgentError};
+use aksnet_agent::{Agent, AgentConfig, AgentError};
+use aksnet_cluster::claims;
 use aksnet_core::cluster::{self, RouteMode};
 use aksnet_store::testing::TempSqlite;
 use common::{init, init_with};
@@ -202,7 +207,7 @@ fn kubenet_fabric_route_table_limit_and_release_on_remove() {
 
     // Remove n0 (as `aksnet node remove` does): its slot frees, n2 takes it.
     kv.delete(&cluster::node_key("n0")).unwrap();
-    let view = ClusterView::read(&*kv).unwrap();
+    let view = aksnet_cluster::read(&*kv).unwrap();
     claims::release_node(&*kv, &view, "n0").unwrap();
     n[2].agent.reconcile().unwrap();
     assert!(!n[2].agent.record().network_unavailable());
@@ -210,7 +215,7 @@ fn kubenet_fabric_route_table_limit_and_release_on_remove() {
         n[0].agent.reconcile(),
         Err(AgentError::Removed(_))
     ));
-    let view = ClusterView::read(&*kv).unwrap();
+    let view = aksnet_cluster::read(&*kv).unwrap();
     assert_eq!(view.blocks_of("n0").count(), 0);
     assert_eq!(view.routes.len(), 2);
 }
@@ -230,7 +235,7 @@ fn expired_lease_gives_claims_back() {
     // The store's leases count whole seconds: 1 s, and some margin.
     std::thread::sleep(Duration::from_millis(1600));
     b.agent.reconcile().unwrap();
-    let view = ClusterView::read(&*kv).unwrap();
+    let view = aksnet_cluster::read(&*kv).unwrap();
     assert_eq!(view.blocks_of("short").count(), 0, "orphan block released");
     assert!(!view
         .ips
@@ -339,6 +344,6 @@ fn hundred_agents_race_for_blocks_without_duplicates() {
     let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let set: BTreeSet<_> = got.iter().collect();
     assert_eq!(set.len(), 100);
-    let view = ClusterView::read(&*kv).unwrap();
+    let view = aksnet_cluster::read(&*kv).unwrap();
     assert_eq!(view.blocks.len(), 100);
 }

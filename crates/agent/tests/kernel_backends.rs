@@ -1,6 +1,11 @@
 //! The kernel backend (rtnetlink and nftables on aksnet-linux) against real
 //! namespaces the test creates, read back with iproute2 and nft.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use aksnet_agent::kernel::netlink::NetlinkKernel;

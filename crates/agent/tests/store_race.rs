@@ -2,6 +2,11 @@
 //! when the binary is there): every agent ends with a block of its own, and
 //! the store holds exactly one claim per block.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -9,7 +14,6 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use aksnet_agent::kernel::fake::FakeKernel;
-use aksnet_agent::view::ClusterView;
 use aksnet_agent::{Agent, AgentConfig};
 use aksnet_core::cluster::RouteMode;
 use aksnet_store::Store;
@@ -39,7 +43,7 @@ fn race(kv: Arc<dyn Store>, agents: usize) {
     let blocks: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let distinct: BTreeSet<_> = blocks.iter().collect();
     assert_eq!(distinct.len(), agents, "two agents got the same block");
-    let view = ClusterView::read(kv.as_ref()).unwrap();
+    let view = aksnet_cluster::read(kv.as_ref()).unwrap();
     assert_eq!(
         view.blocks.len(),
         agents,

@@ -4,6 +4,11 @@
 //! reach each other over host-gw and over vxlan, and traffic to a host
 //! outside the pod CIDR leaves with the node's IP.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -6,6 +6,11 @@
 //! down on success and failure. Without root or a needed program the tests
 //! print why and pass, except under `CI=true`, where they fail.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -1,6 +1,11 @@
 //! `aksnet plan` as users and scripts run it: exit statuses, the JSON
 //! contract, file input.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::io::Write;
 use std::process::{Command, Output};
 

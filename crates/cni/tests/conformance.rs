@@ -4,6 +4,11 @@
 //! through ADD, CHECK, DEL, DEL; DEL without ADD; GC; STATUS; chained
 //! prevResult; masquerade rules; and the spec's error codes.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -4,6 +4,11 @@
 //! `last_reserved_ip.N` and `lock`. Also: aksnet-ipam as the IPAM of the
 //! reference bridge plugin.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -2,6 +2,11 @@
 //! every pod reachable from the host side; then 64 parallel DELs free
 //! every address and every veth.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::net::IpAddr;

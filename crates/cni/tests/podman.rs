@@ -11,6 +11,11 @@
 //! The commands and their output are printed (run with `--nocapture`), and
 //! written to `$AKSNET_PODMAN_TRANSCRIPT` when set (docs/podman.md holds one).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::fmt::Write as _;

@@ -8,6 +8,11 @@
 //! the pod runs a probe server answering with the source address it saw,
 //! so masquerading is visible.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use aksnet_linux::nft::{self, Family, Table};

@@ -43,11 +43,15 @@ pub struct CheckReport {
     /// Where pods take addresses from, per node.
     pub pod_ranges: Vec<String>,
     pub nodes_network_unavailable: Vec<String>,
+    /// Records of the cluster store that cannot be read (what they name
+    /// is treated as taken); any makes the check fail.
+    pub store_problems: Vec<aksnet_cluster::Problem>,
 }
 
 impl CheckReport {
+    /// Every pair behaved as the model says, and the store is readable.
     pub fn all_match(&self) -> bool {
-        self.results.iter().all(|r| r.matches)
+        self.results.iter().all(|r| r.matches) && self.store_problems.is_empty()
     }
 
     pub fn mismatches(&self) -> usize {
@@ -230,8 +234,7 @@ pub fn judge(
 /// Probes every pair and builds the report.
 pub fn run(state: &LabState, snap: &Snapshot, route_table_entries: usize) -> CheckReport {
     let unavailable: BTreeSet<String> = snap
-        .nodes
-        .iter()
+        .node_records()
         .filter(|n| n.network_unavailable())
         .map(|n| n.name.clone())
         .collect();
@@ -257,6 +260,7 @@ pub fn run(state: &LabState, snap: &Snapshot, route_table_entries: usize) -> Che
         vnet_ips_used: snap.vnet_ips_used(),
         pod_ranges: pod_ranges(state, snap),
         nodes_network_unavailable: unavailable.into_iter().collect(),
+        store_problems: snap.problems.clone(),
     }
 }
 
@@ -267,7 +271,7 @@ pub fn pod_ranges(state: &LabState, snap: &Snapshot) -> Vec<String> {
         .iter()
         .filter_map(|n| match state.network.network_plugin {
             NetworkPlugin::Azure => {
-                let ips: Vec<Ipv4Addr> = snap.pod_ips_of(&n.name).collect();
+                let ips: Vec<Ipv4Addr> = snap.pod_ips_of(&n.name);
                 let ranges = aksnet_core::cluster::IpRange::coalesce(&ips);
                 (!ranges.is_empty()).then(|| {
                     let r: Vec<String> = ranges

@@ -18,6 +18,20 @@ use crate::netns;
 /// The conflist `aksnet agent` writes for its node.
 pub const CONFLIST: &str = "10-aksnet.conflist";
 
+/// The CNI plugins a node's conflist chains (needed once pods start).
+pub fn check_plugins(dir: &std::path::Path) -> Result<()> {
+    for bin in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
+        let p = dir.join(bin);
+        if !p.exists() {
+            return Err(LabError::Invalid(format!(
+                "{} is missing: build the CNI plugins (`cargo build --workspace`) or point --cni-bin-dir (AKSNET_CNI_BIN_DIR) at them",
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub struct Runtime {
     /// Where plugin binaries are (`CNI_PATH`).
     pub bin_dir: PathBuf,
@@ -109,7 +123,8 @@ impl Runtime {
             .spawn()
             .map_err(|e| cni_err(format!("cannot run {}: {e}", bin.display())))?;
         if let Some(mut stdin) = child.stdin.take() {
-            let body = serde_json::to_vec(conf).unwrap_or_default();
+            let body = serde_json::to_vec(conf)
+                .map_err(|e| cni_err(format!("encoding its configuration: {e}")))?;
             stdin
                 .write_all(&body)
                 .map_err(|e| cni_err(format!("writing its stdin: {e}")))?;

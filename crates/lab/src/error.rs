@@ -38,7 +38,7 @@ pub enum LabError {
     Netns {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: aksnet_linux::Error,
     },
     #[error("{path}: not valid lab state: {source}")]
     State {
@@ -47,7 +47,11 @@ pub enum LabError {
         source: serde_json::Error,
     },
     #[error("cluster store: {0}")]
-    Store(String),
+    Store(#[from] aksnet_store::StoreError),
+    #[error("cluster store: {0}")]
+    Cluster(#[from] aksnet_cluster::ClusterError),
+    #[error("{store} already holds another cluster network; remove the lab (`aksnet lab down`) or use another --name")]
+    OtherNetwork { store: String },
     #[error("CNI {command} of {container} with plugin '{plugin}' failed: {msg}")]
     Cni {
         command: String,

@@ -57,30 +57,15 @@ pub struct UpOptions {
 }
 
 pub fn require_root() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !aksnet_linux::process::is_root() {
         return Err(LabError::NotRoot);
-    }
-    Ok(())
-}
-
-/// The CNI plugins a node's conflist chains (needed once pods start).
-pub fn check_plugins(dir: &std::path::Path) -> Result<()> {
-    for bin in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
-        let p = dir.join(bin);
-        if !p.exists() {
-            return Err(LabError::Invalid(format!(
-                "{} is missing: build the CNI plugins (`cargo build --workspace`) or point --cni-bin-dir (AKSNET_CNI_BIN_DIR) at them",
-                p.display()
-            )));
-        }
     }
     Ok(())
 }
 
 fn check_programs(env: &Env, pods: bool) -> Result<()> {
     if pods {
-        check_plugins(&env.cni_bin_dir)?;
+        crate::cni::check_plugins(&env.cni_bin_dir)?;
     }
     for tool in ["ip", "nft"] {
         if !which(tool) {
@@ -183,10 +168,10 @@ pub fn converged(state: &LabState, snap: &Snapshot) -> bool {
         };
         match state.network.network_plugin {
             NetworkPlugin::Kubenet => {
-                rec.network_unavailable() || snap.routes.iter().any(|(_, r)| r.node == n.name)
+                rec.network_unavailable() || snap.route_slots_of(&n.name).next().is_some()
             }
             NetworkPlugin::Overlay => snap.block_of(&n.name).is_some(),
-            NetworkPlugin::Azure => snap.pod_ips_of(&n.name).next().is_some(),
+            NetworkPlugin::Azure => !snap.pod_ips_of(&n.name).is_empty(),
         }
     })
 }
@@ -288,7 +273,7 @@ pub fn remove_node(dir: &LabDir, name: &str) -> Result<()> {
         }
     }
     nodes::stop_processes(dir, &state, &node);
-    store::remove_node(dir, &state, name)?;
+    store::remove_node(dir, name)?;
     fabric::unplug_node(&state, node.index)?;
     let ns = state.names().node(node.index);
     if ip::netns_exists(&ns) {
@@ -373,6 +358,8 @@ pub struct Status {
     pub pods: Vec<PodStatus>,
     pub nsg_rules: usize,
     pub directory: PathBuf,
+    /// Records of the cluster store that cannot be read.
+    pub store_problems: Vec<aksnet_cluster::Problem>,
 }
 
 pub fn status(dir: &LabDir) -> Result<Status> {
@@ -444,6 +431,7 @@ pub fn status(dir: &LabDir) -> Result<Status> {
         pods,
         nsg_rules: state.nsg.len(),
         directory: dir.path.clone(),
+        store_problems: snap.problems.clone(),
     })
 }
 

@@ -4,7 +4,6 @@
 //! servers, `lab exec`). The CLI's main thread never leaves the root
 //! namespace.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -15,7 +14,7 @@ use crate::error::{LabError, Result};
 fn err(path: &Path, e: aksnet_linux::Error) -> LabError {
     LabError::Netns {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        source: e,
     }
 }
 
@@ -44,19 +43,7 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T> {
 /// Makes `cmd` start inside the namespace at `path` (setns between fork and
 /// exec, as `ip netns exec` does, without its mount namespace).
 pub fn command_in(cmd: &mut Command, path: &Path) -> Result<()> {
-    let ns = open(path)?;
-    // SAFETY: only an async-signal-safe call (setns) between fork and exec;
-    // the namespace file is owned by the closure, so it stays open until
-    // spawn is done.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(ns.raw_fd(), libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    Ok(())
+    open(path)?.set_for_command(cmd).map_err(|e| err(path, e))
 }
 
 /// Writes sysctls (`net/ipv4/ip_forward`, …) inside the namespace at `path`.

@@ -7,8 +7,6 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aksnet_core::cluster::ClaimKind;
-
 use crate::cni::CONFLIST;
 use crate::error::{LabError, Result};
 use crate::fabric;
@@ -73,15 +71,11 @@ pub fn start_probe(dir: &LabDir, state: &LabState, ns: &str, label: &str) -> Res
 }
 
 /// Addresses of the node subnet already taken: lab nodes and every claim
-/// in the store (the agent reserves Azure CNI pod addresses there).
+/// in the store (the agent reserves Azure CNI pod addresses there), also
+/// a claim whose value cannot be read.
 fn used_ips(state: &LabState, snap: &Snapshot) -> BTreeSet<Ipv4Addr> {
     let mut used: BTreeSet<Ipv4Addr> = state.nodes.iter().map(|n| n.ip).collect();
-    used.extend(
-        snap.ips
-            .iter()
-            .filter(|(_, c)| matches!(c.kind, ClaimKind::NodeIp | ClaimKind::PodIp))
-            .map(|(ip, _)| *ip),
-    );
+    used.extend(snap.ips.keys().copied());
     used.insert(state.addressing.vm_ip);
     used
 }

@@ -42,7 +42,7 @@ pub fn add(
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
     let n = state.require_node(node)?.clone();
-    crate::lab::check_plugins(&state.cni_bin_dir)?;
+    cni::check_plugins(&state.cni_bin_dir)?;
     let conflist = Runtime::load_conflist(&nodes::conflist_path(dir, node))?;
     let first = state.pods_on(node).map(|p| p.index).max().unwrap_or(0) + 1;
     let names = state.names();
@@ -93,9 +93,9 @@ pub fn add(
                         pod_name: &p.name,
                     },
                 );
-                if let Ok(v) = &r {
-                    let path = result_path(dir, &p.name);
-                    let _ = std::fs::write(&path, serde_json::to_vec(v).unwrap_or_default());
+                // The ADD result, kept for DEL (best effort: never an empty file).
+                if let Some(bytes) = r.as_ref().ok().and_then(|v| serde_json::to_vec(v).ok()) {
+                    let _ = std::fs::write(result_path(dir, &p.name), bytes);
                 }
                 if let Ok(mut out) = results.lock() {
                     out.push((p.name.clone(), r));

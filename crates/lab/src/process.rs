@@ -2,6 +2,11 @@
 //! started detached with their output in a log file, recorded by PID, and
 //! stopped by PID after checking the PID is still the process we started.
 
+#![allow(
+    unsafe_code,
+    reason = "the lab's process code: signals and reaping of the processes it started"
+)]
+
 use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;

@@ -75,6 +75,12 @@ pub fn desired(net: &ClusterNetwork, snap: &Snapshot, ports: &[Port]) -> Desired
         NetworkPlugin::Kubenet => {
             let limit = net.route_table_limit as usize;
             for (slot, r) in &snap.routes {
+                let Some(r) = &r.value else {
+                    d.skipped.push(format!(
+                        "route slot {slot}: its entry in the store cannot be read"
+                    ));
+                    continue;
+                };
                 if d.udr_entries >= limit {
                     d.skipped.push(format!(
                         "route slot {slot} ({} → {}): the route table holds {limit}",
@@ -101,6 +107,11 @@ pub fn desired(net: &ClusterNetwork, snap: &Snapshot, ports: &[Port]) -> Desired
         }
         NetworkPlugin::Overlay => {
             for (block, claim) in &snap.blocks {
+                let Some(claim) = &claim.value else {
+                    d.skipped
+                        .push(format!("block {block}: its claim cannot be read"));
+                    continue;
+                };
                 if claim.kind != ClaimKind::PodBlock {
                     continue;
                 }
@@ -122,6 +133,11 @@ pub fn desired(net: &ClusterNetwork, snap: &Snapshot, ports: &[Port]) -> Desired
         }
         NetworkPlugin::Azure => {
             for (ip, claim) in &snap.ips {
+                let Some(claim) = &claim.value else {
+                    d.skipped
+                        .push(format!("address {ip}: its claim cannot be read"));
+                    continue;
+                };
                 if claim.kind != ClaimKind::PodIp {
                     continue;
                 }
@@ -219,6 +235,12 @@ mod tests {
             .collect()
     }
 
+    fn with_routes(routes: Vec<(u32, RouteEntry)>) -> Snapshot {
+        routes
+            .into_iter()
+            .fold(Snapshot::default(), |s, (slot, r)| s.with_route(slot, r))
+    }
+
     fn route(i: u32) -> (u32, RouteEntry) {
         (
             i,
@@ -232,10 +254,7 @@ mod tests {
 
     #[test]
     fn kubenet_route_table_is_capped_at_the_limit() {
-        let snap = Snapshot {
-            routes: vec![route(0), route(1), route(2)],
-            ..Default::default()
-        };
+        let snap = with_routes(vec![route(0), route(1), route(2)]);
         let d = desired(&net("kubenet", None, 2), &snap, &ports());
         assert_eq!(d.udr_entries, 2);
         assert_eq!(d.routes.len(), 2);
@@ -250,41 +269,33 @@ mod tests {
 
     #[test]
     fn overlay_routes_blocks_and_azure_routes_pod_ips() {
-        let snap = Snapshot {
-            nodes: vec![record("node-1", "10.224.0.4", Some("10.244.0.0/24"))],
-            blocks: vec![(
-                "10.244.0.0/24".parse().unwrap(),
-                Claim {
-                    node: "node-1".into(),
-                    kind: ClaimKind::PodBlock,
-                },
-            )],
-            ips: vec![
-                (
-                    "10.224.0.5".parse().unwrap(),
-                    Claim {
-                        node: "node-2".into(),
-                        kind: ClaimKind::PodIp,
-                    },
-                ),
-                (
-                    "10.224.0.4".parse().unwrap(),
-                    Claim {
-                        node: "node-1".into(),
-                        kind: ClaimKind::NodeIp,
-                    },
-                ),
-                (
-                    "10.224.0.9".parse().unwrap(),
-                    Claim {
-                        node: "gone".into(),
-                        kind: ClaimKind::PodIp,
-                    },
-                ),
-            ],
-            routes: vec![route(0)],
-            ..Default::default()
+        let claim = |node: &str, kind| Claim {
+            node: node.into(),
+            kind,
         };
+        let mut snap = with_routes(vec![route(0)])
+            .with_node(record("node-1", "10.224.0.4", Some("10.244.0.0/24")))
+            .with_block(
+                "10.244.0.0/24".parse().unwrap(),
+                claim("node-1", ClaimKind::PodBlock),
+            )
+            .with_ip(
+                "10.224.0.5".parse().unwrap(),
+                claim("node-2", ClaimKind::PodIp),
+            )
+            .with_ip(
+                "10.224.0.4".parse().unwrap(),
+                claim("node-1", ClaimKind::NodeIp),
+            )
+            .with_ip(
+                "10.224.0.9".parse().unwrap(),
+                claim("gone", ClaimKind::PodIp),
+            );
+        // A claim that cannot be read: skipped by the fabric, and said so.
+        snap.ips.insert(
+            "10.224.0.10".parse().unwrap(),
+            aksnet_cluster::At::new(None),
+        );
         let o = desired(&net("azure", Some("overlay"), 400), &snap, &ports());
         assert_eq!(o.udr_entries, 0);
         assert_eq!(o.routes.len(), 1);
@@ -296,7 +307,11 @@ mod tests {
             (r[0].table, r[0].dst.to_string(), r[0].dev.as_str()),
             (TABLE_NIC, "10.224.0.5/32".into(), "n2")
         );
-        assert_eq!(a.skipped.len(), 1);
+        assert_eq!(a.skipped.len(), 2, "{:?}", a.skipped);
+        assert!(a
+            .skipped
+            .iter()
+            .any(|s| s.contains("10.224.0.10: its claim cannot be read")));
     }
 
     #[test]
@@ -309,10 +324,7 @@ mod tests {
         ]);
         let current = parse_ip_json(TABLE_UDR, &json);
         assert_eq!(current.len(), 3);
-        let snap = Snapshot {
-            routes: vec![route(0), route(1)],
-            ..Default::default()
-        };
+        let snap = with_routes(vec![route(0), route(1)]);
         let d = desired(&net("kubenet", None, 400), &snap, &ports());
         let lines = diff(&current, &d.routes);
         assert_eq!(

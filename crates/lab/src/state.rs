@@ -267,6 +267,8 @@ pub struct Lock {
 }
 
 impl Lock {
+    // Until the one file-lock helper (aksnet-linux, on nix) replaces it.
+    #[allow(unsafe_code, reason = "flock(2) on a descriptor this function owns")]
     pub fn take(path: &Path) -> Result<Self> {
         let file = File::options()
             .create(true)

@@ -1,54 +1,41 @@
 //! The lab's embedded cluster store (`sqlite:<lab dir>/cluster.db`), opened
-//! the way every aksnet command opens a store (`aksnet_store::open`):
-//! the cluster network written at `lab up` (as `aksnet cluster init` does,
-//! create-if-absent), snapshots for the fabric, and node removal through
-//! `aksnet node remove`.
+//! the way every aksnet command opens a store (`aksnet_store::open`), and
+//! read and changed through the cluster library every aksnet component
+//! uses (`aksnet_cluster`): the cluster network written at `lab up` (as
+//! `aksnet cluster init` does, create-if-absent), the cluster view for the
+//! fabric, and node removal.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aksnet_core::cluster::{NETWORK_KEY, PREFIX};
+use aksnet_cluster::ClusterError;
+use aksnet_core::cluster::PREFIX;
 use aksnet_core::spec::ClusterNetwork;
-use aksnet_store::claim::create_if_absent;
 use aksnet_store::Store;
 
 use crate::error::{LabError, Result};
 use crate::snapshot::Snapshot;
-use crate::state::{LabDir, LabState};
-
-fn store_err(e: impl std::fmt::Display) -> LabError {
-    LabError::Store(e.to_string())
-}
+use crate::state::LabDir;
 
 fn open(dir: &LabDir) -> Result<Arc<dyn Store>> {
-    aksnet_store::open(&dir.store_url()).map_err(store_err)
+    Ok(aksnet_store::open(&dir.store_url())?)
 }
 
 /// Stores the cluster network (refusing a store that holds another one).
 pub fn init(dir: &LabDir, net: &ClusterNetwork) -> Result<()> {
     let store = open(dir)?;
-    let value = serde_json::to_vec(net).map_err(store_err)?;
-    if let Err(existing) =
-        create_if_absent(store.as_ref(), NETWORK_KEY, &value, None).map_err(store_err)?
-    {
-        if existing.value != value {
-            return Err(LabError::Store(format!(
-                "{} already holds another cluster network",
-                dir.store_url()
-            )));
-        }
+    match aksnet_cluster::init_network(store.as_ref(), net) {
+        Ok(_) => Ok(()),
+        Err(ClusterError::OtherNetwork { .. }) => Err(LabError::OtherNetwork {
+            store: dir.store_url(),
+        }),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 /// Everything under `/aksnet/`, as of one revision.
 pub fn snapshot(dir: &LabDir) -> Result<Snapshot> {
-    let l = open(dir)?.range(PREFIX).map_err(store_err)?;
-    Ok(Snapshot::from_kvs(
-        l.revision,
-        l.kvs.iter().map(|e| (e.key.as_str(), e.value.as_slice())),
-    ))
+    Ok(aksnet_cluster::read(open(dir)?.as_ref())?)
 }
 
 /// Returns when the store changed after `after`, or after `timeout`.
@@ -63,26 +50,16 @@ pub fn wait_change(dir: &LabDir, after: i64, timeout: Duration) {
     }
 }
 
-/// `aksnet node remove NAME`: deletes the node's record and gives back its
-/// block, addresses and route slot.
-pub fn remove_node(dir: &LabDir, state: &LabState, node: &str) -> Result<()> {
-    let out = Command::new(&state.exe)
-        .args(["node", "remove", node, "--store", &dir.store_url()])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| LabError::Spawn {
-            cmd: format!("{} node remove {node}", state.exe.display()),
-            source,
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        // A node the store never knew (its agent died at once) is fine.
-        if !err.contains("no node") {
-            return Err(LabError::Command {
-                cmd: format!("aksnet node remove {node}"),
-                stderr: err.trim().to_string(),
-            });
+/// Removes the node from the cluster (`aksnet node remove`'s library
+/// call): deletes its record and gives back its block, addresses and route
+/// slot. A node the store never knew (its agent died at once) is fine.
+pub fn remove_node(dir: &LabDir, node: &str) -> Result<()> {
+    match aksnet_cluster::remove_node(open(dir)?.as_ref(), node) {
+        Ok(r) => {
+            tracing::info!(node, released = r.released, "node removed from the cluster");
+            Ok(())
         }
+        Err(ClusterError::NoNode { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }

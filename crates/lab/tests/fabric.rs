@@ -4,6 +4,11 @@
 //! NSG rules. No agent or plugin is involved: "pods" here are addresses on
 //! a node's loopback, which is all the fabric can see of them anyway.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -145,24 +150,17 @@ fn fabric_routes_snat_nsg() {
     assert!(!probe_from(&names.internet(), "10.224.0.4").reachable);
 
     // The route table: two routes offered, a limit of one.
-    let route = |slot: u32, node: &str, dst: &str, hop: &str| {
-        (
-            slot,
-            RouteEntry {
-                node: node.into(),
-                destination: dst.parse().unwrap(),
-                next_hop: hop.parse().unwrap(),
-            },
-        )
+    let route = |node: &str, dst: &str, hop: &str| RouteEntry {
+        node: node.into(),
+        destination: dst.parse().unwrap(),
+        next_hop: hop.parse().unwrap(),
     };
     let snap = Snapshot {
         revision: 1,
-        routes: vec![
-            route(0, "node-2", "10.244.1.0/24", "10.224.0.5"),
-            route(1, "node-1", "10.244.0.0/24", "10.224.0.4"),
-        ],
         ..Default::default()
-    };
+    }
+    .with_route(0, route("node-2", "10.244.1.0/24", "10.224.0.5"))
+    .with_route(1, route("node-1", "10.244.0.0/24", "10.224.0.4"));
     let d = fabric::sync_routes(&dir, &st, &snap).unwrap();
     assert_eq!((d.udr_entries, d.skipped.len()), (1, 1));
     assert_eq!(fabric::udr_entries(&st), 1);
@@ -181,9 +179,9 @@ fn fabric_routes_snat_nsg() {
     // A slot freed: the other route fits, and the fabric follows the store.
     let snap = Snapshot {
         revision: 2,
-        routes: vec![snap.routes[1].clone()],
         ..Default::default()
-    };
+    }
+    .with_route(1, route("node-1", "10.244.0.0/24", "10.224.0.4"));
     fabric::sync_routes(&dir, &st, &snap).unwrap();
     assert!(probe_from(&names.node(2), "10.244.0.2").reachable);
     assert!(!probe_from(&names.node(1), "10.244.1.2").reachable);
@@ -193,15 +191,15 @@ fn fabric_routes_snat_nsg() {
     ip::batch(&names.node(2), &["addr add 10.224.0.50/32 dev lo".into()]).unwrap();
     let snap = Snapshot {
         revision: 3,
-        ips: vec![(
-            "10.224.0.50".parse().unwrap(),
-            Claim {
-                node: "node-2".into(),
-                kind: ClaimKind::PodIp,
-            },
-        )],
         ..Default::default()
-    };
+    }
+    .with_ip(
+        "10.224.0.50".parse().unwrap(),
+        Claim {
+            node: "node-2".into(),
+            kind: ClaimKind::PodIp,
+        },
+    );
     fabric::sync_routes(&dir, &st, &snap).unwrap();
     assert_eq!(fabric::udr_entries(&st), 0);
     let o = probe_from(&names.vm(), "10.224.0.50");

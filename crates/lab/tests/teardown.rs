@@ -2,6 +2,11 @@
 //! lab's namespaces by name and the processes running inside them, removes
 //! exactly those, and leaves a lab whose name merely starts the same alone.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::process::Command;
 use std::time::Duration;
 

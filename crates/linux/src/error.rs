@@ -34,6 +34,15 @@ pub enum Error {
         /// What was wrong.
         msg: String,
     },
+    /// A netlink answer is malformed.
+    #[error("netlink {op}: cannot decode the kernel's answer: {source}")]
+    Malformed {
+        /// The request the answer belonged to.
+        op: String,
+        /// The decoder's error.
+        #[source]
+        source: netlink_packet_core::DecodeError,
+    },
     /// `nft` failed or could not be run.
     #[error("nft {op}: {msg}")]
     Nft {

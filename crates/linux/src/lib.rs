@@ -15,6 +15,11 @@
 //! a thread that entered a namespace must not be shared with an async
 //! executor.
 
+// The one crate that talks to the kernel: its unsafe calls (setns, ioctl,
+// getrandom, signal, prctl, raw sockets) are here and nowhere else but
+// the lab's process code. Each carries a SAFETY comment.
+#![allow(unsafe_code)]
+
 pub mod addr;
 pub mod error;
 pub mod link;
@@ -23,6 +28,7 @@ pub mod neigh;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod process;
 pub mod route;
 pub mod sysctl;
 #[cfg(feature = "testing")]

@@ -95,10 +95,8 @@ impl Socket {
             let mut off = 0usize;
             while off < n {
                 let rest = &self.buf[off..n];
-                let nb = NetlinkBuffer::new_checked(rest).map_err(|e| Error::Decode {
-                    op: op(),
-                    msg: e.to_string(),
-                })?;
+                let nb = NetlinkBuffer::new_checked(rest)
+                    .map_err(|source| Error::Malformed { op: op(), source })?;
                 let len = nb.length() as usize;
                 if len == 0 || len > rest.len() {
                     return Err(Error::Decode {
@@ -107,10 +105,7 @@ impl Socket {
                     });
                 }
                 let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
-                    .map_err(|e| Error::Decode {
-                        op: op(),
-                        msg: e.to_string(),
-                    })?;
+                    .map_err(|source| Error::Malformed { op: op(), source })?;
                 off += (len + 3) & !3;
                 if msg.header.sequence_number != seq {
                     continue;

@@ -7,9 +7,12 @@
 //! guard is dropped, which is how [`crate::Socket::new_in`] works.
 
 use std::fs::File;
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use nix::sched::{setns, CloneFlags};
 
@@ -89,7 +92,34 @@ impl Netns {
                 e.into(),
             )
         })?;
-        Ok(NetnsGuard { prev })
+        Ok(NetnsGuard {
+            prev,
+            _thread_bound: PhantomData,
+        })
+    }
+
+    /// Makes `cmd` start inside this namespace: `setns(2)` in the child
+    /// between fork and exec, as `ip netns exec` does (without its mount
+    /// namespace). The calling thread never moves.
+    pub fn set_for_command(&self, cmd: &mut Command) -> Result<()> {
+        let file = self.file.try_clone().map_err(|e| {
+            Error::io(
+                format!("duplicate the descriptor of {}", self.path.display()),
+                e,
+            )
+        })?;
+        // SAFETY: only an async-signal-safe call (setns) between fork and
+        // exec; the descriptor is owned by the closure, so it stays open
+        // until the spawn is done.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(())
     }
 
     /// Run `f` inside this namespace and switch back afterwards, whatever
@@ -102,10 +132,46 @@ impl Netns {
 
 /// Switches the thread back to the namespace it was in before
 /// [`Netns::enter`] when dropped.
+///
+/// `setns(2)` moves one thread, so the guard must be dropped on the thread
+/// that entered: it is neither `Send` nor `Sync`. Dropped on another
+/// thread it would switch *that* thread, and strand the first one in the
+/// foreign namespace; the compiler refuses it:
+///
+/// ```compile_fail
+/// fn needs_send<T: Send>(_: T) {}
+/// fn guard(ns: &aksnet_linux::Netns) -> aksnet_linux::Result<()> {
+///     needs_send(ns.enter()?);
+///     Ok(())
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn needs_sync<T: Sync>(_: &T) {}
+/// fn guard(ns: &aksnet_linux::Netns) -> aksnet_linux::Result<()> {
+///     let g = ns.enter()?;
+///     needs_sync(&g);
+///     Ok(())
+/// }
+/// ```
+///
+/// Held and dropped on one thread, it is fine:
+///
+/// ```no_run
+/// let ns = aksnet_linux::Netns::open("/run/netns/example")?;
+/// std::thread::spawn(move || -> aksnet_linux::Result<()> {
+///     let _guard = ns.enter()?;
+///     // … work inside the namespace, on this thread only …
+///     Ok(())
+/// });
+/// # Ok::<(), aksnet_linux::Error>(())
+/// ```
 #[must_use = "the thread switches back as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct NetnsGuard {
     prev: Netns,
+    /// A raw pointer is neither `Send` nor `Sync`: so is the guard.
+    _thread_bound: PhantomData<*const ()>,
 }
 
 impl Drop for NetnsGuard {

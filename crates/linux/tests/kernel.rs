@@ -2,6 +2,11 @@
 //! unshares one to play the host; peers get namespaces from helper threads),
 //! so nothing touches the machine's own network.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 

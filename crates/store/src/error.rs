@@ -1,6 +1,6 @@
 //! The one error type of the store, shared by both backends.
 
-use crate::types::LeaseId;
+use crate::lease::LeaseId;
 
 /// Boxed source error of a backend (SQLite, etcd, I/O).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -48,6 +48,7 @@ mod error;
 pub mod etcd;
 mod keepalive;
 pub mod keys;
+mod lease;
 pub mod sqlite;
 mod store;
 #[cfg(feature = "testing")]

@@ -1,19 +1,8 @@
 //! Data types of the store API: key-values, events, transactions, leases.
 
-use std::fmt;
-
 use crate::error::{Result, StoreError};
 
-/// A lease handle. etcd lease ids are non-zero; so are these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LeaseId(pub i64);
-
-impl fmt::Display for LeaseId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // etcd tools print lease ids in hex.
-        write!(f, "{:x}", self.0)
-    }
-}
+pub use crate::lease::LeaseId;
 
 /// A granted lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,11 @@
 //! etcd-only checks: URL errors, and a 3-member cluster losing a member
 //! while claimers race.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,6 +1,11 @@
 //! The store suite on the SQLite backend, plus SQLite-only checks:
 //! many processes on one file, auto-compaction, reopening.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -221,8 +226,9 @@ fn multi_process_claims() {
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
             for pid in watchdog_pids {
-                // SAFETY: plain kill(2) of our own children.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                // Our own children, by PID.
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
     });

@@ -2,6 +2,7 @@
 //! alive), claims the node's addresses, writes the conflist, and keeps the
 //! managed namespace's routes and SNAT equal to the store.
 
+pub mod controllers;
 mod dataplane;
 mod reconcile;
 
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aksnet_cluster::{read_network, Problem};
 use aksnet_core::cidr;
 use aksnet_core::cluster::{self, ClusterNetwork, NodeRecord, RouteMode};
 use aksnet_core::spec::NetworkPlugin;
@@ -21,7 +23,7 @@ use aksnet_store::{
 
 use crate::error::AgentError;
 use crate::kernel::Kernel;
-use crate::view::read_network;
+use controllers::{Controller, ControllerRun};
 
 pub use reconcile::Report;
 
@@ -74,16 +76,18 @@ pub struct Agent {
     /// Mod revision of our record as we last wrote it.
     record_rev: Option<i64>,
     record: NodeRecord,
-    /// Dynamic pool: addresses out of the conflist, waiting to be released.
-    pending_release: BTreeMap<Ipv4Addr, Instant>,
+    /// Run in order by every reconcile ([`controllers::all`]).
+    controllers: Vec<Box<dyn Controller>>,
+    /// Each controller's last run, by name (for metrics).
+    stats: BTreeMap<&'static str, ControllerRun>,
+    /// The store's unreadable records as last logged.
+    problems: Vec<Problem>,
     /// Store revision the last reconcile read.
     seen_revision: i64,
     /// Last time the lease was renewed from the reconcile path.
     last_renewal: Instant,
     /// SNAT digest last found (or put) in the kernel, and when.
     snat_verified: Option<(String, Instant)>,
-    /// When IPv4 forwarding was last found on.
-    forward_verified: Option<Instant>,
 }
 
 impl Agent {
@@ -118,11 +122,12 @@ impl Agent {
             lease_lost: false,
             record_rev: None,
             record,
-            pending_release: BTreeMap::new(),
+            controllers: controllers::all(),
+            stats: BTreeMap::new(),
+            problems: Vec::new(),
             seen_revision: 0,
             last_renewal: Instant::now(),
             snat_verified: None,
-            forward_verified: None,
         };
         agent.register()?;
         Ok(agent)
@@ -138,6 +143,12 @@ impl Agent {
 
     pub fn config(&self) -> &AgentConfig {
         &self.cfg
+    }
+
+    /// Each controller's last run (duration, objects programmed), by name:
+    /// what metrics export.
+    pub fn controller_stats(&self) -> &BTreeMap<&'static str, ControllerRun> {
+        &self.stats
     }
 
     /// Writes the node record on our lease, keeping what a previous run of
@@ -307,9 +318,9 @@ fn grant(store: &dyn Store, ttl: Duration) -> Result<LeaseId, AgentError> {
 }
 
 fn encode(r: &NodeRecord) -> Result<Vec<u8>, AgentError> {
-    serde_json::to_vec(r).map_err(|e| AgentError::BadValue {
+    serde_json::to_vec(r).map_err(|source| AgentError::Encode {
         key: cluster::node_key(&r.name),
-        reason: e.to_string(),
+        source,
     })
 }
 

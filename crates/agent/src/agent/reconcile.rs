@@ -1,21 +1,15 @@
-//! One reconcile: read the cluster once, fix the store side (orphans, our
-//! claims, our route slot), then the node side (conflist, routes, SNAT),
-//! then publish the node record with its conditions.
+//! One reconcile: read the cluster once, fix the store side every agent
+//! shares (orphans, our node IP), run the controllers in order, then
+//! publish the node record with the condition they reported.
 
-use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use aksnet_core::cluster::{Condition, IpRange, RouteEntry, RouteMode, NETWORK_UNAVAILABLE};
-use aksnet_core::spec::NetworkPlugin;
-use ipnet::Ipv4Net;
+use aksnet_cluster::{claims, ClusterView};
+use aksnet_core::cluster::ClaimKind;
 
+use super::controllers::{Controller, ControllerRun, Pass, Programmed};
 use super::Agent;
-use crate::claims::{self, block, pool, route_slot};
-use crate::conflist::{self, ConflistParams, PodRanges};
 use crate::error::AgentError;
-use crate::ipam_disk;
-use crate::view::ClusterView;
 
 /// What one reconcile did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,38 +22,55 @@ pub struct Report {
     pub snat_applied: bool,
     pub pool_claimed: u32,
     pub pool_released: usize,
+    /// Each controller's run, in order (durations are not changes).
+    pub controllers: Vec<ControllerRun>,
 }
 
 impl Report {
+    /// Whether the reconcile changed anything.
     pub fn changed(&self) -> bool {
-        *self != Report::default()
+        let Report {
+            orphans_released,
+            conflist_written,
+            routes_changed,
+            l2_changed,
+            vxlan_changed,
+            snat_applied,
+            pool_claimed,
+            pool_released,
+            controllers: _,
+        } = self;
+        *orphans_released > 0
+            || *conflist_written
+            || *routes_changed > 0
+            || *l2_changed > 0
+            || *vxlan_changed
+            || *snat_applied
+            || *pool_claimed > 0
+            || *pool_released > 0
     }
-}
 
-fn cond(status: bool, reason: &str, message: String) -> Condition {
-    Condition {
-        kind: NETWORK_UNAVAILABLE.into(),
-        status,
-        reason: reason.into(),
-        message,
+    /// How long each controller took.
+    pub fn durations(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+        self.controllers.iter().map(|c| (c.name, c.duration))
     }
 }
 
 impl Agent {
     pub fn reconcile(&mut self) -> Result<Report, AgentError> {
-        let mut report = Report::default();
         self.renew_lease_if_lost()?;
-        let view = ClusterView::read(self.store.as_ref())?;
+        let view = aksnet_cluster::read(self.store.as_ref())?;
         self.seen_revision = view.revision;
-        if !view.nodes.contains_key(&self.cfg.node) {
+        self.note_problems(&view);
+        if !view.node_present(&self.cfg.node) {
             // Gone while our lease lives: removed by `aksnet node remove`.
             return Err(AgentError::Removed(self.cfg.node.clone()));
         }
-        report.orphans_released = claims::release_orphans(self.store.as_ref(), &view)?;
+        let orphans_released = claims::release_orphans(self.store.as_ref(), &view)?;
         let ip_is_ours = view.ips.get(&self.cfg.node_ip).is_some_and(|c| {
-            c.value.as_ref().is_some_and(|c| {
-                c.node == self.cfg.node && c.kind == aksnet_core::cluster::ClaimKind::NodeIp
-            })
+            c.value
+                .as_ref()
+                .is_some_and(|c| c.node == self.cfg.node && c.kind == ClaimKind::NodeIp)
         });
         if !ip_is_ours {
             claims::ensure_node_ip(self.store.as_ref(), &self.cfg.node, self.cfg.node_ip)?;
@@ -68,209 +79,79 @@ impl Agent {
         let mut rec = self.record.clone();
         rec.ip = self.cfg.node_ip;
         rec.routes = self.cfg.routes;
-        let mut condition: Option<Condition> = None;
-
-        let ranges = match self.net.network_plugin {
-            NetworkPlugin::Kubenet | NetworkPlugin::Overlay => {
-                match self.block_step(&view, &mut rec) {
-                    Ok(b) => Some(PodRanges::Block(b)),
-                    Err(AgentError::Exhausted(m)) => {
-                        condition = Some(cond(true, "PodCidrExhausted", m));
-                        None
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            NetworkPlugin::Azure => {
-                let (ranges, c) = self.pool_step(&mut rec, &mut report)?;
-                condition = c;
-                ranges
-            }
-        };
-
-        // Route table (kubenet on the fabric): one slot per node.
-        if let (Some(PodRanges::Block(b)), NetworkPlugin::Kubenet, RouteMode::Fabric) =
-            (&ranges, self.net.network_plugin, self.cfg.routes)
-        {
-            let entry = RouteEntry {
-                node: self.cfg.node.clone(),
-                destination: *b,
-                next_hop: self.cfg.node_ip,
-            };
-            let limit = self.net.route_table_limit;
-            condition = Some(
-                match route_slot::ensure_slot(self.store.as_ref(), &entry, limit)? {
-                    route_slot::SlotOutcome::Held(slot) => cond(
-                        false,
-                        "RouteCreated",
-                        format!("route {b} via {} in slot {slot}", self.cfg.node_ip),
-                    ),
-                    route_slot::SlotOutcome::TableFull { in_use, limit } => cond(
-                        true,
-                        "RouteTableFull",
-                        format!("{in_use} of {limit} routes in use"),
-                    ),
-                },
-            );
-        } else if view.route_slots_of(&self.cfg.node).next().is_some() {
-            route_slot::release_slots(self.store.as_ref(), &self.cfg.node)?;
-        }
-
         let underlay = self
             .kernel
             .link_with_address(self.cfg.node_ip)
             .ok()
             .flatten();
-        let base_mtu = self
+        let underlay_mtu = self
             .cfg
             .mtu
             .or(underlay.as_ref().map(|l| l.mtu))
             .unwrap_or(1500);
-        let pod_mtu = match (self.cfg.routes, self.cfg.mtu) {
-            (RouteMode::Vxlan, None) => base_mtu.saturating_sub(crate::routes::vxlan::OVERHEAD),
-            _ => base_mtu,
-        };
-        if let Some(r) = &ranges {
-            let params = ConflistParams {
-                plugin: self.net.network_plugin,
-                ranges: r.clone(),
-                mtu: pod_mtu,
-                ipam_data_dir: self.cfg.ipam_data_dir.clone(),
-            };
-            report.conflist_written =
-                conflist::write_if_changed(&self.cfg.cni_conf_dir, &conflist::render(&params))?;
-        }
+        let mut pass = Pass::new(&view, rec, underlay_mtu);
+        pass.report.orphans_released = orphans_released;
 
-        let dp = self.dataplane_step(&view, &mut rec, base_mtu, &mut report);
-        match dp {
-            Ok(Some(c)) if condition.is_none() => condition = Some(c),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(node = %self.cfg.node, error = %e, "programming the node failed");
-                condition = Some(cond(true, "RouteProgrammingFailed", e.to_string()));
-            }
-        }
-        if let Some(c) = condition {
-            rec.set_condition(c);
-        }
+        // The controllers borrow the agent while they run.
+        let mut controllers = std::mem::take(&mut self.controllers);
+        let ran = self.run_controllers(&mut controllers, &mut pass);
+        self.controllers = controllers;
+        ran?;
+        let (rec, report) = pass.finish();
         self.publish(rec)?;
         Ok(report)
     }
 
-    fn block_step(
+    /// Runs each controller in order and records its run. A kernel error
+    /// becomes the node's condition and the next controller still runs;
+    /// any other error ends the pass.
+    fn run_controllers(
         &mut self,
-        view: &ClusterView,
-        rec: &mut aksnet_core::cluster::NodeRecord,
-    ) -> Result<Ipv4Net, AgentError> {
-        let Some(pod_cidr) = self.net.effective_pod_cidr() else {
-            return Err(AgentError::Exhausted("the cluster has no pod CIDR".into()));
-        };
-        if let Some(b) = view.blocks_of(&self.cfg.node).next() {
-            rec.block = Some(b);
-            return Ok(b);
-        }
-        let previous = conflist::previous_block(&self.cfg.cni_conf_dir).or(rec.block);
-        let b = block::ensure_block(self.store.as_ref(), &self.cfg.node, &pod_cidr, previous)?;
-        rec.block = Some(b);
-        Ok(b)
-    }
-
-    /// Azure CNI: the static or dynamic pool, and the conflist ranges.
-    fn pool_step(
-        &mut self,
-        rec: &mut aksnet_core::cluster::NodeRecord,
-        report: &mut Report,
-    ) -> Result<(Option<PodRanges>, Option<Condition>), AgentError> {
-        let store = self.store.as_ref();
-        let node = self.cfg.node.clone();
-        let max_pods = self
-            .cfg
-            .max_pods
-            .unwrap_or_else(|| self.net.max_pods_per_node());
-        let (subnet, held, shortfall, wanted) = match self.net.pod_subnet_cidr {
-            None => {
-                let o = pool::grow_to(store, &node, &self.net.subnet_cidr, max_pods, true)?;
-                (self.net.subnet_cidr.trunc(), o.held, o.shortfall, max_pods)
-            }
-            Some(pod_subnet) => {
-                let used = ipam_disk::allocated(&self.cfg.ipam_data_dir)?;
-                let view = ClusterView::read(store)?;
-                let mut held = view.pod_ips_of(&node);
-                let plan = pool::plan_dynamic(&held, &used);
-                let cap = plan.target.min(dyn_cap(max_pods));
-                let mut shortfall = 0;
-                if (held.len() as u32) < cap {
-                    self.pending_release.clear();
-                    let o = pool::grow_to(store, &node, &pod_subnet, cap, false)?;
-                    report.pool_claimed = (o.held.len() as u32).saturating_sub(held.len() as u32);
-                    held = o.held;
-                    shortfall = o.shortfall;
-                } else {
-                    let now = Instant::now();
-                    let wanted: BTreeSet<Ipv4Addr> = plan.release.iter().copied().collect();
-                    self.pending_release.retain(|a, _| wanted.contains(a));
-                    // Ready: out of the conflist since an earlier reconcile,
-                    // and for at least the grace period.
-                    let grace = self.cfg.release_grace;
-                    let ready: Vec<Ipv4Addr> = self
-                        .pending_release
-                        .iter()
-                        .filter(|(_, t)| now.duration_since(**t) >= grace)
-                        .map(|(a, _)| *a)
-                        .collect();
-                    for a in &plan.release {
-                        self.pending_release.entry(*a).or_insert(now);
-                    }
-                    if !ready.is_empty() {
-                        let data_dir = self.cfg.ipam_data_dir.clone();
-                        // Under the plugin's lock: nothing allocates while we check.
-                        let released = ipam_disk::with_lock(&data_dir, || {
-                            let used = ipam_disk::allocated(&data_dir)?;
-                            let free: Vec<Ipv4Addr> = ready
-                                .iter()
-                                .filter(|a| !used.contains(a))
-                                .copied()
-                                .collect();
-                            pool::release_ips(store, &view, &node, &free).map(|n| (n, free))
-                        })??;
-                        report.pool_released = released.0;
-                        for a in &ready {
-                            self.pending_release.remove(a);
-                        }
-                        let gone: BTreeSet<Ipv4Addr> = released.1.into_iter().collect();
-                        held.retain(|a| !gone.contains(a));
-                    }
+        controllers: &mut [Box<dyn Controller>],
+        pass: &mut Pass<'_>,
+    ) -> Result<(), AgentError> {
+        for c in controllers.iter_mut() {
+            let start = Instant::now();
+            let result = c.reconcile(self, pass);
+            let mut run = ControllerRun {
+                name: c.name(),
+                duration: start.elapsed(),
+                programmed: Programmed::default(),
+                error: None,
+            };
+            let fatal = match result {
+                Ok(p) => {
+                    run.programmed = p;
+                    None
                 }
-                let used_n = held.iter().filter(|a| used.contains(a)).count() as u32;
-                rec.pool_used = Some(used_n);
-                (pod_subnet.trunc(), held, shortfall, cap)
+                Err(e @ AgentError::Kernel(_)) => {
+                    tracing::warn!(node = %self.cfg.node, controller = run.name, error = %e, "programming the node failed");
+                    run.error = Some(e.to_string());
+                    pass.fail(e.to_string());
+                    None
+                }
+                Err(e) => {
+                    run.error = Some(e.to_string());
+                    Some(e)
+                }
+            };
+            self.stats.insert(run.name, run.clone());
+            pass.report.controllers.push(run);
+            if let Some(e) = fatal {
+                return Err(e);
             }
-        };
-        let offered: Vec<Ipv4Addr> = held
-            .iter()
-            .filter(|a| !self.pending_release.contains_key(a))
-            .copied()
-            .collect();
-        rec.pool = IpRange::coalesce(&held);
-        let condition = (shortfall > 0).then(|| {
-            cond(
-                true,
-                "SubnetFull",
-                format!(
-                    "{} of {wanted} pod addresses held; subnet {subnet} has no more free",
-                    held.len()
-                ),
-            )
-        });
-        let ranges = (!offered.is_empty()).then(|| PodRanges::Pool {
-            subnet,
-            ranges: IpRange::coalesce(&offered),
-        });
-        Ok((ranges, condition))
+        }
+        Ok(())
     }
-}
 
-/// A dynamic pool never exceeds CNS's cap (250) nor what max-pods needs.
-fn dyn_cap(max_pods: u32) -> u32 {
-    aksnet_core::dynamic_pool::ips_at_full_load(max_pods)
+    /// Logs the store's unreadable records when they change (a bad value
+    /// never stops an agent; what it names stays taken).
+    fn note_problems(&mut self, view: &ClusterView) {
+        if view.problems != self.problems {
+            for p in &view.problems {
+                tracing::warn!(key = %p.key, reason = %p.reason, "unreadable record in the store; what it names is treated as taken");
+            }
+            self.problems = view.problems.clone();
+        }
+    }
 }

@@ -23,6 +23,8 @@ pub struct FakeState {
     pub links: Vec<AddressedLink>,
     /// Every change made, in order (for "changed nothing" assertions).
     pub writes: Vec<String>,
+    /// When set, `program_routes` fails with this message (error paths).
+    pub fail_routes: Option<String>,
 }
 
 /// Cloneable handle: the test keeps one, the agent owns another.
@@ -52,6 +54,12 @@ impl Kernel for FakeKernel {
 
     fn program_routes(&mut self, replace: &[Route], delete: &[Route]) -> Result<(), KernelError> {
         let mut s = self.state();
+        if let Some(m) = &s.fail_routes {
+            return Err(KernelError::Command {
+                command: "program routes".into(),
+                message: m.clone(),
+            });
+        }
         for r in delete {
             s.routes.remove(&r.dst);
             s.writes.push(format!("route del {}", r.dst));

@@ -20,6 +20,11 @@ use crate::routes::Route;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
+    /// A request to the kernel through `aksnet-linux` failed.
+    #[error("netlink: {0}")]
+    Linux(#[source] aksnet_linux::Error),
+    #[error("{0}")]
+    Prefix(#[source] ipnet::PrefixLenError),
     #[error("{command}: {message}")]
     Command { command: String, message: String },
     #[error("{0}")]

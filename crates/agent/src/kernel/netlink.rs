@@ -27,15 +27,11 @@ pub struct NetlinkKernel {
 }
 
 fn kerr(e: aksnet_linux::Error) -> KernelError {
-    KernelError::Command {
-        command: "netlink".into(),
-        message: e.to_string(),
-    }
+    KernelError::Linux(e)
 }
 
 fn mac(s: &str) -> Result<MacAddr, KernelError> {
-    s.parse()
-        .map_err(|e: aksnet_linux::Error| KernelError::Parse(e.to_string()))
+    s.parse().map_err(KernelError::Linux)
 }
 
 impl NetlinkKernel {
@@ -185,8 +181,7 @@ impl Kernel for NetlinkKernel {
             .vxlan_info(&d.name)
             .map_err(kerr)?
             .ok_or_else(|| KernelError::Parse(format!("{} vanished after creation", d.name)))?;
-        let want =
-            IpNet::V4(Ipv4Net::new(d.address, 32).map_err(|e| KernelError::Parse(e.to_string()))?);
+        let want = IpNet::V4(Ipv4Net::new(d.address, 32).map_err(KernelError::Prefix)?);
         let addrs = self.sock.addresses(Some(info.index)).map_err(kerr)?;
         if !addrs.iter().any(|a| a.addr == want) {
             for a in addrs.iter().filter(|a| a.addr.addr().is_ipv4()) {

@@ -2,14 +2,11 @@
 
 use std::process::ExitCode;
 
-use aksnet_agent::view::{read_network, ClusterView};
-use aksnet_core::cluster::{ClusterNetwork, NETWORK_KEY};
+use aksnet_cluster::{read_network, ClusterError, ClusterView};
 use aksnet_core::planner;
-use aksnet_store::claim::create_if_absent;
 use aksnet_store::Store;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
 use super::design::DesignArgs;
 use super::store::StoreArgs;
@@ -84,11 +81,10 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     let kv = args.store.open()?;
-    let value = serde_json::to_vec(&plan.network)?;
-    let created = create_if_absent(kv.as_ref(), NETWORK_KEY, &value, None)?.is_ok();
-    if !created {
-        let existing = read_network(kv.as_ref())?;
-        if existing != plan.network {
+    let created = match aksnet_cluster::init_network(kv.as_ref(), &plan.network) {
+        Ok(created) => created,
+        Err(ClusterError::OtherNetwork { .. }) => {
+            let existing = read_network(kv.as_ref())?;
             eprintln!(
                 "aksnet cluster init: {} already holds a different {} design; use a new store, or `aksnet cluster show` to see it",
                 args.store.url,
@@ -96,7 +92,8 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
-    }
+        Err(e) => return Err(e.into()),
+    };
     match args.output {
         Output::Json => println!(
             "{}",
@@ -119,54 +116,31 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How much of the design is in use.
-#[derive(Debug, Serialize)]
-pub struct Usage {
-    pub nodes: usize,
-    pub blocks_claimed: usize,
-    pub blocks_total: u64,
-    pub routes_used: usize,
-    pub route_table_limit: u32,
-    pub pod_ips_claimed: usize,
-    pub node_ips_claimed: usize,
-}
-
-pub fn usage(net: &ClusterNetwork, view: &ClusterView) -> Usage {
-    use aksnet_core::cluster::ClaimKind;
-    let count_ips = |k: ClaimKind| {
-        view.ips
-            .values()
-            .filter(|c| c.value.as_ref().is_some_and(|c| c.kind == k))
-            .count()
-    };
-    Usage {
-        nodes: view.nodes.len(),
-        blocks_claimed: view.blocks.len(),
-        blocks_total: net
-            .effective_pod_cidr()
-            .map(|c| aksnet_core::cidr::subnet_count(&c, 24))
-            .unwrap_or(0),
-        routes_used: view.routes.len(),
-        route_table_limit: net.route_table_limit,
-        pod_ips_claimed: count_ips(ClaimKind::PodIp),
-        node_ips_claimed: count_ips(ClaimKind::NodeIp),
-    }
-}
-
 fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let kv = args.store.open()?;
     let net = read_network(kv.as_ref())?;
-    let view = ClusterView::read(kv.as_ref()).context("reading the cluster")?;
-    let u = usage(&net, &view);
+    let view = aksnet_cluster::read(kv.as_ref()).context("reading the cluster")?;
+    let u = render::cluster::usage_of(&net, &view);
     match args.output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "network": net, "usage": u }))?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "network": net,
+                "usage": u,
+                "problems": view.problems,
+            }))?
         ),
         Output::Table => {
             print!("{}", render::cluster::network(&net));
             print!("{}", render::cluster::usage(&net, &u));
         }
+    }
+    if !view.is_clean() {
+        eprint!(
+            "{}",
+            render::cluster::problems("cluster show", &view.problems)
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -174,6 +148,6 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
 /// Used by `node` too.
 pub fn open_view(store: &StoreArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, ClusterView)> {
     let kv = store.open()?;
-    let view = ClusterView::read(kv.as_ref())?;
+    let view = aksnet_cluster::read(kv.as_ref())?;
     Ok((kv, view))
 }

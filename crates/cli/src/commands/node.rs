@@ -2,12 +2,8 @@
 
 use std::process::ExitCode;
 
-use aksnet_agent::claims;
-use aksnet_agent::view::ClusterView;
-use aksnet_core::cluster::{self, Condition, IpRange, NodeRecord, RouteMode};
-use aksnet_store::claim;
+use aksnet_cluster::ClusterError;
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
 use super::cluster::open_view;
 use super::store::StoreArgs;
@@ -44,60 +40,25 @@ pub struct RemoveArgs {
     pub store: StoreArgs,
 }
 
-/// One row of `node list` (its JSON form is a stable contract).
-#[derive(Debug, Serialize)]
-pub struct NodeRow {
-    pub name: String,
-    pub ip: std::net::Ipv4Addr,
-    pub routes: RouteMode,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub block: Option<ipnet::Ipv4Net>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pool: Vec<IpRange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pool_size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pool_used: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route_slot: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vtep_mac: Option<String>,
-    pub conditions: Vec<Condition>,
-}
-
-pub fn rows(view: &ClusterView) -> Vec<NodeRow> {
-    view.nodes
-        .values()
-        .map(|at| {
-            let n: &NodeRecord = &at.value;
-            let size: u64 = n.pool.iter().map(|r| r.len()).sum();
-            NodeRow {
-                name: n.name.clone(),
-                ip: n.ip,
-                routes: n.routes,
-                block: n.block,
-                pool: n.pool.clone(),
-                pool_size: (!n.pool.is_empty()).then_some(size),
-                pool_used: n.pool_used,
-                route_slot: view.route_slots_of(&n.name).next(),
-                vtep_mac: n.vtep_mac.clone(),
-                conditions: n.conditions.clone(),
-            }
-        })
-        .collect()
-}
-
 pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         NodeCommand::List(a) => {
             let (_, view) = open_view(&a.store)?;
-            let rows = rows(&view);
+            let rows = render::cluster::node_rows(&view);
             match a.output {
                 Output::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "nodes": rows }))?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "nodes": rows,
+                        "problems": view.problems,
+                    }))?
                 ),
                 Output::Table => print!("{}", render::cluster::nodes(&rows)),
+            }
+            // A record left out of the list is never a silent success.
+            if !view.is_clean() {
+                eprint!("{}", render::cluster::problems("node list", &view.problems));
+                return Ok(ExitCode::from(EXIT_INVALID));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -107,32 +68,22 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
 
 /// Exit 0 when the node is gone, 1 when the store knows no such node.
 fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
-    let (kv, view) = open_view(&args.store)?;
-    let known = view.nodes.contains_key(&args.name)
-        || view.blocks_of(&args.name).next().is_some()
-        || view
-            .ips
-            .values()
-            .any(|c| c.value.as_ref().is_some_and(|c| c.node == args.name))
-        || view.route_slots_of(&args.name).next().is_some();
-    if !known {
-        eprintln!(
-            "aksnet node remove: no node '{}' in {} (see `aksnet node list`)",
-            args.name, args.store.url
-        );
-        return Ok(ExitCode::from(EXIT_INVALID));
+    let kv = args.store.open()?;
+    match aksnet_cluster::remove_node(kv.as_ref(), &args.name) {
+        Ok(r) => {
+            println!(
+                "node {} removed; {} claim(s) released",
+                args.name, r.released
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClusterError::NoNode { .. }) => {
+            eprintln!(
+                "aksnet node remove: no node '{}' in {} (see `aksnet node list`)",
+                args.name, args.store.url
+            );
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Err(e) => Err(e.into()),
     }
-    if let Some(at) = view.nodes.get(&args.name) {
-        claim::release(kv.as_ref(), &cluster::node_key(&args.name), at.mod_revision)?;
-    }
-    let view = ClusterView::read(kv.as_ref())?;
-    if view.nodes.contains_key(&args.name) {
-        anyhow::bail!(
-            "node '{}' was re-registered while being removed; stop its agent first",
-            args.name
-        );
-    }
-    let released = claims::release_node(kv.as_ref(), &view, &args.name)?;
-    println!("node {} removed; {released} claim(s) released", args.name);
-    Ok(ExitCode::SUCCESS)
 }

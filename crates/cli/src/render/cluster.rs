@@ -1,14 +1,108 @@
-//! Tables for `aksnet cluster show` and `aksnet node list`.
+//! Rows and tables for `aksnet cluster show` and `aksnet node list`: the
+//! row types (whose JSON form is a stable contract) are built here from the
+//! cluster view, so commands depend on rendering and never the reverse.
 
 use std::fmt::Write;
 
-use aksnet_core::cluster::{Condition, RouteMode};
+use aksnet_cluster::{ClusterView, Problem};
+use aksnet_core::cluster::{ClaimKind, Condition, IpRange, RouteMode};
 use aksnet_core::spec::ClusterNetwork;
+use serde::Serialize;
 
 use super::plan::model_title;
 use super::table;
-use crate::commands::cluster::Usage;
-use crate::commands::node::NodeRow;
+
+/// One row of `node list` (its JSON form is a stable contract).
+#[derive(Debug, Serialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub ip: std::net::Ipv4Addr,
+    pub routes: RouteMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<ipnet::Ipv4Net>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pool: Vec<IpRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool_used: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_slot: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtep_mac: Option<String>,
+    pub conditions: Vec<Condition>,
+}
+
+pub fn node_rows(view: &ClusterView) -> Vec<NodeRow> {
+    view.node_records()
+        .map(|n| {
+            let size: u64 = n.pool.iter().map(|r| r.len()).sum();
+            NodeRow {
+                name: n.name.clone(),
+                ip: n.ip,
+                routes: n.routes,
+                block: n.block,
+                pool: n.pool.clone(),
+                pool_size: (!n.pool.is_empty()).then_some(size),
+                pool_used: n.pool_used,
+                route_slot: view.route_slots_of(&n.name).next(),
+                vtep_mac: n.vtep_mac.clone(),
+                conditions: n.conditions.clone(),
+            }
+        })
+        .collect()
+}
+
+/// How much of the design is in use. A claim whose value cannot be read
+/// still counts: what it names is taken.
+#[derive(Debug, Serialize)]
+pub struct Usage {
+    pub nodes: usize,
+    pub blocks_claimed: usize,
+    pub blocks_total: u64,
+    pub routes_used: usize,
+    pub route_table_limit: u32,
+    pub pod_ips_claimed: usize,
+    pub node_ips_claimed: usize,
+}
+
+pub fn usage_of(net: &ClusterNetwork, view: &ClusterView) -> Usage {
+    let count_ips = |k: ClaimKind| {
+        view.ips
+            .values()
+            .filter(|c| c.value.as_ref().is_some_and(|c| c.kind == k))
+            .count()
+    };
+    Usage {
+        nodes: view.nodes.len() + view.unreadable_nodes.len(),
+        blocks_claimed: view.blocks.len(),
+        blocks_total: net
+            .effective_pod_cidr()
+            .map(|c| aksnet_core::cidr::subnet_count(&c, 24))
+            .unwrap_or(0),
+        routes_used: view.routes.len(),
+        route_table_limit: net.route_table_limit,
+        pod_ips_claimed: count_ips(ClaimKind::PodIp),
+        node_ips_claimed: count_ips(ClaimKind::NodeIp),
+    }
+}
+
+/// The store's unreadable records, for stderr.
+pub fn problems(command: &str, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    let n = problems.len();
+    let _ = writeln!(
+        out,
+        "aksnet {command}: {n} record{} in the store cannot be read; what {} treated as taken (fix or delete the key{}):",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "it names is" } else { "they name are" },
+        if n == 1 { "" } else { "s" },
+    );
+    for p in problems {
+        let _ = writeln!(out, "  {p}");
+    }
+    out
+}
 
 pub fn network(n: &ClusterNetwork) -> String {
     let mut t = table();

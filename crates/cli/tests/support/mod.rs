@@ -9,7 +9,6 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,10 +52,10 @@ pub fn can_run(what: &str, tools: &[&str], plugins: bool) -> bool {
 /// Runs `f` on a thread that has entered the namespace (only that thread
 /// moves; sockets it creates stay in the namespace).
 pub fn in_netns<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let file = File::open(ns).expect("open netns");
+    let ns = aksnet_linux::Netns::open(ns).expect("open netns");
     std::thread::spawn(move || {
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        // The thread ends in the namespace: the guard switches it back.
+        let _guard = ns.enter().expect("setns");
         f()
     })
     .join()
@@ -167,7 +166,8 @@ impl AgentProc {
 impl Drop for AgentProc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {

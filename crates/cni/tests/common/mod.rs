@@ -9,14 +9,12 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aksnet_linux::addr::AddrOptions;
 use aksnet_linux::link::LinkChange;
@@ -257,17 +255,8 @@ impl Call {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let fd = host.raw_fd();
-        // SAFETY: setns is async-signal-safe; fd stays open in the parent
-        // (and so in the child) until the spawn returns.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        host.set_for_command(&mut cmd)
+            .expect("plugin in the host netns");
         let mut child = cmd.spawn().expect("spawn plugin");
         if let Some(mut s) = child.stdin.take() {
             let _ = s.write_all(stdin);
@@ -289,99 +278,10 @@ pub fn first_ip(r: &Value) -> IpAddr {
     a.split('/').next().unwrap().parse().unwrap()
 }
 
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in b.chunks(2) {
-        let w = if c.len() == 2 {
-            u32::from(u16::from_be_bytes([c[0], c[1]]))
-        } else {
-            u32::from(c[0]) << 8
-        };
-        sum = sum.wrapping_add(w);
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Send ICMP echo requests to `dst` from inside `ns` until a reply comes
-/// (true) or `timeout` passes (false).
-pub fn ping(ns: &Netns, dst: Ipv4Addr, timeout: Duration) -> bool {
-    let sock = {
-        let _g = ns.enter().expect("enter netns");
-        // SAFETY: plain socket(2) call.
-        unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) }
-    };
-    assert!(sock >= 0, "raw socket: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh, valid descriptor this function owns.
-    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(sock) };
-    let id: u16 = (std::process::id() as u16) ^ 0x5a5a;
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 100_000,
-    };
-    // SAFETY: valid fd and option value.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        );
-    }
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as u16,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(dst).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let deadline = Instant::now() + timeout;
-    let mut seq: u16 = 0;
-    while Instant::now() < deadline {
-        seq = seq.wrapping_add(1);
-        let mut pkt = [0u8; 16];
-        pkt[0] = 8;
-        pkt[4..6].copy_from_slice(&id.to_be_bytes());
-        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
-        let c = checksum(&pkt);
-        pkt[2..4].copy_from_slice(&c.to_be_bytes());
-        // SAFETY: valid buffer and address.
-        unsafe {
-            libc::sendto(
-                sock.as_raw_fd(),
-                pkt.as_ptr().cast(),
-                pkt.len(),
-                0,
-                (&addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            );
-        }
-        let until = Instant::now() + Duration::from_millis(200);
-        while Instant::now() < until {
-            let mut buf = [0u8; 1500];
-            // SAFETY: valid buffer.
-            let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n <= 0 {
-                break;
-            }
-            let n = n as usize;
-            let ihl = usize::from(buf[0] & 0x0f) * 4;
-            if n < ihl + 8 {
-                continue;
-            }
-            let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
-            let icmp = &buf[ihl..n];
-            if icmp[0] == 0 && src == dst && icmp[4..6] == id.to_be_bytes() {
-                return true;
-            }
-        }
-    }
-    false
-}
+/// ICMP echo from inside a namespace (raw socket code lives in
+/// `aksnet-linux`, with the crate's other unsafe code).
+#[allow(unused_imports)]
+pub use aksnet_linux::testing::ping;
 
 /// Files named by an address in an IPAM store directory.
 pub fn allocated(dir: &Path) -> Vec<IpAddr> {

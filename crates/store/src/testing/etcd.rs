@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -211,13 +210,7 @@ impl EtcdCluster {
                 cmd.env_remove(k);
             }
         }
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        aksnet_linux::process::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;

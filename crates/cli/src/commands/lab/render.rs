@@ -171,6 +171,12 @@ pub fn check(r: &CheckReport) -> String {
             )
         }
     );
+    for p in &r.store_problems {
+        let _ = writeln!(
+            out,
+            "store: {p} (unreadable; what it names is treated as taken)"
+        );
+    }
     out
 }
 

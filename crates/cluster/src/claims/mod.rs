@@ -13,29 +13,28 @@ use aksnet_core::cluster::{self, Claim, ClaimKind};
 use aksnet_store::claim::create_if_absent;
 use aksnet_store::{Compare, CompareOp, Store, Txn, TxnOp};
 
-use crate::error::AgentError;
-use crate::view::{holder, ClusterView};
+use crate::error::{encode, ClusterError, Result};
+use crate::{holder, ClusterView};
 
 /// Claims the node's own address (`/aksnet/ips/<node ip>`), so two nodes
 /// cannot share one and no pod pool takes it.
-pub fn ensure_node_ip(store: &dyn Store, node: &str, ip: Ipv4Addr) -> Result<(), AgentError> {
+pub fn ensure_node_ip(store: &dyn Store, node: &str, ip: Ipv4Addr) -> Result<()> {
     let key = cluster::ip_key(ip);
-    let value = serde_json::to_vec(&Claim {
-        node: node.to_string(),
-        kind: ClaimKind::NodeIp,
-    })
-    .unwrap_or_default();
+    let value = encode(
+        &key,
+        &Claim {
+            node: node.to_string(),
+            kind: ClaimKind::NodeIp,
+        },
+    )?;
     // One transaction: created, or the holder read in the same revision.
     let Err(held) = create_if_absent(store, &key, &value, None)? else {
         return Ok(());
     };
     match serde_json::from_slice::<Claim>(&held.value) {
         Ok(c) if c.node == node && c.kind == ClaimKind::NodeIp => Ok(()),
-        Ok(c) => Err(AgentError::NodeIpTaken { ip, holder: c.node }),
-        Err(_) => Err(AgentError::BadValue {
-            key,
-            reason: "unreadable claim".into(),
-        }),
+        Ok(c) => Err(ClusterError::NodeIpTaken { ip, holder: c.node }),
+        Err(_) => Err(ClusterError::NodeIpUnreadable { ip, key }),
     }
 }
 
@@ -46,7 +45,7 @@ pub(crate) fn delete_unchanged(
     store: &dyn Store,
     guards: &[Compare],
     keys: &[(String, i64)],
-) -> Result<usize, AgentError> {
+) -> Result<usize> {
     let mut deleted = 0;
     for chunk in keys.chunks(pool::CHUNK) {
         let txn = Txn::new()
@@ -97,11 +96,7 @@ fn claims_of(view: &ClusterView) -> BTreeMap<String, Vec<(String, i64)>> {
 /// Deletes the claims of `node`, each only if unchanged since `view` and
 /// only while the node has no record (so a node that re-registers in the
 /// meantime keeps them). Returns how many keys went.
-pub fn release_node(
-    store: &dyn Store,
-    view: &ClusterView,
-    node: &str,
-) -> Result<usize, AgentError> {
+pub fn release_node(store: &dyn Store, view: &ClusterView, node: &str) -> Result<usize> {
     let Some(keys) = claims_of(view).remove(node) else {
         return Ok(0);
     };
@@ -113,11 +108,12 @@ pub fn release_node(
 }
 
 /// Gives back the claims of every node without a record (removed, or its
-/// lease expired). Any agent may run it; the transactions make it safe.
-pub fn release_orphans(store: &dyn Store, view: &ClusterView) -> Result<usize, AgentError> {
+/// lease expired). A node whose record exists but does not decode keeps
+/// its claims. Any agent may run it; the transactions make it safe.
+pub fn release_orphans(store: &dyn Store, view: &ClusterView) -> Result<usize> {
     let mut n = 0;
     for node in claims_of(view).keys() {
-        if !view.nodes.contains_key(node) {
+        if !view.node_present(node) {
             n += release_node(store, view, node)?;
         }
     }
@@ -138,7 +134,7 @@ mod tests {
         ensure_node_ip(kv, "a", "10.224.0.4".parse().unwrap()).unwrap();
         assert!(matches!(
             ensure_node_ip(kv, "b", "10.224.0.4".parse().unwrap()),
-            Err(AgentError::NodeIpTaken { .. })
+            Err(ClusterError::NodeIpTaken { .. })
         ));
         let pc = "10.244.0.0/16".parse().unwrap();
         block::ensure_block(kv, "a", &pc, None).unwrap();
@@ -150,11 +146,31 @@ mod tests {
             None,
         )
         .unwrap();
-        let view = ClusterView::read(kv).unwrap();
+        let view = crate::read(kv).unwrap();
         assert_eq!(release_orphans(kv, &view).unwrap(), 2, "a's block and IP");
-        let view = ClusterView::read(kv).unwrap();
+        let view = crate::read(kv).unwrap();
         assert_eq!(view.blocks.len(), 1);
         assert_eq!(view.blocks_of("b").count(), 1);
         assert!(view.ips.is_empty());
+    }
+
+    #[test]
+    fn unreadable_records_keep_what_they_name() {
+        let kv = TempSqlite::new().unwrap();
+        let kv = &*kv;
+        let pc: ipnet::Ipv4Net = "10.244.0.0/22".parse().unwrap();
+        // Node "a" holds a block, but its record does not decode: not an orphan.
+        block::ensure_block(kv, "a", &pc, None).unwrap();
+        kv.put(&cluster::node_key("a"), b"{garbled", None).unwrap();
+        // A block claim that does not decode: taken, by nobody.
+        kv.put("/aksnet/blocks/10.244.1.0-24", b"?", None).unwrap();
+        let view = crate::read(kv).unwrap();
+        assert_eq!(view.problems.len(), 2, "{:?}", view.problems);
+        assert_eq!(release_orphans(kv, &view).unwrap(), 0);
+        // A new node skips both blocks.
+        let b = block::ensure_block(kv, "b", &pc, None).unwrap();
+        assert_eq!(b.to_string(), "10.244.2.0/24");
+        let view = crate::read(kv).unwrap();
+        assert_eq!(view.blocks_of("a").count(), 1);
     }
 }

@@ -13,13 +13,13 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use aksnet_core::cluster::{self, Claim, ClaimKind};
+use aksnet_core::cluster::{self, Claim, ClaimKind, IPS_PREFIX};
 use aksnet_core::dynamic_pool;
 use aksnet_store::{Compare, Store, Txn, TxnOp};
 use ipnet::Ipv4Net;
 
-use crate::error::AgentError;
-use crate::view::ClusterView;
+use crate::error::{encode, ClusterError, Result};
+use crate::ClusterView;
 
 pub const CHUNK: usize = 64;
 const RACE_ROUNDS: usize = 32;
@@ -86,18 +86,20 @@ pub fn choose(lo: u32, hi: u32, taken: &BTreeSet<u32>, want: usize, top_down: bo
     out
 }
 
-fn claim_value(node: &str) -> Vec<u8> {
-    serde_json::to_vec(&Claim {
-        node: node.to_string(),
-        kind: ClaimKind::PodIp,
-    })
-    .unwrap_or_default()
+fn claim_value(node: &str) -> Result<Vec<u8>> {
+    encode(
+        IPS_PREFIX,
+        &Claim {
+            node: node.to_string(),
+            kind: ClaimKind::PodIp,
+        },
+    )
 }
 
 /// Claims the addresses chunk by chunk; stops at the first chunk a racing
 /// node got to first. Returns how many were claimed.
-pub fn claim_ips(store: &dyn Store, node: &str, addrs: &[Ipv4Addr]) -> Result<usize, AgentError> {
-    let value = claim_value(node);
+pub fn claim_ips(store: &dyn Store, node: &str, addrs: &[Ipv4Addr]) -> Result<usize> {
+    let value = claim_value(node)?;
     let mut done = 0;
     for chunk in addrs.chunks(CHUNK) {
         // All of the chunk's keys are created, or none if any exists.
@@ -120,7 +122,7 @@ pub fn release_ips(
     view: &ClusterView,
     node: &str,
     addrs: &[Ipv4Addr],
-) -> Result<usize, AgentError> {
+) -> Result<usize> {
     let mine: Vec<(String, i64)> = addrs
         .iter()
         .filter_map(|a| {
@@ -146,15 +148,14 @@ pub fn grow_to(
     subnet: &Ipv4Net,
     want: u32,
     top_down: bool,
-) -> Result<PoolOutcome, AgentError> {
+) -> Result<PoolOutcome> {
     let Some((lo, hi)) = usable_bounds(subnet) else {
-        return Err(AgentError::Exhausted(format!(
-            "subnet {} is too small to hold pod addresses",
-            subnet.trunc()
-        )));
+        return Err(ClusterError::SubnetTooSmall {
+            subnet: subnet.trunc(),
+        });
     };
     for _ in 0..RACE_ROUNDS {
-        let view = ClusterView::read(store)?;
+        let view = crate::read(store)?;
         let held = view.pod_ips_of(node);
         let held_n = u32::try_from(held.len()).unwrap_or(u32::MAX);
         if held_n >= want {
@@ -180,7 +181,7 @@ pub fn grow_to(
             return Ok(PoolOutcome { held, shortfall: 0 });
         }
     }
-    let view = ClusterView::read(store)?;
+    let view = crate::read(store)?;
     let held = view.pod_ips_of(node);
     let shortfall = want.saturating_sub(held.len() as u32);
     Ok(PoolOutcome { held, shortfall })
@@ -317,7 +318,7 @@ mod tests {
         let o3 = grow_to(kv, "n3", &subnet, 250, true).unwrap();
         assert_eq!(o3.held.len(), 251 - 60);
         assert_eq!(o3.shortfall, 250 - 191);
-        let view = ClusterView::read(kv).unwrap();
+        let view = crate::read(kv).unwrap();
         assert_eq!(release_ips(kv, &view, "n2", &o2.held).unwrap(), 30);
         assert_eq!(
             release_ips(kv, &view, "n2", &o.held).unwrap(),

@@ -7,8 +7,7 @@ use aksnet_core::cluster::{self, RouteEntry};
 use aksnet_store::claim::{self, ClaimOutcome, Claimer};
 use aksnet_store::{Compare, CompareOp, Store, Txn, TxnOp};
 
-use crate::error::AgentError;
-use crate::view::ClusterView;
+use crate::error::{encode, Result};
 
 const RACE_ROUNDS: usize = 16;
 
@@ -22,18 +21,10 @@ pub enum SlotOutcome {
     },
 }
 
-fn encode(e: &RouteEntry) -> Vec<u8> {
-    serde_json::to_vec(e).unwrap_or_default()
-}
-
 /// Keeps exactly one slot holding `entry` for its node.
-pub fn ensure_slot(
-    store: &dyn Store,
-    entry: &RouteEntry,
-    limit: u32,
-) -> Result<SlotOutcome, AgentError> {
+pub fn ensure_slot(store: &dyn Store, entry: &RouteEntry, limit: u32) -> Result<SlotOutcome> {
     for _ in 0..RACE_ROUNDS {
-        let view = ClusterView::read(store)?;
+        let view = crate::read(store)?;
         let mine: Vec<u32> = view.route_slots_of(&entry.node).collect();
         if let Some((&keep, extra)) = mine.split_first() {
             let at = &view.routes[&keep];
@@ -45,7 +36,7 @@ pub fn ensure_slot(
                 if keep >= limit {
                     ops.push(TxnOp::delete(key.clone()));
                 } else {
-                    ops.push(TxnOp::put(key.clone(), encode(entry)));
+                    ops.push(TxnOp::put(key.clone(), encode(&key, entry)?));
                 }
                 cmps.push(Compare::mod_revision(
                     key,
@@ -76,31 +67,27 @@ pub fn ensure_slot(
             return Ok(SlotOutcome::TableFull { in_use, limit });
         }
         // The first free slot, one create-if-absent per slot.
-        let outcome = Claimer::new(store, encode(entry))
+        let outcome = Claimer::new(store, encode(cluster::ROUTES_PREFIX, entry)?)
             .claim_first_free(free.iter().map(|s| cluster::route_key(*s)))?;
         if let ClaimOutcome::Claimed { key, .. } = outcome {
-            if let Some(slot) = parse_slot(&key) {
+            if let Some(slot) = cluster::parse_route_key(&key) {
                 tracing::info!(node = %entry.node, slot, "route published");
                 return Ok(SlotOutcome::Held(slot));
             }
         }
     }
-    let view = ClusterView::read(store)?;
+    let view = crate::read(store)?;
     let in_use = view.routes.keys().filter(|s| **s < limit).count() as u32;
     Ok(SlotOutcome::TableFull { in_use, limit })
 }
 
 /// Drops the node's slots (it no longer publishes a route).
-pub fn release_slots(store: &dyn Store, node: &str) -> Result<(), AgentError> {
-    let view = ClusterView::read(store)?;
+pub fn release_slots(store: &dyn Store, node: &str) -> Result<()> {
+    let view = crate::read(store)?;
     for s in view.route_slots_of(node).collect::<Vec<_>>() {
         claim::release(store, &cluster::route_key(s), view.routes[&s].mod_revision)?;
     }
     Ok(())
-}
-
-fn parse_slot(key: &str) -> Option<u32> {
-    key.strip_prefix(cluster::ROUTES_PREFIX)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -148,7 +135,7 @@ mod tests {
         let mut moved = entry("b", 1);
         moved.next_hop = "10.224.0.99".parse().unwrap();
         assert_eq!(ensure_slot(kv, &moved, 2).unwrap(), SlotOutcome::Held(1));
-        let v = ClusterView::read(kv).unwrap();
+        let v = crate::read(kv).unwrap();
         assert_eq!(v.routes[&1].value.as_ref(), Some(&moved));
     }
 }

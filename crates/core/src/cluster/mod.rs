@@ -12,6 +12,11 @@
 //! | `/aksnet/blocks/<a.b.c.d>-<len>` | [`Claim`] | kubenet/overlay agents: the node's /24 |
 //! | `/aksnet/ips/<a.b.c.d>` | [`Claim`] | node IPs, and azure pod addresses (static or dynamic) |
 //! | `/aksnet/routes/<slot>` | [`RouteEntry`] | kubenet agents with `--routes fabric`: one slot per node, slots `0..route_table_limit` |
+//!
+//! [`view`] is the one decoder of this layout: the agent, the lab and the
+//! CLI all read the cluster through [`view::ClusterView`].
+
+pub mod view;
 
 use std::net::Ipv4Addr;
 
@@ -19,6 +24,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 pub use crate::spec::ClusterNetwork;
+pub use view::{At, ClaimAt, ClusterView, Entry, Problem};
 
 pub const PREFIX: &str = "/aksnet/";
 pub const NETWORK_KEY: &str = "/aksnet/cluster/network";
@@ -56,6 +62,11 @@ pub fn parse_block_key(key: &str) -> Option<Ipv4Net> {
 /// The address an IP claim key names, if it is one.
 pub fn parse_ip_key(key: &str) -> Option<Ipv4Addr> {
     key.strip_prefix(IPS_PREFIX)?.parse().ok()
+}
+
+/// The slot a route key names, if it is one.
+pub fn parse_route_key(key: &str) -> Option<u32> {
+    key.strip_prefix(ROUTES_PREFIX)?.parse().ok()
 }
 
 /// Who holds a block or an address, and why.

@@ -9,8 +9,7 @@ use aksnet_store::claim::{ClaimOutcome, Claimer};
 use aksnet_store::Store;
 use ipnet::Ipv4Net;
 
-use crate::error::AgentError;
-use crate::view::ClusterView;
+use crate::error::{encode, ClusterError, Result};
 
 /// Block size: one /24 per node, as AKS gives them.
 pub const BLOCK_PREFIX: u8 = 24;
@@ -51,28 +50,27 @@ pub fn ensure_block(
     node: &str,
     pod_cidr: &Ipv4Net,
     previous: Option<Ipv4Net>,
-) -> Result<Ipv4Net, AgentError> {
-    let claim = serde_json::to_vec(&Claim {
-        node: node.to_string(),
-        kind: ClaimKind::PodBlock,
-    })
-    .map_err(|e| AgentError::BadValue {
-        key: node.to_string(),
-        reason: e.to_string(),
-    })?;
+) -> Result<Ipv4Net> {
+    let claim = encode(
+        cluster::BLOCKS_PREFIX,
+        &Claim {
+            node: node.to_string(),
+            kind: ClaimKind::PodBlock,
+        },
+    )?;
     for _ in 0..RACE_ROUNDS {
-        let view = ClusterView::read(store)?;
+        let view = crate::read(store)?;
         if let Some(b) = view.blocks_of(node).next() {
             return Ok(b);
         }
         let taken: BTreeSet<Ipv4Net> = view.blocks.keys().copied().collect();
         let cands = candidates(pod_cidr, &taken, previous);
         if cands.is_empty() {
-            return Err(AgentError::Exhausted(format!(
-                "pod CIDR {} has no free /{BLOCK_PREFIX} left ({} blocks, all held); use a larger --pod-cidr",
-                pod_cidr.trunc(),
-                cidr::subnet_count(pod_cidr, BLOCK_PREFIX)
-            )));
+            return Err(ClusterError::PodCidrFull {
+                pod_cidr: pod_cidr.trunc(),
+                prefix: BLOCK_PREFIX,
+                blocks: cidr::subnet_count(pod_cidr, BLOCK_PREFIX),
+            });
         }
         // One create-if-absent per candidate, in order, until one is ours.
         let outcome = Claimer::new(store, claim.clone())
@@ -84,10 +82,10 @@ pub fn ensure_block(
             }
         }
     }
-    Err(AgentError::Exhausted(format!(
-        "could not claim a block of {} after {RACE_ROUNDS} rounds of races",
-        pod_cidr.trunc()
-    )))
+    Err(ClusterError::RacesLost {
+        what: format!("a block of {}", pod_cidr.trunc()),
+        rounds: RACE_ROUNDS,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,258 @@
+//! The agent's controllers. Each owns one part of what a node must hold and
+//! follows one pattern: compute the desired state from the cluster view
+//! (and from what the controllers before it decided in the same pass), then
+//! apply only its difference from what the kernel, the store or the disk
+//! holds. The reconcile loop ([`crate::agent`]) only runs them in
+//! [`all`]'s order and records what each did and how long it took
+//! ([`ControllerRun`]; [`crate::Agent::controller_stats`] keeps the last one
+//! of each, for metrics).
+//!
+//! | controller | desired state from | applied to |
+//! |---|---|---|
+//! | [`pool::Pool`] | the network, the view's claims | the store (block or Azure pool claims), the conflist |
+//! | [`routes::Routes`] | the view's node records | the store's route table slot, the kernel's routes, VTEP and L2 entries, forwarding |
+//! | [`snat::Snat`] | the node's ranges, the network's no-SNAT CIDRs | the kernel's `ip aksnet-agent` table |
+//!
+//! Services and network policy are the next two: each is a module here
+//! whose controller reads its objects from the same view, and one line in
+//! [`all`] after `snat` (Services before policy, so policy sees the
+//! translated addresses, as kube-proxy and a policy engine do on one node).
+
+pub mod pool;
+pub mod routes;
+pub mod snat;
+
+use std::time::Duration;
+
+use aksnet_cluster::ClusterView;
+use aksnet_core::cluster::{Condition, NodeRecord, NETWORK_UNAVAILABLE};
+
+use super::{Agent, Report};
+use crate::conflist::PodRanges;
+use crate::error::AgentError;
+
+/// One part of the node, kept equal to the cluster.
+pub trait Controller: Send {
+    /// A stable name (metrics label, logs).
+    fn name(&self) -> &'static str;
+
+    /// Computes the desired state from `pass.view` and applies its
+    /// difference. A kernel error is reported on the node
+    /// (`NetworkUnavailable`) and the next controllers still run; any other
+    /// error ends the pass.
+    fn reconcile(
+        &mut self,
+        agent: &mut Agent,
+        pass: &mut Pass<'_>,
+    ) -> Result<Programmed, AgentError>;
+}
+
+/// The controllers, in the order a pass runs them: the pool claims the
+/// ranges that routes and SNAT are computed from.
+pub fn all() -> Vec<Box<dyn Controller>> {
+    vec![
+        Box::new(pool::Pool::default()),
+        Box::new(routes::Routes::default()),
+        Box::new(snat::Snat),
+    ]
+}
+
+/// What a controller did in one pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Programmed {
+    /// Objects it holds in the desired state (routes, rules, addresses).
+    pub objects: usize,
+    /// Objects it changed in this pass.
+    pub changed: usize,
+}
+
+/// One controller's run in one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerRun {
+    pub name: &'static str,
+    pub duration: Duration,
+    pub programmed: Programmed,
+    /// The error it ended with, if any.
+    pub error: Option<String>,
+}
+
+/// What one reconcile pass shares between its controllers.
+pub struct Pass<'v> {
+    /// The cluster, as read at the start of the pass.
+    pub view: &'v ClusterView,
+    /// The node record being built; published after the last controller.
+    pub record: NodeRecord,
+    /// The node's pod ranges, once the pool controller has them.
+    pub ranges: Option<PodRanges>,
+    /// MTU of the link carrying the node IP (or `--mtu`).
+    pub underlay_mtu: u32,
+    pub report: Report,
+    condition: Option<Condition>,
+    failure: Option<Condition>,
+}
+
+impl<'v> Pass<'v> {
+    pub fn new(view: &'v ClusterView, record: NodeRecord, underlay_mtu: u32) -> Self {
+        Pass {
+            view,
+            record,
+            ranges: None,
+            underlay_mtu,
+            report: Report::default(),
+            condition: None,
+            failure: None,
+        }
+    }
+
+    /// Reports the node's `NetworkUnavailable` condition: the first one
+    /// reported in a pass wins (the pool's shortage before the routes'
+    /// status).
+    pub fn condition(&mut self, status: bool, reason: &str, message: String) {
+        self.condition
+            .get_or_insert_with(|| cond(status, reason, message));
+    }
+
+    /// A controller failed to program the kernel: that is what the node
+    /// reports, over any other condition.
+    pub(crate) fn fail(&mut self, message: String) {
+        self.failure
+            .get_or_insert_with(|| cond(true, "RouteProgrammingFailed", message));
+    }
+
+    /// The record to publish, with the pass's condition, and the report.
+    pub(crate) fn finish(self) -> (NodeRecord, Report) {
+        let mut rec = self.record;
+        if let Some(c) = self.failure.or(self.condition) {
+            rec.set_condition(c);
+        }
+        (rec, self.report)
+    }
+}
+
+fn cond(status: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        kind: NETWORK_UNAVAILABLE.into(),
+        status,
+        reason: reason.into(),
+        message,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An agent on a temporary SQLite store and the fake kernel, for the
+    //! controllers' unit tests.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use aksnet_core::cluster::{ClusterNetwork, RouteMode, NETWORK_KEY};
+    use aksnet_core::planner;
+    use aksnet_core::spec::{Sourced, SpecInput};
+    use aksnet_store::testing::TempSqlite;
+
+    use crate::kernel::fake::FakeKernel;
+    use crate::{Agent, AgentConfig};
+
+    pub struct Fixture {
+        pub kv: TempSqlite,
+        pub kernel: FakeKernel,
+        pub agent: Agent,
+        pub dir: tempfile::TempDir,
+    }
+
+    pub fn network(plugin: &str, mode: Option<&str>) -> ClusterNetwork {
+        let input = SpecInput {
+            network_plugin: Some(Sourced::new(plugin.into(), "test")),
+            network_plugin_mode: mode.map(|m| Sourced::new(m.into(), "test")),
+            ..Default::default()
+        };
+        planner::plan_input(&input).unwrap().network
+    }
+
+    pub fn fixture(net: &ClusterNetwork, node: &str, ip: &str, routes: RouteMode) -> Fixture {
+        let kv = TempSqlite::new().unwrap();
+        kv.put(NETWORK_KEY, &serde_json::to_vec(net).unwrap(), None)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = FakeKernel::with_link("eth0", ip.parse().unwrap(), 1500);
+        let mut cfg = AgentConfig::new(node, ip.parse().unwrap());
+        cfg.cni_conf_dir = dir.path().join("net.d");
+        cfg.ipam_data_dir = dir.path().join("ipam");
+        cfg.routes = routes;
+        cfg.lease_ttl = Duration::from_secs(30);
+        let agent = Agent::start(cfg, Arc::clone(&kv.store), Box::new(kernel.clone())).unwrap();
+        Fixture {
+            kv,
+            kernel,
+            agent,
+            dir,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{fixture, network};
+    use aksnet_core::cluster::RouteMode;
+
+    #[test]
+    fn the_loop_runs_every_controller_in_order_and_keeps_their_runs() {
+        let mut f = fixture(
+            &network("kubenet", None),
+            "a",
+            "10.224.0.4",
+            RouteMode::HostGw,
+        );
+        let r = f.agent.reconcile().unwrap();
+        let names: Vec<&str> = r.controllers.iter().map(|c| c.name).collect();
+        assert_eq!(names, vec!["pool", "routes", "snat"]);
+        assert_eq!(r.durations().count(), 3);
+        let stats = f.agent.controller_stats();
+        assert_eq!(stats["pool"].programmed.objects, 1, "one block");
+        assert_eq!(stats["snat"].programmed.objects, 3);
+        // Nothing changed: the runs are recorded, the report says no change.
+        let r = f.agent.reconcile().unwrap();
+        assert!(!r.changed(), "{r:?}");
+        assert_eq!(r.controllers.len(), 3);
+    }
+
+    #[test]
+    fn a_kernel_failure_is_the_nodes_condition_and_later_controllers_still_run() {
+        let mut f = fixture(
+            &network("kubenet", None),
+            "a",
+            "10.224.0.4",
+            RouteMode::HostGw,
+        );
+        f.kernel.state().fail_routes = Some("EPERM".into());
+        // A peer, so there is a route to program.
+        let peer = aksnet_core::cluster::NodeRecord {
+            block: Some("10.244.9.0/24".parse().unwrap()),
+            ..aksnet_core::cluster::NodeRecord::new(
+                "b",
+                "10.224.0.5".parse().unwrap(),
+                RouteMode::HostGw,
+            )
+        };
+        f.kv.put(
+            &aksnet_core::cluster::node_key("b"),
+            &serde_json::to_vec(&peer).unwrap(),
+            None,
+        )
+        .unwrap();
+        let r = f.agent.reconcile().unwrap();
+        let routes = &r.controllers[1];
+        assert!(
+            routes.error.as_deref().unwrap().contains("EPERM"),
+            "{routes:?}"
+        );
+        assert!(r.snat_applied, "SNAT ran after the routes failed");
+        let c = f.agent.record().condition("NetworkUnavailable").unwrap();
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (true, "RouteProgrammingFailed")
+        );
+        assert!(c.message.contains("EPERM"));
+    }
+}
