@@ -1,240 +1,377 @@
-//! Reads a design from an ARM/Bicep document (already parsed from JSON or
-//! YAML): a whole ARM template, a `Microsoft.ContainerService/managedClusters`
-//! resource, its `properties` (also what `az aks show` prints), or a bare
-//! `networkProfile`.
+//! Reads a design from ARM/Bicep documents and what tools print about AKS
+//! clusters: whole templates (nested deployments, Bicep `languageVersion
+//! 2.0` symbolic resources, copy loops, parameters), a
+//! `Microsoft.ContainerService/managedClusters` resource, its `properties`,
+//! `az aks show` output, or a bare `networkProfile`; and, through
+//! [`super::k8s`], azure-service-operator and cluster-api-provider-azure
+//! YAML.
 //!
-//! A managed cluster names its subnets by resource ID only, so their ranges
-//! come from flags — or, in a whole template, from a `virtualNetworks`
-//! resource whose subnet the pools reference by name.
+//! Every document of every `--file` is read together: a cluster in one
+//! template names its subnets by resource ID, and the VNet holding them may
+//! be in another. A subnet is matched by VNet and subnet name.
 
+pub mod eval;
 pub mod expr;
+pub mod lazy;
+pub mod read;
+pub mod template;
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
 
-use super::input::{InputError, PoolInput, Sourced, SpecInput};
+use serde_json::Value;
+
+use crate::finding::Finding;
+
+use super::input::{InputError, KnownSubnet, Pending, Sourced, SpecInput, SubnetRef};
+use super::k8s;
+use lazy::Lazy;
+use read::Reader;
 
 /// Kept as an alias so callers can name the error of this module.
 pub type ArmError = InputError;
 
-const MANAGED_CLUSTERS: &str = "microsoft.containerservice/managedclusters";
-const VIRTUAL_NETWORKS: &str = "microsoft.network/virtualnetworks";
+pub const MANAGED_CLUSTERS: &str = "microsoft.containerservice/managedclusters";
+pub const AGENT_POOLS: &str = "microsoft.containerservice/managedclusters/agentpools";
+pub const VIRTUAL_NETWORKS: &str = "microsoft.network/virtualnetworks";
+pub const SUBNETS: &str = "microsoft.network/virtualnetworks/subnets";
+pub const DEPLOYMENTS: &str = "Microsoft.Resources/deployments";
 
-/// Extracts a [`SpecInput`] from `doc`; `label` (usually the file name)
-/// prefixes every source so errors say where the bad field is.
-pub fn from_document(doc: &Value, label: &str) -> Result<SpecInput, ArmError> {
-    let Some(root) = doc.as_object() else {
-        return Err(InputError::new(
-            label,
-            "the document is not an object; give an ARM/Bicep managedClusters resource, its properties, or a networkProfile",
-        ));
-    };
-    let mut vnets: Vec<(&Map<String, Value>, String)> = Vec::new();
-    let (props, path) = if let Some(resources) = root.get("resources").and_then(Value::as_array) {
-        // A whole template: find the cluster and any VNets beside it.
-        let mut cluster = None;
-        for (i, r) in resources.iter().enumerate() {
-            let ty = r.get("type").and_then(Value::as_str).unwrap_or("");
-            if ty.eq_ignore_ascii_case(MANAGED_CLUSTERS) && cluster.is_none() {
-                cluster = Some((r, format!("resources[{i}]")));
-            } else if ty.eq_ignore_ascii_case(VIRTUAL_NETWORKS) {
-                if let Some(p) = r.get("properties").and_then(Value::as_object) {
-                    vnets.push((p, format!("resources[{i}].properties")));
+/// One parsed document and the file it came from.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub value: Value,
+    pub label: String,
+}
+
+/// Template parameter values from `--parameters FILE` and `--parameter
+/// name=value`; the later wins.
+#[derive(Debug, Clone, Default)]
+pub struct Parameters {
+    /// (name, value, where it came from)
+    pub values: Vec<(String, ParamValue, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    /// From a parameters file: typed already.
+    Json(Value),
+    /// From `--parameter name=value`: typed by the parameter's declaration.
+    Text(String),
+}
+
+impl Parameters {
+    /// Reads a deployment parameters file (`.parameters.json`, or what
+    /// `bicep build-params` writes for a `.bicepparam`).
+    pub fn add_file(&mut self, doc: &Value, label: &str) -> Result<(), InputError> {
+        let ps = doc
+            .get("parameters")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                InputError::new(
+                    label,
+                    "a parameters file has a \"parameters\" object ({\"parameters\": {\"name\": {\"value\": ...}}})",
+                )
+            })?;
+        for (k, v) in ps {
+            match v.get("value") {
+                Some(val) => self.values.push((
+                    k.clone(),
+                    ParamValue::Json(val.clone()),
+                    format!("{label}: parameters.{k}.value"),
+                )),
+                // A Key Vault reference: the value is a secret, never a range.
+                None if v.get("reference").is_some() => {}
+                None => {
+                    return Err(InputError::new(
+                        format!("{label}: parameters.{k}"),
+                        "has no \"value\"",
+                    ))
                 }
             }
         }
-        let Some((res, at)) = cluster else {
-            return Err(InputError::new(
-                label,
-                "the template has no Microsoft.ContainerService/managedClusters resource",
-            ));
-        };
-        properties_of(res, label, &at)?
-    } else if root.contains_key("properties") {
-        properties_of(doc, label, "")?
-    } else {
-        (root, String::new())
-    };
-
-    let field = |rel: &str| {
-        let full = if path.is_empty() {
-            rel.to_string()
-        } else {
-            format!("{path}.{rel}")
-        };
-        format!("{label}: {full}")
-    };
-
-    // `props` is either the cluster's properties or a bare networkProfile.
-    let (profile, profile_path) = match props.get("networkProfile") {
-        Some(Value::Object(p)) => (Some(p), "networkProfile".to_string()),
-        Some(_) => {
-            return Err(InputError::new(
-                field("networkProfile"),
-                "must be an object",
-            ))
-        }
-        None if looks_like_network_profile(props) => (Some(props), String::new()),
-        None => (None, String::new()),
-    };
-    let pools_json = match props.get("agentPoolProfiles") {
-        Some(Value::Array(a)) => Some(a),
-        Some(_) => {
-            return Err(InputError::new(
-                field("agentPoolProfiles"),
-                "must be a list",
-            ))
-        }
-        None => None,
-    };
-    if profile.is_none() && pools_json.is_none() {
-        return Err(InputError::new(
-            label,
-            "found no networkProfile and no agentPoolProfiles; give a managedClusters resource, its properties, or a networkProfile",
-        ));
+        Ok(())
     }
 
-    let mut input = SpecInput::default();
-    if let Some(np) = profile {
-        let at = |k: &str| {
-            if profile_path.is_empty() {
-                field(k)
-            } else {
-                field(&format!("{profile_path}.{k}"))
-            }
-        };
-        input.network_plugin = text(
-            np,
-            "networkPlugin",
-            &at("networkPlugin"),
-            "--network-plugin",
-        )?;
-        input.network_plugin_mode = text(
-            np,
-            "networkPluginMode",
-            &at("networkPluginMode"),
-            "--network-plugin-mode",
-        )?;
-        input.pod_cidr = text(np, "podCidr", &at("podCidr"), "--pod-cidr")?.or(first_ipv4(
-            np,
-            "podCidrs",
-            &at("podCidrs"),
-        )?);
-        input.service_cidr = text(np, "serviceCidr", &at("serviceCidr"), "--service-cidr")?
-            .or(first_ipv4(np, "serviceCidrs", &at("serviceCidrs"))?);
-        input.dns_service_ip = text(np, "dnsServiceIP", &at("dnsServiceIP"), "--dns-service-ip")?;
+    /// `--parameter name=value`.
+    pub fn add_flag(&mut self, text: &str) -> Result<(), InputError> {
+        let (k, v) = text.split_once('=').ok_or_else(|| {
+            InputError::new(
+                "--parameter",
+                format!("'{text}' is not NAME=VALUE (for example --parameter agentCount=5)"),
+            )
+        })?;
+        if k.trim().is_empty() {
+            return Err(InputError::new("--parameter", format!("'{text}' has no parameter name")));
+        }
+        self.values
+            .push((k.trim().to_string(), ParamValue::Text(v.to_string()), format!("--parameter {k}")));
+        Ok(())
     }
 
-    let mut subnet_refs = Vec::new();
-    let mut pod_subnet_refs = Vec::new();
-    for (i, p) in pools_json.into_iter().flatten().enumerate() {
-        let at = |k: &str| field(&format!("agentPoolProfiles[{i}].{k}"));
-        let Some(p) = p.as_object() else {
-            return Err(InputError::new(
-                field(&format!("agentPoolProfiles[{i}]")),
-                "must be an object",
-            ));
-        };
-        let name = p
-            .get("name")
-            .and_then(Value::as_str)
-            .map_or_else(|| format!("pool{}", i + 1), str::to_string);
-        let autoscale = p.get("enableAutoScaling").and_then(Value::as_bool) == Some(true);
-        // An autoscaled pool can grow to maxCount: plan for that.
-        let count = if autoscale && p.contains_key("maxCount") {
-            number(p, "maxCount", &at("maxCount"))?
-        } else {
-            number(p, "count", &at("count"))?
-        };
-        let max_pods = number(p, "maxPods", &at("maxPods"))?;
-        let max_surge = match p.get("upgradeSettings") {
-            Some(Value::Object(u)) => match u.get("maxSurge") {
-                Some(Value::Number(n)) => {
-                    Some(Sourced::new(n.to_string(), at("upgradeSettings.maxSurge")))
-                }
-                _ => text(
-                    u,
-                    "maxSurge",
-                    &at("upgradeSettings.maxSurge"),
-                    "--max-surge",
-                )?,
-            },
-            _ => None,
-        };
-        let pod_subnet = p
-            .get("podSubnetID")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
-        if let Some(s) = p.get("vnetSubnetID").and_then(Value::as_str) {
-            subnet_refs.push(s.to_string());
-        }
-        if let Some(s) = pod_subnet {
-            pod_subnet_refs.push(s.to_string());
-        }
-        input.pools.push(PoolInput {
-            name,
-            count,
-            max_pods,
-            max_surge,
-            uses_pod_subnet: pod_subnet.is_some(),
-        });
-    }
-
-    // A template's VNet can give the VNet prefixes and the subnets' ranges.
-    for (vnet, vpath) in vnets {
-        let prefixes = vnet
-            .get("addressSpace")
-            .and_then(|a| a.get("addressPrefixes"))
-            .and_then(Value::as_array);
-        for (j, p) in prefixes.into_iter().flatten().enumerate() {
-            if let Some(s) = p.as_str().filter(|s| !is_expression(s)) {
-                let src = format!("{label}: {vpath}.addressSpace.addressPrefixes[{j}]");
-                input.vnet_cidrs.push(Sourced::new(s.to_string(), src));
-            }
-        }
-        let subnets = vnet.get("subnets").and_then(Value::as_array);
-        for (j, s) in subnets.into_iter().flatten().enumerate() {
-            let name = s.get("name").and_then(Value::as_str).unwrap_or("");
-            let prefix = s
-                .get("properties")
-                .and_then(|p| p.get("addressPrefix"))
+    /// The values typed for a template's declarations.
+    fn for_template(&self, decls: Option<&serde_json::Map<String, Value>>) -> Result<HashMap<String, Value>, InputError> {
+        let mut out = HashMap::new();
+        for (k, v, src) in &self.values {
+            let decl = decls.and_then(|d| eval::get_ci(d, k));
+            let Some(decl) = decl else { continue };
+            let ty = decl
+                .get("type")
                 .and_then(Value::as_str)
-                .filter(|s| !is_expression(s));
-            let (Some(prefix), false) = (prefix, name.is_empty()) else {
-                continue;
+                .unwrap_or("string")
+                .to_ascii_lowercase();
+            let typed = match v {
+                ParamValue::Json(j) => j.clone(),
+                ParamValue::Text(t) => typed_text(t, &ty).map_err(|m| InputError::new(src, m))?,
             };
-            let src = format!("{label}: {vpath}.subnets[{j}].properties.addressPrefix");
-            let named = |refs: &[String]| refs.iter().any(|r| references_subnet(r, name));
-            if input.subnet_cidr.is_none() && named(&subnet_refs) {
-                input.subnet_cidr = Some(Sourced::new(prefix.to_string(), src));
-            } else if input.pod_subnet_cidr.is_none() && named(&pod_subnet_refs) {
-                input.pod_subnet_cidr = Some(Sourced::new(prefix.to_string(), src));
+            out.insert(k.to_ascii_lowercase(), typed);
+        }
+        Ok(out)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &(String, ParamValue, String)> {
+        self.values.iter()
+    }
+
+    /// The value for a name, as text (CAPZ `${VAR}` substitution).
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.values.iter().rev().find(|(k, _, _)| k == name).map(|(_, v, _)| match v {
+            ParamValue::Text(t) => t.clone(),
+            ParamValue::Json(j) => eval::to_text(j),
+        })
+    }
+}
+
+fn typed_text(t: &str, ty: &str) -> Result<Value, String> {
+    match ty {
+        "int" => t
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("'{t}' is not a whole number, and the parameter is an int")),
+        "bool" => match t.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(format!("'{t}' is not true or false, and the parameter is a bool")),
+        },
+        "array" | "object" | "secureobject" => serde_json::from_str(t)
+            .map_err(|e| format!("'{t}' is not JSON ({e}), and the parameter is an {ty}")),
+        _ => Ok(Value::String(t.to_string())),
+    }
+}
+
+/// What the documents hold, before it is joined into one design.
+#[derive(Default)]
+pub(crate) struct Collected {
+    /// (the cluster's properties, its name, the source for messages)
+    pub(crate) clusters: Vec<(Lazy, Option<String>, String)>,
+    /// Separate agent pools: (parent cluster name, pool name, properties).
+    pub(crate) pools: Vec<(Option<String>, Option<String>, Lazy)>,
+    pub(crate) vnets: Vec<VnetInfo>,
+    /// Child subnet resources: (vnet, subnet, properties).
+    pub(crate) subnets: Vec<(String, String, Lazy)>,
+    pub(crate) notes: Vec<Finding>,
+    /// CAPZ: AzureManagedMachinePools by object name, MachinePool replicas
+    /// by the pool they point at, the control plane's subnet.
+    pub(crate) capz_pools: Vec<(String, super::input::PoolInput)>,
+    pub(crate) capz_replicas: Vec<(String, Option<Sourced<u32>>)>,
+    pub(crate) capz_subnet: Option<String>,
+}
+
+/// A VNet of the inputs.
+#[derive(Debug, Clone, Default)]
+pub struct VnetInfo {
+    pub name: String,
+    pub prefixes: Vec<Sourced<String>>,
+    pub subnets: Vec<KnownSubnet>,
+}
+
+/// Reads every document into one [`SpecInput`].
+pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInput, ArmError> {
+    let mut c = Collected::default();
+    let mut declared: Vec<String> = Vec::new();
+    let mut input = SpecInput::default();
+    for d in docs {
+        classify(d, params, &mut c, &mut declared, &mut input)?;
+    }
+    // Every --parameter must belong to some template (or CAPZ variable).
+    for (k, _, src) in params.names() {
+        if !declared.iter().any(|d| d.eq_ignore_ascii_case(k)) {
+            let mut known = declared.clone();
+            known.sort();
+            known.dedup();
+            return Err(InputError::new(
+                src,
+                if known.is_empty() {
+                    format!("no --file declares a parameter '{k}'")
+                } else {
+                    format!("no --file declares a parameter '{k}'; they declare {}", known.join(", "))
+                },
+            ));
+        }
+    }
+    input.notes.append(&mut c.notes);
+
+    let Some((props, cname, csrc)) = c.clusters.first().cloned() else {
+        let what: Vec<&str> = docs.iter().map(|d| d.label.as_str()).collect();
+        return Err(InputError::new(
+            what.join(", "),
+            "found no managed cluster: give an ARM/Bicep template with a Microsoft.ContainerService/managedClusters resource, the resource or its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML",
+        ));
+    };
+    if c.clusters.len() > 1 {
+        let others: Vec<String> = c.clusters[1..].iter().map(|(_, _, s)| s.clone()).collect();
+        input.notes.push(Finding::new(
+            "several-clusters",
+            format!(
+                "the inputs hold {} managed clusters; planning the one at {csrc} and not {}; give one cluster's files at a time",
+                c.clusters.len(),
+                others.join(", ")
+            ),
+        ));
+    }
+    {
+        let mut r = Reader { input: &mut input };
+        r.cluster(&props);
+        for (parent, name, p) in &c.pools {
+            let mine = match (parent, &cname) {
+                (Some(p), Some(n)) => p.eq_ignore_ascii_case(n),
+                _ => true,
+            };
+            if mine {
+                r.pool(p, name.clone());
             }
         }
     }
+    for (obj, mut pool) in c.capz_pools {
+        if pool.count.is_none() {
+            pool.count = c
+                .capz_replicas
+                .iter()
+                .find(|(infra, _)| *infra == obj)
+                .and_then(|(_, n)| n.clone());
+        }
+        if pool.subnet.is_none() {
+            pool.subnet = c.capz_subnet.clone().map(|s| SubnetRef {
+                id: s,
+                source: format!("CAPZ pool {}", pool.name),
+                ..SubnetRef::default()
+            });
+        }
+        input.pools.push(pool);
+    }
+
+    // The VNets and subnets of the inputs, child subnet resources included.
+    let mut vnets = c.vnets;
+    for (vnet, sub, props) in &c.subnets {
+        let mut r = Reader { input: &mut input };
+        let ks = subnet_of(&mut r, sub, vnet, props);
+        match vnets.iter_mut().find(|v| v.name.eq_ignore_ascii_case(vnet)) {
+            Some(v) => {
+                v.subnets.retain(|s| !s.name.eq_ignore_ascii_case(sub));
+                v.subnets.push(ks);
+            }
+            None => vnets.push(VnetInfo {
+                name: vnet.clone(),
+                subnets: vec![ks],
+                ..VnetInfo::default()
+            }),
+        }
+    }
+    link_subnets(&mut input, &vnets);
     Ok(input)
 }
 
-fn properties_of<'a>(
-    res: &'a Value,
-    label: &str,
-    at: &str,
-) -> Result<(&'a Map<String, Value>, String), InputError> {
-    let path = if at.is_empty() {
-        "properties".to_string()
-    } else {
-        format!("{at}.properties")
+fn classify(
+    d: &Document,
+    params: &Parameters,
+    c: &mut Collected,
+    declared: &mut Vec<String>,
+    input: &mut SpecInput,
+) -> Result<(), InputError> {
+    let label = &d.label;
+    let Some(root) = d.value.as_object() else {
+        return Err(InputError::new(
+            label,
+            "the document is not an object; give an ARM/Bicep template, a managedClusters resource, its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML",
+        ));
     };
-    match res.get("properties") {
-        Some(Value::Object(p)) => Ok((p, path)),
-        _ => Err(InputError::new(
-            format!("{label}: {path}"),
-            "must be an object",
-        )),
+    let schema = root.get("$schema").and_then(Value::as_str).unwrap_or("");
+    if schema.to_ascii_lowercase().contains("deploymentparameters") {
+        return Err(InputError::new(
+            label,
+            "this is a deployment parameters file; give it with --parameters, and the template with --file",
+        ));
     }
-}
-
-fn looks_like_network_profile(m: &Map<String, Value>) -> bool {
-    [
+    if root.contains_key("apiVersion") && root.contains_key("kind") && root.contains_key("metadata") {
+        return k8s::collect(&d.value, label, params, declared, c, input);
+    }
+    if let Some(res) = eval::get_ci(root, "resources").filter(|r| r.is_array() || r.is_object()) {
+        let _ = res;
+        let decls = eval::get_ci(root, "parameters").and_then(Value::as_object);
+        if let Some(ds) = decls {
+            declared.extend(ds.keys().cloned());
+        }
+        let given = params.for_template(decls)?;
+        let (_, w) = template::walk(root, &given);
+        for (path, msg) in w.notes {
+            c.notes.push(Finding::new("template-not-evaluated", format!("{label}: {path}: {msg}")));
+        }
+        for f in &w.resources {
+            let lazy = f.lazy(label);
+            match f.ty.as_str() {
+                MANAGED_CLUSTERS if !f.existing => {
+                    let props = lazy.get("properties").ok().flatten().unwrap_or_else(|| lazy.clone());
+                    c.clusters.push((props, f.name.clone(), format!("{label}: {}", f.path)));
+                }
+                AGENT_POOLS if !f.existing => {
+                    let (parent, name) = split_child(f.name.as_deref());
+                    let props = lazy.get("properties").ok().flatten().unwrap_or_else(|| lazy.clone());
+                    c.pools.push((parent, name, props));
+                }
+                VIRTUAL_NETWORKS if !f.existing => {
+                    let name = f.name.clone().unwrap_or_default();
+                    let mut r = Reader { input };
+                    c.vnets.push(vnet_of(&mut r, &name, &lazy));
+                }
+                SUBNETS if !f.existing => {
+                    let (vnet, sub) = split_child(f.name.as_deref());
+                    if let (Some(v), Some(s)) = (vnet, sub) {
+                        let props = lazy.get("properties").ok().flatten().unwrap_or_else(|| lazy.clone());
+                        c.subnets.push((v, s, props));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if c.clusters.is_empty() && !w.resources.iter().any(|f| f.ty == VIRTUAL_NETWORKS || f.ty == SUBNETS) {
+            c.notes.push(Finding::new(
+                "file-without-network",
+                format!("{label}: the template holds no managed cluster, VNet or subnet"),
+            ));
+        }
+        return Ok(());
+    }
+    let lazy = Lazy::concrete(d.value.clone(), label, "");
+    let ty = root.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    if ty == VIRTUAL_NETWORKS {
+        // az network vnet show
+        let name = root.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut r = Reader { input };
+        c.vnets.push(vnet_of(&mut r, &name, &lazy));
+        return Ok(());
+    }
+    let name = root.get("name").and_then(Value::as_str).map(str::to_string);
+    let props = match eval::get_ci(root, "properties") {
+        Some(Value::Object(_)) => lazy.get("properties").ok().flatten().unwrap_or(lazy.clone()),
+        Some(_) => return Err(InputError::new(format!("{label}: properties"), "must be an object")),
+        None => lazy.clone(),
+    };
+    let has = |k: &str| props.get(k).ok().flatten().is_some();
+    if has("networkProfile") || has("agentPoolProfiles") {
+        c.clusters.push((props, name, label.clone()));
+        return Ok(());
+    }
+    if [
         "networkPlugin",
         "networkPluginMode",
         "podCidr",
@@ -244,186 +381,167 @@ fn looks_like_network_profile(m: &Map<String, Value>) -> bool {
         "serviceCidrs",
     ]
     .iter()
-    .any(|k| m.contains_key(*k))
+    .any(|k| has(k))
+    {
+        // A bare networkProfile: read as a cluster that has only it.
+        let wrapped = Lazy::concrete(serde_json::json!({ "networkProfile": d.value }), label, "");
+        c.clusters.push((wrapped, name, label.clone()));
+        return Ok(());
+    }
+    Err(InputError::new(
+        label,
+        "found no managed cluster, networkProfile or agentPoolProfiles; give an ARM/Bicep template, a managedClusters resource, its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML",
+    ))
 }
 
-/// ARM template expressions (`[parameters('x')]`) cannot be evaluated here.
-fn is_expression(s: &str) -> bool {
-    let t = s.trim();
-    t.starts_with('[') && t.ends_with(']') && !t.starts_with("[[")
-}
-
-fn references_subnet(reference: &str, name: &str) -> bool {
-    reference.ends_with(&format!("/subnets/{name}"))
-        || reference.contains(&format!("'{name}'"))
-        || reference.contains(&format!("/subnets/{name}'"))
-}
-
-fn text(
-    m: &Map<String, Value>,
-    key: &str,
-    source: &str,
-    flag: &str,
-) -> Result<Option<Sourced<String>>, InputError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if is_expression(s) => Err(InputError::new(
-            source,
-            format!(
-                "'{s}' is an ARM expression aksnet cannot evaluate; pass the value with {flag}"
-            ),
-        )),
-        Some(Value::String(s)) => Ok(Some(Sourced::new(s.clone(), source))),
-        Some(other) => Err(InputError::new(
-            source,
-            format!("expected text, found {other}"),
-        )),
+fn split_child(name: Option<&str>) -> (Option<String>, Option<String>) {
+    match name.map(|n| n.rsplit_once('/')) {
+        Some(Some((p, c))) => (Some(p.rsplit('/').next().unwrap_or(p).to_string()), Some(c.to_string())),
+        Some(None) => (None, name.map(str::to_string)),
+        None => (None, None),
     }
 }
 
-fn number(
-    m: &Map<String, Value>,
-    key: &str,
-    source: &str,
-) -> Result<Option<Sourced<u32>>, InputError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .map(|n| Some(Sourced::new(n, source)))
-            .ok_or_else(|| {
-                InputError::new(
-                    source,
-                    format!("{n} is not a whole number from 0 to 4294967295"),
-                )
-            }),
-        Some(Value::String(s)) if is_expression(s) => Err(InputError::new(
-            source,
-            format!(
-                "'{s}' is an ARM expression aksnet cannot evaluate; pass the value with a flag"
-            ),
-        )),
-        Some(other) => Err(InputError::new(
-            source,
-            format!("expected a number, found {other}"),
-        )),
-    }
-}
-
-fn first_ipv4(
-    m: &Map<String, Value>,
-    key: &str,
-    source: &str,
-) -> Result<Option<Sourced<String>>, InputError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(a.iter().enumerate().find_map(|(i, v)| {
-            v.as_str()
-                .filter(|s| !s.contains(':'))
-                .map(|s| Sourced::new(s.to_string(), format!("{source}[{i}]")))
-        })),
-        Some(_) => Err(InputError::new(source, "must be a list of CIDRs")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::NetworkPlugin;
-    use serde_json::json;
-
-    #[test]
-    fn reads_a_managed_cluster_resource() {
-        let doc = json!({
-            "type": "Microsoft.ContainerService/managedClusters",
-            "apiVersion": "2024-05-01",
-            "properties": {
-                "networkProfile": {"networkPlugin": "azure", "networkPluginMode": "overlay",
-                    "podCidr": "192.168.0.0/16", "serviceCidr": "10.2.0.0/16", "dnsServiceIP": "10.2.0.10"},
-                "agentPoolProfiles": [
-                    {"name": "system", "count": 3, "maxPods": 110, "upgradeSettings": {"maxSurge": "33%"}},
-                    {"name": "user", "count": 2, "enableAutoScaling": true, "maxCount": 20}
-                ]
+/// A VNet resource (or az output): its address space and inline subnets.
+pub(crate) fn vnet_of(r: &mut Reader, name: &str, res: &Lazy) -> VnetInfo {
+    let props = res.get("properties").ok().flatten().unwrap_or_else(|| res.clone());
+    let mut v = VnetInfo {
+        name: name.to_string(),
+        ..VnetInfo::default()
+    };
+    match props.at(&["addressSpace", "addressPrefixes"]) {
+        Ok(Some(list)) => match list.items() {
+            Ok(items) => {
+                for it in items {
+                    match it.text() {
+                        Ok(Some(t)) => v.prefixes.push(Sourced::new(t, it.source())),
+                        Ok(None) => {}
+                        Err(f) => r.input.pending.push(Pending {
+                            covered_by: Some("--vnet-cidr"),
+                            error: InputError::new(f.source.clone(), f.message(Some("--vnet-cidr"))),
+                        }),
+                    }
+                }
             }
-        });
-        let i = from_document(&doc, "c.json").unwrap();
-        assert_eq!(i.network_plugin().unwrap(), NetworkPlugin::Overlay);
-        assert_eq!(
-            i.pod_cidr.as_ref().unwrap().source,
-            "c.json: properties.networkProfile.podCidr"
-        );
-        let n = i.resolve(NetworkPlugin::Overlay, false).unwrap().network;
-        assert_eq!(n.node_pools.len(), 2);
-        assert_eq!(
-            n.node_pools[1].count, 20,
-            "autoscaled pools plan for maxCount"
-        );
-        assert_eq!(n.node_pools[1].max_pods, 250);
-        assert_eq!(n.surge_nodes(), 1 + 1);
+            Err(f) => r.input.pending.push(Pending {
+                covered_by: Some("--vnet-cidr"),
+                error: InputError::new(f.source.clone(), f.message(Some("--vnet-cidr"))),
+            }),
+        },
+        Ok(None) => {}
+        Err(f) => r.input.pending.push(Pending {
+            covered_by: Some("--vnet-cidr"),
+            error: InputError::new(f.source.clone(), f.message(Some("--vnet-cidr"))),
+        }),
     }
-
-    #[test]
-    fn reads_properties_and_bare_profiles() {
-        let props =
-            json!({"networkProfile": {"networkPlugin": "kubenet"}, "agentPoolProfiles": []});
-        assert_eq!(
-            from_document(&props, "p")
-                .unwrap()
-                .network_plugin()
-                .unwrap(),
-            NetworkPlugin::Kubenet
-        );
-        let bare = json!({"networkPlugin": "azure", "serviceCidrs": ["fd00::/108", "10.9.0.0/16"]});
-        let i = from_document(&bare, "b").unwrap();
-        assert_eq!(i.network_plugin().unwrap(), NetworkPlugin::Azure);
-        assert_eq!(i.service_cidr.unwrap().value, "10.9.0.0/16");
+    let subnets = match props.get("subnets").and_then(|s| s.map(|s| s.items()).transpose()) {
+        Ok(s) => s.unwrap_or_default(),
+        Err(f) => {
+            r.input.notes.push(Finding::new(
+                "field-not-evaluated",
+                format!("{}: {}; the VNet's subnets are unknown", f.source, f.message(Some("--subnet-cidr"))),
+            ));
+            Vec::new()
+        }
+    };
+    for s in subnets {
+        let Some(sname) = r.text(&s, "name", None) else { continue };
+        let sprops = s.get("properties").ok().flatten().unwrap_or_else(|| s.clone());
+        let ks = subnet_of(r, &sname.value, name, &sprops);
+        v.subnets.push(ks);
     }
+    v
+}
 
-    #[test]
-    fn reads_a_template_with_its_vnet() {
-        let doc = json!({"resources": [
-            {"type": "Microsoft.Network/virtualNetworks", "name": "vnet",
-             "properties": {"addressSpace": {"addressPrefixes": ["10.50.0.0/16"]},
-               "subnets": [
-                 {"name": "nodes", "properties": {"addressPrefix": "10.50.0.0/22"}},
-                 {"name": "pods", "properties": {"addressPrefix": "10.50.64.0/18"}}]}},
-            {"type": "Microsoft.ContainerService/managedClusters", "properties": {
-                "networkProfile": {"networkPlugin": "azure"},
-                "agentPoolProfiles": [{"name": "np", "count": 4,
-                   "vnetSubnetID": "[resourceId('Microsoft.Network/virtualNetworks/subnets', 'vnet', 'nodes')]",
-                   "podSubnetID": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods"}]}}
-        ]});
-        let i = from_document(&doc, "t.json").unwrap();
-        assert_eq!(i.vnet_cidrs[0].value, "10.50.0.0/16");
-        assert_eq!(i.subnet_cidr.as_ref().unwrap().value, "10.50.0.0/22");
-        assert_eq!(i.pod_subnet_cidr.as_ref().unwrap().value, "10.50.64.0/18");
-        let n = i.resolve(NetworkPlugin::Azure, false).unwrap().network;
-        assert!(n.is_dynamic());
+/// A subnet's ranges (`addressPrefix` or `addressPrefixes`) and whether it
+/// has a route table. An unevaluable range pends under `--subnet-cidr`
+/// only if a pool uses the subnet (see [`link_subnets`]).
+pub(crate) fn subnet_of(r: &mut Reader, name: &str, vnet: &str, props: &Lazy) -> KnownSubnet {
+    let mut ks = KnownSubnet {
+        vnet: vnet.to_string(),
+        name: name.to_string(),
+        ..KnownSubnet::default()
+    };
+    let mut scratch = SpecInput::default();
+    let mut sr = Reader { input: &mut scratch };
+    if let Some(p) = sr.text(props, "addressPrefix", Some("--subnet-cidr")) {
+        ks.prefixes.push(p);
     }
-
-    #[test]
-    fn pod_subnet_without_range_is_unusable() {
-        let doc = json!({"agentPoolProfiles": [{"name": "np", "podSubnetID": "/x/subnets/pods"}],
-                         "networkProfile": {"networkPlugin": "azure"}});
-        let e = from_document(&doc, "f")
-            .unwrap()
-            .resolve(NetworkPlugin::Azure, false)
-            .unwrap_err();
-        assert!(e.to_string().contains("--pod-subnet-cidr"), "{e}");
+    for it in props
+        .get("addressPrefixes")
+        .ok()
+        .flatten()
+        .and_then(|l| l.items().ok())
+        .unwrap_or_default()
+    {
+        match it.text() {
+            Ok(Some(t)) => ks.prefixes.push(Sourced::new(t, it.source())),
+            Ok(None) => {}
+            Err(f) => ks.range_error = Some(InputError::new(f.source.clone(), f.message(Some("--subnet-cidr")))),
+        }
     }
+    // Reported only if a pool turns out to use the subnet.
+    if let Some(p) = scratch.pending.into_iter().next() {
+        ks.range_error = Some(p.error);
+    }
+    let _ = r;
+    ks.route_table = matches!(props.get("routeTable"), Ok(Some(rt)) if !rt.is_null());
+    ks
+}
 
-    #[test]
-    fn errors_name_the_field() {
-        let doc = json!({"properties": {"networkProfile": {"podCidr": "[parameters('podCidr')]"}}});
-        let e = from_document(&doc, "f.json").unwrap_err();
-        assert_eq!(e.field, "f.json: properties.networkProfile.podCidr");
-        assert!(e.message.contains("--pod-cidr"));
-        let doc = json!({"agentPoolProfiles": [{"count": -1}]});
-        let e = from_document(&doc, "f").unwrap_err();
-        assert_eq!(e.field, "f: agentPoolProfiles[0].count");
-        assert!(from_document(&json!([1, 2]), "f").is_err());
-        assert!(from_document(&json!({"foo": 1}), "f").is_err());
-        assert!(from_document(&json!({"resources": []}), "f").is_err());
+/// Gives each pool's subnet reference its range from the VNets of the
+/// inputs, sets the VNet prefixes and the known subnets.
+fn link_subnets(input: &mut SpecInput, vnets: &[VnetInfo]) {
+    let find = |id: &str| -> Option<(&VnetInfo, &KnownSubnet)> {
+        let (vnet, sub) = match eval::parse_resource_id(id) {
+            Some((ty, names)) if ty.eq_ignore_ascii_case("Microsoft.Network/virtualNetworks/subnets") && names.len() == 2 => {
+                (Some(names[0].clone()), names[1].clone())
+            }
+            Some(_) => return None,
+            None if !id.contains('/') => (None, id.to_string()),
+            None => (None, id.rsplit('/').next().unwrap_or(id).to_string()),
+        };
+        vnets.iter().find_map(|v| {
+            if vnet.as_ref().is_some_and(|n| !n.eq_ignore_ascii_case(&v.name)) {
+                return None;
+            }
+            v.subnets.iter().find(|s| s.name.eq_ignore_ascii_case(&sub)).map(|s| (v, s))
+        })
+    };
+    let mut used_vnets: Vec<&VnetInfo> = Vec::new();
+    let mut errors: Vec<Pending> = Vec::new();
+    let mut link = |r: &mut SubnetRef, flag: &'static str| {
+        if let Some((v, s)) = find(&r.id) {
+            if let Some(e) = &s.range_error {
+                errors.push(Pending {
+                    covered_by: Some(flag),
+                    error: InputError::new(&e.field, e.message.replace("--subnet-cidr", flag)),
+                });
+            }
+            r.cidr = s.prefixes.iter().find(|p| !p.value.contains(':')).cloned();
+            r.route_table = s.route_table;
+            if !used_vnets.iter().any(|u| std::ptr::eq(*u, v)) {
+                used_vnets.push(v);
+            }
+        }
+    };
+    for p in &mut input.pools {
+        if let Some(r) = p.subnet.as_mut() {
+            link(r, "--subnet-cidr");
+        }
+        if let Some(r) = p.pod_subnet.as_mut() {
+            link(r, "--pod-subnet-cidr");
+        }
+    }
+    input.pending.append(&mut errors);
+    for v in used_vnets {
+        for p in &v.prefixes {
+            if p.value.contains(':') {
+                input.vnet_cidrs_v6.push(p.clone());
+            } else {
+                input.vnet_cidrs.push(p.clone());
+            }
+        }
+        input.known_subnets.extend(v.subnets.iter().cloned());
     }
 }
