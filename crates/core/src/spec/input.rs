@@ -194,6 +194,9 @@ impl SpecInput {
             .collect();
         pending.extend(flags.pending);
         let mut notes = self.notes;
+        if flags.network_plugin.is_some() {
+            notes.retain(|n| n.code != "network-plugin-defaulted");
+        }
         notes.extend(flags.notes);
         let mut pools = if flags.pools.is_empty() { self.pools } else { flags.pools };
         // --subnet-cidr and --pod-subnet-cidr apply to every pool, as
@@ -520,6 +523,7 @@ impl SpecInput {
                 node_pools,
                 route_table_limit,
                 vnet_known,
+                byo_subnet: self.subnet_cidr.is_some() || own_subnets.iter().any(Option::is_some),
                 other_subnets,
                 network_policy: text(&self.network_policy),
                 network_dataplane: text(&self.network_dataplane),

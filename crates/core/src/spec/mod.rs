@@ -217,6 +217,10 @@ pub struct ClusterNetwork {
     /// prefixes are not in the inputs: `vnet_cidrs` is then a stand-in.
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub vnet_known: bool,
+    /// The nodes live in a subnet the user brings (a flag or a pool's
+    /// `vnetSubnetID`), not one AKS creates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub byo_subnet: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_subnets: Vec<NamedSubnet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -278,6 +278,14 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
         }
     }
     link_subnets(&mut input, &vnets);
+    if input.network_plugin.is_none() && !input.notes.iter().any(|n| n.code == "network-plugin-defaulted") {
+        input.notes.push(Finding::new(
+            "network-plugin-defaulted",
+            format!(
+                "{csrc}: the cluster names no networkPlugin; planned as Azure CNI Overlay, the default of az aks create (older API versions defaulted to kubenet); set networkProfile.networkPlugin, or give --network-plugin"
+            ),
+        ));
+    }
     Ok(input)
 }
 

@@ -15,7 +15,14 @@ pub struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// A field with a flag is needed: its failure pends. One without a
+    /// flag only feeds rules: its failure is a warning, and it reads unset.
     fn pend(&mut self, f: Fail, flag: Option<&'static str>) {
+        if flag.is_none() {
+            let msg = f.message(None);
+            self.note("field-not-evaluated", format!("{}: {msg}; read as unset", f.source));
+            return;
+        }
         self.input.pending.push(Pending {
             covered_by: flag,
             error: InputError::new(f.source.clone(), f.message(flag)),
