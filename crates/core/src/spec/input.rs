@@ -691,7 +691,7 @@ mod tests {
         assert_eq!(k.notes[0].code, "pod-subnet-ignored");
         let a = i.resolve(NetworkPlugin::Azure, true).unwrap();
         assert!(a.network.is_dynamic());
-        assert_eq!(a.network.node_pools[0].max_pods, 110);
+        assert_eq!(a.network.node_pools[0].max_pods, 250);
         // Outside compare mode the planner gets to reject it.
         let k = i.resolve(NetworkPlugin::Kubenet, false).unwrap();
         assert!(k.network.pod_subnet_cidr.is_some());

@@ -111,7 +111,7 @@ impl FromStr for NetworkPlugin {
 
 /// One node pool (an AKS agent pool): how many nodes, how many pods each,
 /// and how many extra nodes an upgrade adds at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodePool {
     pub name: String,
     pub count: u32,

@@ -553,3 +553,121 @@ fn link_subnets(input: &mut SpecInput, vnets: &[VnetInfo]) {
         input.known_subnets.extend(v.subnets.iter().cloned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::NetworkPlugin;
+    use serde_json::json;
+
+    fn read(docs: &[Value], params: &[&str]) -> Result<SpecInput, InputError> {
+        let mut ps = Parameters::default();
+        for p in params {
+            ps.add_flag(p)?;
+        }
+        let docs: Vec<Document> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Document { value: v.clone(), label: format!("f{i}.json") })
+            .collect();
+        from_documents(&docs, &ps)
+    }
+
+    fn plan(docs: &[Value], params: &[&str]) -> crate::planner::Plan {
+        let i = read(docs, params).unwrap().overridden_by(SpecInput::default());
+        crate::planner::plan_input(&i).unwrap()
+    }
+
+    #[test]
+    fn bicep_language_version_2_nested_module_outputs_and_child_subnets() {
+        // A network module (inner scope) whose output names the subnet, and
+        // a cluster in the parent that reads it with reference().
+        let t = json!({
+            "languageVersion": "2.0",
+            "parameters": {"prefix": {"type": "string", "defaultValue": "10.50.0.0/16"},
+                            "nodes": {"type": "int", "defaultValue": 4}},
+            "resources": {
+                "net": {"type": "Microsoft.Resources/deployments", "name": "network",
+                  "properties": {"expressionEvaluationOptions": {"scope": "inner"},
+                    "parameters": {"space": {"value": "[parameters('prefix')]"}},
+                    "template": {
+                      "parameters": {"space": {"type": "string"}},
+                      "variables": {"vnetName": "vnet-a"},
+                      "resources": [
+                        {"type": "Microsoft.Network/virtualNetworks", "name": "[variables('vnetName')]",
+                         "properties": {"addressSpace": {"addressPrefixes": ["[parameters('space')]"]}}},
+                        {"type": "Microsoft.Network/virtualNetworks/subnets",
+                         "name": "[format('{0}/{1}', variables('vnetName'), 'nodes')]",
+                         "properties": {"addressPrefix": "[cidrSubnet(parameters('space'), 22, 0)]"}}
+                      ],
+                      "outputs": {"subnetId": {"type": "string",
+                        "value": "[resourceId('Microsoft.Network/virtualNetworks/subnets', variables('vnetName'), 'nodes')]"}}
+                    }}},
+                "aks": {"type": "Microsoft.ContainerService/managedClusters", "name": "c",
+                  "properties": {
+                    "networkProfile": {"networkPlugin": "azure"},
+                    "copy": [{"name": "agentPoolProfiles", "count": 2, "input": {
+                        "name": "[format('pool{0}', copyIndex('agentPoolProfiles'))]",
+                        "count": "[parameters('nodes')]",
+                        "vnetSubnetID": "[reference('net').outputs.subnetId.value]"}}]}}
+            }
+        });
+        let p = plan(&[t], &[]);
+        assert_eq!(p.network_plugin, NetworkPlugin::Azure);
+        assert_eq!(p.network.node_pools.len(), 2);
+        assert_eq!(p.network.node_pools[1].name, "pool1");
+        assert_eq!(p.network.vnet_cidrs[0].to_string(), "10.50.0.0/16");
+        let s = &p.capacity.subnets[0];
+        assert_eq!(s.cidr.as_deref(), Some("10.50.0.0/22"));
+        assert_eq!(s.pools.len(), 2);
+        // (4 + 1 surge) × 2 pools × (1 + 30)
+        assert_eq!(s.required_ips, 310);
+    }
+
+    #[test]
+    fn unevaluable_fields_name_path_expression_and_flags() {
+        let t = json!({"parameters": {"podRange": {"type": "string"}},
+            "resources": [{"type": "Microsoft.ContainerService/managedClusters", "name": "c",
+              "properties": {"networkProfile": {"networkPlugin": "kubenet", "podCidr": "[parameters('podRange')]"},
+                             "agentPoolProfiles": [{"name": "a", "count": "[reference('elsewhere').count]"}]}}]});
+        let i = read(&[t.clone()], &[]).unwrap();
+        let e = i.clone().overridden_by(SpecInput::default()).resolve(NetworkPlugin::Kubenet, false).unwrap_err();
+        assert_eq!(e.field, "f0.json: resources[0].properties.networkProfile.podCidr");
+        assert!(e.message.contains("[parameters('podRange')]"), "{e}");
+        assert!(e.message.contains("--parameter podRange=VALUE or --pod-cidr"), "{e}");
+        // The flags cover both fields: no error remains.
+        let flags = SpecInput {
+            pod_cidr: Some(Sourced::new("10.9.0.0/16".into(), "--pod-cidr")),
+            node_count: Some(Sourced::new(2, "--node-count")),
+            ..SpecInput::default()
+        };
+        let n = i.overridden_by(flags).resolve(NetworkPlugin::Kubenet, false).unwrap().network;
+        assert_eq!(n.node_pools[0].count, 2);
+        // --parameter supplies it too; the count still names its flag.
+        let e = read(&[t], &["podRange=10.9.0.0/16"]).unwrap().overridden_by(SpecInput::default()).resolve(NetworkPlugin::Kubenet, false).unwrap_err();
+        assert!(e.message.contains("not a resource of the inputs") && e.message.contains("--node-count"), "{e}");
+    }
+
+    #[test]
+    fn az_spellings_bare_profiles_and_pool_defaults() {
+        let show = json!({"type": "Microsoft.ContainerService/ManagedClusters",
+            "networkProfile": {"networkPlugin": "azure", "serviceCidr": "10.2.0.0/16", "dnsServiceIp": "10.2.0.10"},
+            "agentPoolProfiles": [{"name": "sys", "mode": "System", "vnetSubnetId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/n"},
+                                  {"name": "u", "enableAutoScaling": true, "count": 2, "maxCount": 9}]});
+        let p = plan(&[show], &[]);
+        assert!(!p.errors.iter().any(|e| e.code.starts_with("dns-service-ip")), "{:?}", p.errors);
+        assert_eq!(p.network.node_pools[0].count, 1, "the API default count is 1");
+        assert_eq!(p.network.node_pools[1].count, 9, "autoscaled pools plan for maxCount");
+        assert!(p.warnings.iter().any(|w| w.code == "subnet-range-unknown"));
+        let bare = json!({"networkPlugin": "kubenet", "podCidrs": ["10.10.0.0/16", "fd00::/64"]});
+        let p = plan(&[bare], &[]);
+        assert_eq!(p.network_plugin, NetworkPlugin::Kubenet);
+        assert_eq!(p.network.pod_cidr.unwrap().to_string(), "10.10.0.0/16");
+        assert!(p.network.ipv6.is_some());
+        assert!(read(&[json!([1, 2])], &[]).is_err());
+        assert!(read(&[json!({"foo": 1})], &[]).is_err());
+        assert!(read(&[json!({"resources": []})], &[]).is_err());
+        let e = read(&[json!({"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#", "parameters": {}})], &[]).unwrap_err();
+        assert!(e.message.contains("--parameters"), "{e}");
+    }
+}
