@@ -11,10 +11,14 @@
 use std::path::Path;
 
 use aksnet_core::planner::{self, Plan};
-use aksnet_core::spec::{self, document, Document, InputError, NetworkPlugin, Parameters, SpecInput};
+use aksnet_core::spec::{
+    self, document, Document, InputError, NetworkPlugin, Parameters, SpecInput,
+};
 
 fn corpus(name: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -32,7 +36,10 @@ fn plan(files: &[&str], param_files: &[&str], params: &[&str]) -> Result<Plan, I
     let mut docs = Vec::new();
     for f in files {
         for value in document::parse(&corpus(f), f, f.ends_with(".json"))? {
-            docs.push(Document { value, label: f.to_string() });
+            docs.push(Document {
+                value,
+                label: f.to_string(),
+            });
         }
     }
     let input = spec::from_documents(&docs, &ps)?.overridden_by(SpecInput::default());
@@ -64,17 +71,28 @@ fn quickstart_aks_uses_the_parameter_default_of_three_nodes() {
     // The published parameters file sets authorizedIPRange, which this
     // version of the template no longer declares: ARM refuses that
     // deployment, and so does the planner, naming the parameter.
-    let e = plan(&["quickstart-aks.json"], &["quickstart-aks.parameters.json"], &[]).unwrap_err();
+    let e = plan(
+        &["quickstart-aks.json"],
+        &["quickstart-aks.parameters.json"],
+        &[],
+    )
+    .unwrap_err();
     assert!(e.field.contains("authorizedIPRange"), "{e}");
     let e = plan(&["quickstart-aks.json"], &[], &["agentCount=many"]).unwrap_err();
     assert!(e.message.contains("not a whole number"), "{e}");
     let e = plan(&["quickstart-aks.json"], &[], &["nodeCount=3"]).unwrap_err();
-    assert!(e.message.contains("agentCount"), "names what is declared: {e}");
+    assert!(
+        e.message.contains("agentCount"),
+        "names what is declared: {e}"
+    );
 }
 
 #[test]
 fn other_quickstarts() {
-    for f in ["quickstart-aks-azure-linux.json", "quickstart-aks-vmss-systemassigned-identity.json"] {
+    for f in [
+        "quickstart-aks-azure-linux.json",
+        "quickstart-aks-vmss-systemassigned-identity.json",
+    ] {
         let p = plan(&[f], &[], &[]).unwrap();
         assert!(p.valid, "{f}: {:?}", p.errors);
         assert_eq!(p.capacity.node_count, 3, "{f}");
@@ -84,26 +102,49 @@ fn other_quickstarts() {
     let p = plan(&["quickstart-aks-osm-addon.json"], &[], &[]).unwrap();
     assert!(p.valid);
     assert_eq!(p.capacity.node_count, 3);
-    assert!(warnings(&p).contains(&"field-not-evaluated"), "{:?}", p.warnings);
+    assert!(
+        warnings(&p).contains(&"field-not-evaluated"),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]
 fn aks_baseline_two_files_charge_the_spoke_subnet() {
     let vnet = "targetVnetResourceId=/subscriptions/0/resourceGroups/rg-spokes/providers/Microsoft.Network/virtualNetworks/vnet-hub-spoke-BU0001A0008-00";
     // Without the parameter: the error names it and the flag.
-    let e = plan(&["aks-baseline-spoke.json", "aks-baseline-cluster-stamp.json"], &[], &[]).unwrap_err();
+    let e = plan(
+        &["aks-baseline-spoke.json", "aks-baseline-cluster-stamp.json"],
+        &[],
+        &[],
+    )
+    .unwrap_err();
     assert!(e.field.contains("vnetSubnetID"), "{e}");
-    assert!(e.message.contains("--parameter targetVnetResourceId=VALUE"), "{e}");
+    assert!(
+        e.message.contains("--parameter targetVnetResourceId=VALUE"),
+        "{e}"
+    );
     assert!(e.message.contains("--subnet-cidr"), "{e}");
-    let p = plan(&["aks-baseline-spoke.json", "aks-baseline-cluster-stamp.json"], &[], &[vnet]).unwrap();
+    let p = plan(
+        &["aks-baseline-spoke.json", "aks-baseline-cluster-stamp.json"],
+        &[],
+        &[vnet],
+    )
+    .unwrap();
     assert!(p.valid, "{:?}", p.errors);
     assert_eq!(p.network_plugin, NetworkPlugin::Azure);
     assert_eq!(p.network.vnet_cidrs[0].to_string(), "10.240.0.0/19");
-    assert_eq!(p.capacity.subnets[0].cidr.as_deref(), Some("10.240.16.0/24"));
+    assert_eq!(
+        p.capacity.subnets[0].cidr.as_deref(),
+        Some("10.240.16.0/24")
+    );
     // The other subnets of the spoke are known: the service CIDR avoids them.
     assert_eq!(p.network.other_subnets.len(), 3);
     assert_eq!(p.network.network_policy.as_deref(), Some("azure"));
-    assert_eq!(p.network.outbound.outbound_type.as_deref(), Some("userDefinedRouting"));
+    assert_eq!(
+        p.network.outbound.outbound_type.as_deref(),
+        Some("userDefinedRouting")
+    );
     // 5 nodes + 1 surge, 30 pods each, on the node subnet.
     assert_eq!(p.capacity.node_count, 5);
     assert_eq!(p.capacity.required_subnet_ips, 6 * 31);
@@ -128,15 +169,26 @@ fn capz_aks_flavour() {
     // No plugin named: overlay's default pod CIDR falls inside CAPZ's
     // default 10.0.0.0/8 VNet.
     assert!(errors(&p).contains(&"pod-cidr-overlaps-vnet"));
-    let p = plan(&["capz-aks-cluster-template.yaml"], &[], &["WORKER_MACHINE_COUNT=10"]).unwrap();
+    let p = plan(
+        &["capz-aks-cluster-template.yaml"],
+        &[],
+        &["WORKER_MACHINE_COUNT=10"],
+    )
+    .unwrap();
     assert_eq!(p.capacity.node_count, 20);
 }
 
 #[test]
 fn aso_cluster_and_its_separate_pool() {
     for (c, a) in [
-        ("aso-managedcluster-v1api20231001.yaml", "aso-managedclustersagentpool-v1api20231001.yaml"),
-        ("aso-managedcluster-v20250801.yaml", "aso-managedclustersagentpool-v20250801.yaml"),
+        (
+            "aso-managedcluster-v1api20231001.yaml",
+            "aso-managedclustersagentpool-v1api20231001.yaml",
+        ),
+        (
+            "aso-managedcluster-v20250801.yaml",
+            "aso-managedclustersagentpool-v20250801.yaml",
+        ),
     ] {
         let p = plan(&[c, a], &[], &[]).unwrap();
         assert!(p.valid, "{:?}", p.errors);
@@ -166,14 +218,35 @@ fn corpus_figures() {
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["quickstart-aks.json"], vec![]),
         (vec!["quickstart-aks-azure-linux.json"], vec![]),
-        (vec!["quickstart-aks-vmss-systemassigned-identity.json"], vec![]),
+        (
+            vec!["quickstart-aks-vmss-systemassigned-identity.json"],
+            vec![],
+        ),
         (vec!["quickstart-aks-osm-addon.json"], vec![]),
-        (vec!["aks-baseline-spoke.json", "aks-baseline-cluster-stamp.json"], vec![vnet]),
+        (
+            vec!["aks-baseline-spoke.json", "aks-baseline-cluster-stamp.json"],
+            vec![vnet],
+        ),
         (vec!["capz-aks-cluster-template.yaml"], vec![]),
-        (vec!["aso-managedcluster-v1api20231001.yaml", "aso-managedclustersagentpool-v1api20231001.yaml"], vec![]),
-        (vec!["aso-managedcluster-v20250801.yaml", "aso-managedclustersagentpool-v20250801.yaml"], vec![]),
+        (
+            vec![
+                "aso-managedcluster-v1api20231001.yaml",
+                "aso-managedclustersagentpool-v1api20231001.yaml",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "aso-managedcluster-v20250801.yaml",
+                "aso-managedclustersagentpool-v20250801.yaml",
+            ],
+            vec![],
+        ),
         (vec!["az-aks-show-kubenet.json"], vec![]),
     ];
-    let planned = cases.iter().filter(|(f, p)| plan(f, &[], p).is_ok()).count();
+    let planned = cases
+        .iter()
+        .filter(|(f, p)| plan(f, &[], p).is_ok())
+        .count();
     assert_eq!(planned, cases.len(), "every corpus design produces a plan");
 }

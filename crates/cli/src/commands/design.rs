@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use std::io::Read;
 
-use aksnet_core::spec::{self, document, Document, InputError, OutboundInput, Parameters, Sourced, SpecInput};
+use aksnet_core::spec::{
+    self, document, Document, InputError, OutboundInput, Parameters, Sourced, SpecInput,
+};
 use clap::Args;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -109,7 +111,10 @@ impl DesignArgs {
                     self.load_balancer_managed_outbound_ip_count,
                     "--load-balancer-managed-outbound-ip-count",
                 ),
-                lb_allocated_ports: n(self.load_balancer_outbound_ports, "--load-balancer-outbound-ports"),
+                lb_allocated_ports: n(
+                    self.load_balancer_outbound_ports,
+                    "--load-balancer-outbound-ports",
+                ),
                 nat_managed_ips: n(
                     self.nat_gateway_managed_outbound_ip_count,
                     "--nat-gateway-managed-outbound-ip-count",

@@ -70,7 +70,11 @@ pub fn single(p: &Plan) -> String {
         .subnets
         .iter()
         .filter(|u| u.role == "node")
-        .map(|u| u.cidr.clone().unwrap_or_else(|| format!("unknown ({})", u.id.as_deref().unwrap_or("?"))))
+        .map(|u| {
+            u.cidr
+                .clone()
+                .unwrap_or_else(|| format!("unknown ({})", u.id.as_deref().unwrap_or("?")))
+        })
         .collect();
     d.add_row(vec!["node subnet".to_string(), subnets.join(", ")]);
     d.add_row(vec!["pod addresses".to_string(), pod_addresses(n)]);
@@ -79,7 +83,10 @@ pub fn single(p: &Plan) -> String {
         format!("{}, DNS {}", n.service_cidr, n.dns_service_ip),
     ]);
     for pool in &n.node_pools {
-        let mode = pool.mode.as_deref().map_or(String::new(), |m| format!(" ({m})"));
+        let mode = pool
+            .mode
+            .as_deref()
+            .map_or(String::new(), |m| format!(" ({m})"));
         d.add_row(vec![
             format!("pool {}{mode}", pool.name),
             format!(
@@ -89,7 +96,10 @@ pub fn single(p: &Plan) -> String {
         ]);
     }
     if let Some(p) = &n.network_policy {
-        let dp = n.network_dataplane.as_deref().map_or(String::new(), |d| format!(", dataplane {d}"));
+        let dp = n
+            .network_dataplane
+            .as_deref()
+            .map_or(String::new(), |d| format!(", dataplane {d}"));
         d.add_row(vec!["network policy".to_string(), format!("{p}{dp}")]);
     }
     if let Some(o) = &n.outbound.outbound_type {
@@ -121,7 +131,10 @@ pub fn single(p: &Plan) -> String {
         format!("{} (one per node)", thousands(c.required_subnet_ips))
     };
     t.add_row(vec!["node subnet addresses needed".to_string(), needed]);
-    let usable = match (c.subnet_usable_ips, c.subnets.iter().find(|u| u.role == "node")) {
+    let usable = match (
+        c.subnet_usable_ips,
+        c.subnets.iter().find(|u| u.role == "node"),
+    ) {
         (Some(u), Some(s)) => format!(
             "{} of {}",
             thousands(u),
@@ -188,14 +201,19 @@ pub fn single(p: &Plan) -> String {
     let _ = writeln!(out, "\n{}", t.trim_fmt());
     if c.subnets.len() > 1 || !c.unknown.is_empty() {
         let mut s = table();
-        s.set_header(vec!["Subnet", "role", "pools", "needed", "usable", "fits in"]);
+        s.set_header(vec![
+            "Subnet", "role", "pools", "needed", "usable", "fits in",
+        ]);
         for u in &c.subnets {
             s.add_row(vec![
-                u.cidr.clone().unwrap_or_else(|| u.id.clone().unwrap_or_default()),
+                u.cidr
+                    .clone()
+                    .unwrap_or_else(|| u.id.clone().unwrap_or_default()),
                 u.role.clone(),
                 u.pools.join(", "),
                 thousands(u.required_ips),
-                u.usable_ips.map_or_else(|| "unknown".to_string(), thousands),
+                u.usable_ips
+                    .map_or_else(|| "unknown".to_string(), thousands),
                 format!("/{}", u.min_prefix),
             ]);
         }

@@ -51,7 +51,11 @@ pub fn check(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
 
 fn pools(n: &ClusterNetwork, f: &mut Findings) {
     for p in &n.node_pools {
-        if p.count == 0 && p.mode.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("system")) {
+        if p.count == 0
+            && p.mode
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case("system"))
+        {
             f.error(
                 "system-pool-empty",
                 format!("pool {} is a System pool with 0 nodes; a System pool has 1 to 1,000 nodes (only User pools scale to 0)", p.name),
@@ -59,8 +63,18 @@ fn pools(n: &ClusterNetwork, f: &mut Findings) {
         }
     }
     if n.network_plugin == NetworkPlugin::Azure {
-        let with: Vec<&str> = n.node_pools.iter().filter(|p| n.pool_pod_subnet(p).is_some()).map(|p| p.name.as_str()).collect();
-        let without: Vec<&str> = n.node_pools.iter().filter(|p| n.pool_pod_subnet(p).is_none()).map(|p| p.name.as_str()).collect();
+        let with: Vec<&str> = n
+            .node_pools
+            .iter()
+            .filter(|p| n.pool_pod_subnet(p).is_some())
+            .map(|p| p.name.as_str())
+            .collect();
+        let without: Vec<&str> = n
+            .node_pools
+            .iter()
+            .filter(|p| n.pool_pod_subnet(p).is_none())
+            .map(|p| p.name.as_str())
+            .collect();
         if !with.is_empty() && !without.is_empty() {
             f.error(
                 "mixed-pod-subnet",
@@ -87,8 +101,15 @@ fn vnet_ips(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
         let per_node = match n.network_plugin {
             NetworkPlugin::Azure if !n.is_dynamic() => 1 + u64::from(p.max_pods),
             NetworkPlugin::Azure => {
-                let static_block = p.pod_ip_allocation_mode.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("StaticBlock"));
-                1 + if static_block { pod_subnet_ips_per_node(p) / 16 } else { pod_subnet_ips_per_node(p) }
+                let static_block = p
+                    .pod_ip_allocation_mode
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case("StaticBlock"));
+                1 + if static_block {
+                    pod_subnet_ips_per_node(p) / 16
+                } else {
+                    pod_subnet_ips_per_node(p)
+                }
             }
             _ => 1,
         };
@@ -120,7 +141,9 @@ fn route_table(n: &ClusterNetwork, f: &mut Findings) {
 }
 
 fn lower(s: &Option<String>) -> Option<String> {
-    s.as_ref().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty() && s != "none")
+    s.as_ref()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty() && s != "none")
 }
 
 fn policy(n: &ClusterNetwork, f: &mut Findings) {
@@ -131,7 +154,9 @@ fn policy(n: &ClusterNetwork, f: &mut Findings) {
         if !["azure", "calico", "cilium"].contains(&p.as_str()) {
             f.error(
                 "network-policy-unknown",
-                format!("network policy '{p}' is not one AKS offers; use azure, calico, cilium or none"),
+                format!(
+                    "network policy '{p}' is not one AKS offers; use azure, calico, cilium or none"
+                ),
             );
         }
     }
@@ -173,7 +198,11 @@ fn policy(n: &ClusterNetwork, f: &mut Findings) {
 
 fn outbound(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
     let o = &n.outbound;
-    let ty = o.outbound_type.as_deref().unwrap_or("loadBalancer").to_ascii_lowercase();
+    let ty = o
+        .outbound_type
+        .as_deref()
+        .unwrap_or("loadBalancer")
+        .to_ascii_lowercase();
     match ty.as_str() {
         "loadbalancer" | "none" | "block" => {}
         "userdefinedrouting" => {
@@ -221,7 +250,10 @@ fn outbound(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
     if ty != "loadbalancer" {
         return;
     }
-    if let Some(m) = o.lb_managed_ips.filter(|m| *m == 0 || *m > MAX_LB_OUTBOUND_IPS) {
+    if let Some(m) = o
+        .lb_managed_ips
+        .filter(|m| *m == 0 || *m > MAX_LB_OUTBOUND_IPS)
+    {
         f.error(
             "outbound-ip-count-out-of-range",
             format!("a load balancer has 1 to {MAX_LB_OUTBOUND_IPS} managed outbound IPs, not {m}"),
@@ -286,9 +318,16 @@ fn authorized_ranges(n: &ClusterNetwork, f: &mut Findings) {
 }
 
 fn ip_families(n: &ClusterNetwork, f: &mut Findings) {
-    let fam: Vec<String> = n.ip_families.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let fam: Vec<String> = n
+        .ip_families
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     let v4 = fam.is_empty() || fam.iter().any(|x| x == "ipv4");
-    let v6 = fam.iter().any(|x| x == "ipv6") || n.ipv6.as_ref().is_some_and(|d| d.pod_cidr.is_some() || d.service_cidr.is_some());
+    let v6 = fam.iter().any(|x| x == "ipv6")
+        || n.ipv6
+            .as_ref()
+            .is_some_and(|d| d.pod_cidr.is_some() || d.service_cidr.is_some());
     if !v4 {
         f.error(
             "ipv6-only-unsupported",
@@ -331,9 +370,17 @@ fn ip_families(n: &ClusterNetwork, f: &mut Findings) {
 
 /// AKS's dual-stack defaults (`reference/aks-networking.md` §2).
 fn default_v6_pod() -> Ipv6Net {
-    Ipv6Net::new(std::net::Ipv6Addr::new(0xfd12, 0x3456, 0x789a, 0, 0, 0, 0, 0), 64).unwrap_or_default()
+    Ipv6Net::new(
+        std::net::Ipv6Addr::new(0xfd12, 0x3456, 0x789a, 0, 0, 0, 0, 0),
+        64,
+    )
+    .unwrap_or_default()
 }
 
 fn default_v6_service() -> Ipv6Net {
-    Ipv6Net::new(std::net::Ipv6Addr::new(0xfd12, 0x3456, 0x789a, 1, 0, 0, 0, 0), 108).unwrap_or_default()
+    Ipv6Net::new(
+        std::net::Ipv6Addr::new(0xfd12, 0x3456, 0x789a, 1, 0, 0, 0, 0),
+        108,
+    )
+    .unwrap_or_default()
 }

@@ -122,30 +122,35 @@ pub fn pod_subnet_ips_per_node(p: &NodePool) -> u64 {
 pub fn subnet_uses(net: &ClusterNetwork) -> Vec<SubnetUse> {
     let azure_node_subnet = net.network_plugin == NetworkPlugin::Azure && !net.is_dynamic();
     let mut out: Vec<SubnetUse> = Vec::new();
-    let mut add = |role: &str, cidr: Option<cidr::Ipv4Net>, id: Option<String>, pool: &str, ips: u64| {
-        let key_cidr = cidr.map(|c| c.to_string());
-        let found = out.iter_mut().find(|u| {
-            u.role == role && u.cidr == key_cidr && (key_cidr.is_some() || u.id == id)
-        });
-        match found {
-            Some(u) => {
-                u.pools.push(pool.to_string());
-                u.required_ips += ips;
+    let mut add =
+        |role: &str, cidr: Option<cidr::Ipv4Net>, id: Option<String>, pool: &str, ips: u64| {
+            let key_cidr = cidr.map(|c| c.to_string());
+            let found = out.iter_mut().find(|u| {
+                u.role == role && u.cidr == key_cidr && (key_cidr.is_some() || u.id == id)
+            });
+            match found {
+                Some(u) => {
+                    u.pools.push(pool.to_string());
+                    u.required_ips += ips;
+                }
+                None => out.push(SubnetUse {
+                    role: role.to_string(),
+                    cidr: key_cidr,
+                    id,
+                    pools: vec![pool.to_string()],
+                    required_ips: ips,
+                    usable_ips: cidr.map(|c| usable_ips(&c)),
+                    min_prefix: 0,
+                }),
             }
-            None => out.push(SubnetUse {
-                role: role.to_string(),
-                cidr: key_cidr,
-                id,
-                pools: vec![pool.to_string()],
-                required_ips: ips,
-                usable_ips: cidr.map(|c| usable_ips(&c)),
-                min_prefix: 0,
-            }),
-        }
-    };
+        };
     for p in &net.node_pools {
         let nodes = u64::from(p.count) + u64::from(p.surge_nodes());
-        let per_node = if azure_node_subnet { 1 + u64::from(p.max_pods) } else { 1 };
+        let per_node = if azure_node_subnet {
+            1 + u64::from(p.max_pods)
+        } else {
+            1
+        };
         let id = p.subnet.as_ref().map(|s| s.id.clone());
         add("node", net.pool_subnet(p), id, &p.name, nodes * per_node);
         if net.network_plugin == NetworkPlugin::Azure {
@@ -216,14 +221,20 @@ pub fn compute(net: &ClusterNetwork) -> Capacity {
     let mut bounds: Vec<(Limit, u64)> = Vec::new();
     for u in &uses {
         let Some(usable) = u.usable_ips else { continue };
-        let pools: Vec<&NodePool> = net.node_pools.iter().filter(|p| u.pools.contains(&p.name)).collect();
+        let pools: Vec<&NodePool> = net
+            .node_pools
+            .iter()
+            .filter(|p| u.pools.contains(&p.name))
+            .collect();
         let per_node = pools
             .iter()
-            .map(|p| match (u.role.as_str(), plugin == NetworkPlugin::Azure && !dynamic) {
-                ("pod", _) => pod_subnet_ips_per_node(p),
-                (_, true) => 1 + u64::from(p.max_pods),
-                _ => 1,
-            })
+            .map(
+                |p| match (u.role.as_str(), plugin == NetworkPlugin::Azure && !dynamic) {
+                    ("pod", _) => pod_subnet_ips_per_node(p),
+                    (_, true) => 1 + u64::from(p.max_pods),
+                    _ => 1,
+                },
+            )
             .max()
             .unwrap_or(1)
             .max(1);
@@ -231,7 +242,11 @@ pub fn compute(net: &ClusterNetwork) -> Capacity {
         let group_nodes: u64 = pools.iter().map(|p| u64::from(p.count)).sum();
         // Nodes elsewhere stay; this subnet's pools grow until it is full.
         let fit = (usable / per_node).saturating_sub(group_surge);
-        let limit = if u.role == "pod" { Limit::PodSubnet } else { Limit::Subnet };
+        let limit = if u.role == "pod" {
+            Limit::PodSubnet
+        } else {
+            Limit::Subnet
+        };
         bounds.push((limit, node_count - group_nodes + fit));
     }
     let route_table_limit = (plugin == NetworkPlugin::Kubenet).then_some(net.route_table_limit);
@@ -245,7 +260,8 @@ pub fn compute(net: &ClusterNetwork) -> Capacity {
         bounds.push((Limit::PodCidr, blocks.saturating_sub(surge)));
     }
     let pod_primary = uses.iter().find(|u| u.role == "pod");
-    let (pod_subnet_required_ips, pod_subnet_usable_ips, min_pod_subnet_prefix) = match pod_primary {
+    let (pod_subnet_required_ips, pod_subnet_usable_ips, min_pod_subnet_prefix) = match pod_primary
+    {
         Some(u) if dynamic => (Some(u.required_ips), u.usable_ips, Some(u.min_prefix)),
         _ => (None, None, None),
     };

@@ -226,10 +226,21 @@ fn overlaps(n: &ClusterNetwork, f: &mut Findings) {
         .into_iter()
         .map(|s| ("node subnet".to_string(), s))
         .collect();
-    subnets.extend(n.pod_subnets().into_iter().map(|s| ("pod subnet".to_string(), s)));
-    subnets.extend(n.other_subnets.iter().map(|s| (format!("subnet {}", s.name), s.cidr)));
+    subnets.extend(
+        n.pod_subnets()
+            .into_iter()
+            .map(|s| ("pod subnet".to_string(), s)),
+    );
+    subnets.extend(
+        n.other_subnets
+            .iter()
+            .map(|s| (format!("subnet {}", s.name), s.cidr)),
+    );
     let mut vnet_side: Vec<(String, Ipv4Net)> = if n.vnet_known {
-        n.vnet_cidrs.iter().map(|v| ("VNet".to_string(), *v)).collect()
+        n.vnet_cidrs
+            .iter()
+            .map(|v| ("VNet".to_string(), *v))
+            .collect()
     } else {
         Vec::new()
     };
@@ -276,7 +287,11 @@ fn overlaps(n: &ClusterNetwork, f: &mut Findings) {
         }
     }
     if !hit && n.vnet_known {
-        for v in n.vnet_cidrs.iter().filter(|v| cidr::overlaps(&n.service_cidr, v)) {
+        for v in n
+            .vnet_cidrs
+            .iter()
+            .filter(|v| cidr::overlaps(&n.service_cidr, v))
+        {
             f.warn(
                 "service-cidr-in-vnet",
                 format!(
@@ -430,11 +445,22 @@ fn subnet_size(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
         if u.required_ips <= usable {
             continue;
         }
-        let pools: Vec<&crate::spec::NodePool> = n.node_pools.iter().filter(|p| u.pools.contains(&p.name)).collect();
+        let pools: Vec<&crate::spec::NodePool> = n
+            .node_pools
+            .iter()
+            .filter(|p| u.pools.contains(&p.name))
+            .collect();
         let how = if azure_node_subnet {
             pools
                 .iter()
-                .map(|p| format!("({} nodes + {} surge) × (1 + {} max pods)", p.count, p.surge_nodes(), p.max_pods))
+                .map(|p| {
+                    format!(
+                        "({} nodes + {} surge) × (1 + {} max pods)",
+                        p.count,
+                        p.surge_nodes(),
+                        p.max_pods
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(" + ")
         } else {

@@ -508,47 +508,88 @@ mod aks_rules {
 
     #[test]
     fn network_policy_engines() {
-        let p = flags(NetworkPlugin::Kubenet, |n| n.network_policy = Some("azure".into()));
+        let p = flags(NetworkPlugin::Kubenet, |n| {
+            n.network_policy = Some("azure".into())
+        });
         let m = assert_error(&p, "network-policy-unsupported");
         assert!(m.contains("Calico"), "{m}");
-        assert!(flags(NetworkPlugin::Kubenet, |n| n.network_policy = Some("calico".into())).valid);
+        assert!(
+            flags(NetworkPlugin::Kubenet, |n| n.network_policy =
+                Some("calico".into()))
+            .valid
+        );
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.network_dataplane = Some("cilium".into());
             n.network_policy = Some("calico".into());
         });
         assert_error(&p, "cilium-dataplane-policy");
-        let p = flags(NetworkPlugin::Overlay, |n| n.network_policy = Some("cilium".into()));
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.network_policy = Some("cilium".into())
+        });
         assert_error(&p, "cilium-dataplane-policy");
-        let p = flags(NetworkPlugin::Kubenet, |n| n.network_dataplane = Some("cilium".into()));
+        let p = flags(NetworkPlugin::Kubenet, |n| {
+            n.network_dataplane = Some("cilium".into())
+        });
         assert_error(&p, "cilium-requires-azure-cni");
         let ok = flags(NetworkPlugin::Overlay, |n| {
             n.network_dataplane = Some("cilium".into());
             n.network_policy = Some("cilium".into());
         });
         assert!(ok.valid, "{:?}", ok.errors);
-        assert_error(&flags(NetworkPlugin::Azure, |n| n.network_policy = Some("weave".into())), "network-policy-unknown");
-        assert_error(&flags(NetworkPlugin::Azure, |n| n.network_dataplane = Some("ebpf".into())), "network-dataplane-unknown");
+        assert_error(
+            &flags(NetworkPlugin::Azure, |n| {
+                n.network_policy = Some("weave".into())
+            }),
+            "network-policy-unknown",
+        );
+        assert_error(
+            &flags(NetworkPlugin::Azure, |n| {
+                n.network_dataplane = Some("ebpf".into())
+            }),
+            "network-dataplane-unknown",
+        );
     }
 
     #[test]
     fn outbound_rules() {
-        let p = flags(NetworkPlugin::Overlay, |n| n.outbound.outbound_type = Some("userDefinedRouting".into()));
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.outbound.outbound_type = Some("userDefinedRouting".into())
+        });
         assert_error(&p, "udr-needs-own-subnet");
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.outbound.outbound_type = Some("userDefinedRouting".into());
             n.byo_subnet = true;
-            n.node_pools[0].subnet = Some(PoolSubnet { id: "s".into(), cidr: Some(net("10.224.0.0/16")), route_table: false });
+            n.node_pools[0].subnet = Some(PoolSubnet {
+                id: "s".into(),
+                cidr: Some(net("10.224.0.0/16")),
+                route_table: false,
+            });
         });
         assert!(p.valid);
         assert!(warning_codes(&p).contains(&"udr-route-table-not-seen"));
-        assert_error(&flags(NetworkPlugin::Overlay, |n| n.outbound.outbound_type = Some("userAssignedNATGateway".into())), "nat-gateway-needs-own-subnet");
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.outbound_type = Some("userAssignedNATGateway".into())
+            }),
+            "nat-gateway-needs-own-subnet",
+        );
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.outbound.outbound_type = Some("managedNATGateway".into());
             n.outbound.nat_managed_ips = Some(17);
         });
         assert_error(&p, "nat-gateway-out-of-range");
-        assert_error(&flags(NetworkPlugin::Overlay, |n| n.outbound.outbound_type = Some("vpn".into())), "outbound-type-unknown");
-        assert_error(&flags(NetworkPlugin::Overlay, |n| n.outbound.lb_managed_ips = Some(101)), "outbound-ip-count-out-of-range");
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.outbound_type = Some("vpn".into())
+            }),
+            "outbound-type-unknown",
+        );
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.lb_managed_ips = Some(101)
+            }),
+            "outbound-ip-count-out-of-range",
+        );
     }
 
     #[test]
@@ -559,17 +600,34 @@ mod aks_rules {
             n.outbound.lb_allocated_ports = Some(8000);
         });
         let m = assert_error(&p, "snat-ports-exhausted");
-        assert!(m.contains("168,000") && m.contains("use 3 outbound IPs") && m.contains("at most 8 nodes"), "{m}");
+        assert!(
+            m.contains("168,000")
+                && m.contains("use 3 outbound IPs")
+                && m.contains("at most 8 nodes"),
+            "{m}"
+        );
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.node_pools[0].count = 20;
             n.outbound.lb_allocated_ports = Some(8000);
             n.outbound.lb_managed_ips = Some(3);
         });
         assert!(p.valid, "{:?}", p.errors);
-        assert_error(&flags(NetworkPlugin::Overlay, |n| n.outbound.lb_allocated_ports = Some(1001)), "snat-ports-invalid");
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.lb_allocated_ports = Some(1001)
+            }),
+            "snat-ports-invalid",
+        );
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.pod_cidr = Some(net("100.64.0.0/10"));
-            n.node_pools = (0..2).map(|i| NodePool { name: format!("p{i}"), count: 1000, max_pods: 30, ..NodePool::default() }).collect();
+            n.node_pools = (0..2)
+                .map(|i| NodePool {
+                    name: format!("p{i}"),
+                    count: 1000,
+                    max_pods: 30,
+                    ..NodePool::default()
+                })
+                .collect();
         });
         assert!(warning_codes(&p).contains(&"snat-ports-automatic"));
         assert_eq!(aks::auto_ports_per_node(50), Some(1024));
@@ -581,10 +639,18 @@ mod aks_rules {
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.node_pools[0].count = 0;
             n.node_pools[0].mode = Some("System".into());
-            n.node_pools.push(NodePool { name: "user".into(), count: 3, max_pods: 30, ..NodePool::default() });
+            n.node_pools.push(NodePool {
+                name: "user".into(),
+                count: 3,
+                max_pods: 30,
+                ..NodePool::default()
+            });
         });
         assert_error(&p, "system-pool-empty");
-        assert_error(&flags(NetworkPlugin::Kubenet, |n| n.route_table_limit = 1000), "route-table-limit-too-high");
+        assert_error(
+            &flags(NetworkPlugin::Kubenet, |n| n.route_table_limit = 1000),
+            "route-table-limit-too-high",
+        );
         // Azure CNI node subnet: 300 nodes × 250 pods take far more than 65,536.
         let p = flags(NetworkPlugin::Azure, |n| {
             n.vnet_cidrs = vec![net("10.0.0.0/8")];
@@ -598,8 +664,18 @@ mod aks_rules {
         let p = flags(NetworkPlugin::Azure, |n| {
             n.pod_subnet_cidr = Some(net("10.225.0.0/16"));
             n.vnet_cidrs = vec![net("10.224.0.0/12")];
-            n.node_pools.push(NodePool { name: "own".into(), count: 1, max_pods: 30, pod_subnet: None, ..NodePool::default() });
-            n.node_pools[0].pod_subnet = Some(PoolSubnet { id: "pods".into(), cidr: Some(net("10.226.0.0/16")), route_table: false });
+            n.node_pools.push(NodePool {
+                name: "own".into(),
+                count: 1,
+                max_pods: 30,
+                pod_subnet: None,
+                ..NodePool::default()
+            });
+            n.node_pools[0].pod_subnet = Some(PoolSubnet {
+                id: "pods".into(),
+                cidr: Some(net("10.226.0.0/16")),
+                route_table: false,
+            });
             n.pod_subnet_cidr = None;
         });
         assert_error(&p, "mixed-pod-subnet");
@@ -631,13 +707,26 @@ mod aks_rules {
         assert!(p.valid, "{:?}", p.errors);
         assert!(warning_codes(&p).contains(&"service-cidr-in-vnet"));
         let p = flags(NetworkPlugin::Overlay, |n| {
-            n.node_pools.push(NodePool { name: "b".into(), count: 1, max_pods: 30, ..NodePool::default() });
-            n.node_pools[1].subnet = Some(PoolSubnet { id: "b".into(), cidr: Some(net("10.224.0.0/24")), route_table: false });
+            n.node_pools.push(NodePool {
+                name: "b".into(),
+                count: 1,
+                max_pods: 30,
+                ..NodePool::default()
+            });
+            n.node_pools[1].subnet = Some(PoolSubnet {
+                id: "b".into(),
+                cidr: Some(net("10.224.0.0/24")),
+                route_table: false,
+            });
         });
         assert_error(&p, "subnets-overlap");
         // A subnet known only by ID: capacity unknown, no subnet findings.
         let p = flags(NetworkPlugin::Azure, |n| {
-            n.node_pools[0].subnet = Some(PoolSubnet { id: "/x/subnets/s".into(), cidr: None, route_table: false });
+            n.node_pools[0].subnet = Some(PoolSubnet {
+                id: "/x/subnets/s".into(),
+                cidr: None,
+                route_table: false,
+            });
         });
         assert_eq!(p.capacity.subnet_usable_ips, None);
         assert_eq!(p.capacity.unknown.len(), 1);
@@ -645,16 +734,40 @@ mod aks_rules {
 
     #[test]
     fn authorized_ranges_and_ip_families() {
-        let p = flags(NetworkPlugin::Overlay, |n| n.authorized_ip_ranges = (0..201).map(|i| format!("20.0.{}.0/24", i % 250)).collect());
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.authorized_ip_ranges = (0..201).map(|i| format!("20.0.{}.0/24", i % 250)).collect()
+        });
         assert_error(&p, "authorized-ip-ranges-too-many");
-        assert_error(&flags(NetworkPlugin::Overlay, |n| n.authorized_ip_ranges = vec!["20.0.0.0/33".into()]), "authorized-ip-range-invalid");
-        assert_error(&flags(NetworkPlugin::Overlay, |n| n.ip_families = vec!["IPv6".into()]), "ipv6-only-unsupported");
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.authorized_ip_ranges = vec!["20.0.0.0/33".into()]
+            }),
+            "authorized-ip-range-invalid",
+        );
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.ip_families = vec!["IPv6".into()]
+            }),
+            "ipv6-only-unsupported",
+        );
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.ip_families = vec!["IPv4".into(), "IPv6".into()];
-            n.ipv6 = Some(crate::spec::Ipv6Design { service_cidr: Some("fd00::/64".parse().unwrap()), ..Default::default() });
+            n.ipv6 = Some(crate::spec::Ipv6Design {
+                service_cidr: Some("fd00::/64".parse().unwrap()),
+                ..Default::default()
+            });
         });
         assert_error(&p, "service-cidr-v6-too-large");
-        assert!(flags(NetworkPlugin::Overlay, |n| n.ip_families = vec!["IPv4".into(), "IPv6".into()]).valid);
-        assert_error(&flags(NetworkPlugin::Azure, |n| n.ip_families = vec!["IPv4".into(), "IPv6".into()]), "dual-stack-unsupported-plugin");
+        assert!(
+            flags(NetworkPlugin::Overlay, |n| n.ip_families =
+                vec!["IPv4".into(), "IPv6".into()])
+            .valid
+        );
+        assert_error(
+            &flags(NetworkPlugin::Azure, |n| {
+                n.ip_families = vec!["IPv4".into(), "IPv6".into()]
+            }),
+            "dual-stack-unsupported-plugin",
+        );
     }
 }

@@ -174,7 +174,9 @@ impl SpecInput {
         let given = |flag: &str| -> bool {
             match flag {
                 "--network-plugin" => flags.network_plugin.is_some(),
-                "--network-plugin-mode" => flags.network_plugin_mode.is_some() || flags.network_plugin.is_some(),
+                "--network-plugin-mode" => {
+                    flags.network_plugin_mode.is_some() || flags.network_plugin.is_some()
+                }
                 "--vnet-cidr" => !flags.vnet_cidrs.is_empty() || flags.subnet_cidr.is_some(),
                 "--subnet-cidr" => flags.subnet_cidr.is_some(),
                 "--pod-subnet-cidr" => flags.pod_subnet_cidr.is_some(),
@@ -198,7 +200,11 @@ impl SpecInput {
             notes.retain(|n| n.code != "network-plugin-defaulted");
         }
         notes.extend(flags.notes);
-        let mut pools = if flags.pools.is_empty() { self.pools } else { flags.pools };
+        let mut pools = if flags.pools.is_empty() {
+            self.pools
+        } else {
+            flags.pools
+        };
         // --subnet-cidr and --pod-subnet-cidr apply to every pool, as
         // --node-count does.
         for p in &mut pools {
@@ -209,7 +215,8 @@ impl SpecInput {
                 p.pod_subnet = None;
             }
         }
-        let pick = |a: Vec<Sourced<String>>, b: Vec<Sourced<String>>| if a.is_empty() { b } else { a };
+        let pick =
+            |a: Vec<Sourced<String>>, b: Vec<Sourced<String>>| if a.is_empty() { b } else { a };
         let plugin_flag = flags.network_plugin.is_some();
         SpecInput {
             network_plugin: flags.network_plugin.or(self.network_plugin),
@@ -239,11 +246,23 @@ impl SpecInput {
             network_dataplane: flags.network_dataplane.or(self.network_dataplane),
             outbound: OutboundInput {
                 outbound_type: flags.outbound.outbound_type.or(self.outbound.outbound_type),
-                lb_managed_ips: flags.outbound.lb_managed_ips.or(self.outbound.lb_managed_ips),
+                lb_managed_ips: flags
+                    .outbound
+                    .lb_managed_ips
+                    .or(self.outbound.lb_managed_ips),
                 lb_own_ips: flags.outbound.lb_own_ips.or(self.outbound.lb_own_ips),
-                lb_allocated_ports: flags.outbound.lb_allocated_ports.or(self.outbound.lb_allocated_ports),
-                nat_managed_ips: flags.outbound.nat_managed_ips.or(self.outbound.nat_managed_ips),
-                nat_idle_timeout: flags.outbound.nat_idle_timeout.or(self.outbound.nat_idle_timeout),
+                lb_allocated_ports: flags
+                    .outbound
+                    .lb_allocated_ports
+                    .or(self.outbound.lb_allocated_ports),
+                nat_managed_ips: flags
+                    .outbound
+                    .nat_managed_ips
+                    .or(self.outbound.nat_managed_ips),
+                nat_idle_timeout: flags
+                    .outbound
+                    .nat_idle_timeout
+                    .or(self.outbound.nat_idle_timeout),
             },
             authorized_ip_ranges: pick(flags.authorized_ip_ranges, self.authorized_ip_ranges),
             kubernetes_version: flags.kubernetes_version.or(self.kubernetes_version),
@@ -322,7 +341,12 @@ impl SpecInput {
                 ..PoolInput::default()
             });
         }
-        let pool_subnet = |r: &Option<SubnetRef>, what: &str, flag: &str, notes: &mut Vec<Finding>, pool: &str| -> Result<Option<PoolSubnet>, InputError> {
+        let pool_subnet = |r: &Option<SubnetRef>,
+                           what: &str,
+                           flag: &str,
+                           notes: &mut Vec<Finding>,
+                           pool: &str|
+         -> Result<Option<PoolSubnet>, InputError> {
             let Some(r) = r else { return Ok(None) };
             let cidr = match &r.cidr {
                 Some(c) => Some(parse_net(Some(c), "", flag)?),
@@ -337,13 +361,29 @@ impl SpecInput {
                     None
                 }
             };
-            Ok(Some(PoolSubnet { id: r.id.clone(), cidr, route_table: r.route_table }))
+            Ok(Some(PoolSubnet {
+                id: r.id.clone(),
+                cidr,
+                route_table: r.route_table,
+            }))
         };
         let mut own_subnets = Vec::new();
         let mut own_pod_subnets = Vec::new();
         for p in &pools_in {
-            own_subnets.push(pool_subnet(&p.subnet, "node subnet", "--subnet-cidr", &mut notes, &p.name)?);
-            own_pod_subnets.push(pool_subnet(&p.pod_subnet, "pod subnet", "--pod-subnet-cidr", &mut notes, &p.name)?);
+            own_subnets.push(pool_subnet(
+                &p.subnet,
+                "node subnet",
+                "--subnet-cidr",
+                &mut notes,
+                &p.name,
+            )?);
+            own_pod_subnets.push(pool_subnet(
+                &p.pod_subnet,
+                "pod subnet",
+                "--pod-subnet-cidr",
+                &mut notes,
+                &p.name,
+            )?);
         }
 
         // The cluster's subnet: the flag, or the first pool's known one.
@@ -359,7 +399,9 @@ impl SpecInput {
             if self.subnet_cidr.is_some() || first_known.is_some() {
                 // A subnet without its VNet: the VNet is at least the subnet.
                 let mut v: Vec<Ipv4Net> = Vec::new();
-                for c in std::iter::once(subnet_cidr).chain(own_subnets.iter().flatten().filter_map(|s| s.cidr)) {
+                for c in std::iter::once(subnet_cidr)
+                    .chain(own_subnets.iter().flatten().filter_map(|s| s.cidr))
+                {
                     if !v.iter().any(|x| cidr::contains_net(x, &c)) {
                         v.push(c);
                     }
@@ -383,7 +425,10 @@ impl SpecInput {
             None => own_pod_subnets.iter().flatten().find_map(|s| s.cidr),
         };
         let mut pools_have_pod_subnet = own_pod_subnets.iter().any(Option::is_some);
-        if compare && plugin != NetworkPlugin::Azure && (pod_subnet_cidr.is_some() || pools_have_pod_subnet) {
+        if compare
+            && plugin != NetworkPlugin::Azure
+            && (pod_subnet_cidr.is_some() || pools_have_pod_subnet)
+        {
             let what = match (&self.pod_subnet_cidr, pod_subnet_cidr) {
                 (Some(src), Some(p)) => format!("{} {p}", src.source),
                 _ => "the pools' pod subnets".to_string(),
@@ -398,7 +443,8 @@ impl SpecInput {
                 *s = None;
             }
         }
-        let dynamic = plugin == NetworkPlugin::Azure && (pod_subnet_cidr.is_some() || pools_have_pod_subnet);
+        let dynamic =
+            plugin == NetworkPlugin::Azure && (pod_subnet_cidr.is_some() || pools_have_pod_subnet);
 
         let pod_cidr = match (&self.pod_cidr, plugin.uses_pod_cidr()) {
             (Some(v), _) => Some(parse_net(Some(v), "", "--pod-cidr")?),
@@ -438,7 +484,11 @@ impl SpecInput {
         let top_surge = self.max_surge.as_ref().map(parse_surge).transpose()?;
         let mut node_pools = Vec::with_capacity(pools_in.len());
         for (i, p) in pools_in.iter().enumerate() {
-            let default_count = if implicit { defaults::NODE_COUNT } else { defaults::API_POOL_COUNT };
+            let default_count = if implicit {
+                defaults::NODE_COUNT
+            } else {
+                defaults::API_POOL_COUNT
+            };
             let count = self
                 .node_count
                 .as_ref()
@@ -469,15 +519,26 @@ impl SpecInput {
         // Other subnets of the VNet(s): the service CIDR must avoid them.
         let used: Vec<Ipv4Net> = std::iter::once(subnet_cidr)
             .chain(pod_subnet_cidr)
-            .chain(node_pools.iter().filter_map(|p| p.subnet.as_ref().and_then(|s| s.cidr)))
-            .chain(node_pools.iter().filter_map(|p| p.pod_subnet.as_ref().and_then(|s| s.cidr)))
+            .chain(
+                node_pools
+                    .iter()
+                    .filter_map(|p| p.subnet.as_ref().and_then(|s| s.cidr)),
+            )
+            .chain(
+                node_pools
+                    .iter()
+                    .filter_map(|p| p.pod_subnet.as_ref().and_then(|s| s.cidr)),
+            )
             .collect();
         let mut other_subnets = Vec::new();
         for ks in &self.known_subnets {
             for pfx in ks.prefixes.iter().filter(|p| !p.value.contains(':')) {
                 if let Ok(c) = cidr::parse_cidr(&pfx.value) {
                     if !used.contains(&c) {
-                        other_subnets.push(NamedSubnet { name: format!("{}/{}", ks.vnet, ks.name), cidr: c });
+                        other_subnets.push(NamedSubnet {
+                            name: format!("{}/{}", ks.vnet, ks.name),
+                            cidr: c,
+                        });
                     }
                 }
             }
@@ -485,7 +546,14 @@ impl SpecInput {
 
         let v6 = |v: &Option<Sourced<String>>| -> Result<Option<Ipv6Net>, InputError> {
             v.as_ref()
-                .map(|s| s.value.trim().parse::<Ipv6Net>().map_err(|e| InputError::new(&s.source, format!("'{}' is not an IPv6 CIDR: {e}", s.value))))
+                .map(|s| {
+                    s.value.trim().parse::<Ipv6Net>().map_err(|e| {
+                        InputError::new(
+                            &s.source,
+                            format!("'{}' is not an IPv6 CIDR: {e}", s.value),
+                        )
+                    })
+                })
                 .transpose()
         };
         let ipv6 = {
@@ -493,7 +561,14 @@ impl SpecInput {
                 vnet_cidrs: self
                     .vnet_cidrs_v6
                     .iter()
-                    .map(|s| s.value.trim().parse::<Ipv6Net>().map_err(|e| InputError::new(&s.source, format!("'{}' is not an IPv6 CIDR: {e}", s.value))))
+                    .map(|s| {
+                        s.value.trim().parse::<Ipv6Net>().map_err(|e| {
+                            InputError::new(
+                                &s.source,
+                                format!("'{}' is not an IPv6 CIDR: {e}", s.value),
+                            )
+                        })
+                    })
                     .collect::<Result<_, _>>()?,
                 pod_cidr: v6(&self.pod_cidr_v6)?,
                 service_cidr: v6(&self.service_cidr_v6)?,
@@ -528,9 +603,17 @@ impl SpecInput {
                 network_policy: text(&self.network_policy),
                 network_dataplane: text(&self.network_dataplane),
                 outbound,
-                authorized_ip_ranges: self.authorized_ip_ranges.iter().map(|s| s.value.trim().to_string()).collect(),
+                authorized_ip_ranges: self
+                    .authorized_ip_ranges
+                    .iter()
+                    .map(|s| s.value.trim().to_string())
+                    .collect(),
                 kubernetes_version: text(&self.kubernetes_version),
-                ip_families: self.ip_families.iter().map(|s| s.value.trim().to_string()).collect(),
+                ip_families: self
+                    .ip_families
+                    .iter()
+                    .map(|s| s.value.trim().to_string())
+                    .collect(),
                 ipv6,
             },
             notes,

@@ -23,7 +23,11 @@ pub const CAPZ_SUBNET_CIDR: &str = "10.240.0.0/16";
 fn kind_of(v: &Value) -> (String, String) {
     let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let group = api.split('/').next().unwrap_or("").to_ascii_lowercase();
-    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     (group, kind)
 }
 
@@ -46,17 +50,26 @@ pub(crate) fn collect(
     input: &mut SpecInput,
 ) -> Result<(), InputError> {
     let (group, kind) = kind_of(v);
-    let spec = Lazy::concrete(v.clone(), label, "").get("spec").ok().flatten();
+    let spec = Lazy::concrete(v.clone(), label, "")
+        .get("spec")
+        .ok()
+        .flatten();
     let name = name_of(v);
     if group.ends_with("containerservice.azure.com") {
         let Some(spec) = spec else { return Ok(()) };
         match kind.as_str() {
             "ManagedCluster" => {
-                let src = format!("{label}: ManagedCluster {}", name.clone().unwrap_or_default());
+                let src = format!(
+                    "{label}: ManagedCluster {}",
+                    name.clone().unwrap_or_default()
+                );
                 c.clusters.push((spec, name, src));
             }
             "ManagedClustersAgentPool" => {
-                let owner = v.pointer("/spec/owner/name").and_then(Value::as_str).map(str::to_string);
+                let owner = v
+                    .pointer("/spec/owner/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 c.pools.push((owner, name, spec));
             }
             _ => {}
@@ -74,7 +87,11 @@ pub(crate) fn collect(
                 c.vnets.push(info);
             }
             "VirtualNetworksSubnet" => {
-                let owner = v.pointer("/spec/owner/name").and_then(Value::as_str).unwrap_or("").to_string();
+                let owner = v
+                    .pointer("/spec/owner/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 let _ = subnet_of(&mut r, name.as_deref().unwrap_or(""), &owner, &spec);
                 c.subnets.push((owner, name.unwrap_or_default(), spec));
             }
@@ -82,7 +99,8 @@ pub(crate) fn collect(
         }
         return Ok(());
     }
-    if group.starts_with("infrastructure.cluster.x-k8s.io") || group.starts_with("cluster.x-k8s.io") {
+    if group.starts_with("infrastructure.cluster.x-k8s.io") || group.starts_with("cluster.x-k8s.io")
+    {
         // The placeholders are this file's parameters.
         collect_vars(v, declared);
         let v = substitute(v, params);
@@ -127,7 +145,9 @@ fn subst_text(s: &str, params: &Parameters) -> String {
         let body = &after[..end];
         let (var, default) = match body.find([':', '=', '-']) {
             Some(k) => {
-                let d = body[k..].trim_start_matches(':').trim_start_matches(['=', '-']);
+                let d = body[k..]
+                    .trim_start_matches(':')
+                    .trim_start_matches(['=', '-']);
                 (&body[..k], Some(d))
             }
             None => (body, None),
@@ -154,7 +174,11 @@ fn substitute(v: &Value, params: &Parameters) -> Value {
             }
         }
         Value::Array(a) => Value::Array(a.iter().map(|x| substitute(x, params)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), substitute(x, params))).collect::<Map<_, _>>()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), substitute(x, params)))
+                .collect::<Map<_, _>>(),
+        ),
         other => other.clone(),
     }
 }
@@ -165,7 +189,9 @@ fn collect_vars(v: &Value, out: &mut Vec<String>) {
             let mut rest = s.as_str();
             while let Some(i) = rest.find("${") {
                 let after = &rest[i + 2..];
-                let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
                 out.push(after[..end].to_string());
                 rest = &after[end..];
             }
@@ -179,7 +205,10 @@ fn collect_vars(v: &Value, out: &mut Vec<String>) {
 /// A field that still holds `${VAR}` after substitution.
 fn unresolved(s: &Sourced<String>, flag: Option<&str>) -> Option<InputError> {
     let i = s.value.find("${")?;
-    let var: String = s.value[i + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let var: String = s.value[i + 2..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     let also = flag.map_or(String::new(), |f| format!(" or {f}"));
     Some(InputError::new(
         &s.source,
@@ -187,10 +216,18 @@ fn unresolved(s: &Sourced<String>, flag: Option<&str>) -> Option<InputError> {
     ))
 }
 
-fn capz(v: &Value, kind: &str, label: &str, c: &mut Collected, input: &mut SpecInput) -> Result<(), InputError> {
+fn capz(
+    v: &Value,
+    kind: &str,
+    label: &str,
+    c: &mut Collected,
+    input: &mut SpecInput,
+) -> Result<(), InputError> {
     let name = name_of(v);
     let doc = Lazy::concrete(v.clone(), label, kind);
-    let Some(spec) = doc.get("spec").ok().flatten() else { return Ok(()) };
+    let Some(spec) = doc.get("spec").ok().flatten() else {
+        return Ok(());
+    };
     let mut r = Reader { input };
     match kind {
         "Cluster" => {
@@ -202,7 +239,14 @@ fn capz(v: &Value, kind: &str, label: &str, c: &mut Collected, input: &mut SpecI
                             let Ok(Some(t)) = b.text() else { continue };
                             let s = Sourced::new(t, b.source());
                             if let Some(e) = unresolved(&s, Some(flag)) {
-                                r.input.pending.push(Pending { covered_by: Some(if what == "pods" { "--pod-cidr" } else { "--service-cidr" }), error: e });
+                                r.input.pending.push(Pending {
+                                    covered_by: Some(if what == "pods" {
+                                        "--pod-cidr"
+                                    } else {
+                                        "--service-cidr"
+                                    }),
+                                    error: e,
+                                });
                                 continue;
                             }
                             let slot = match (what, s.value.contains(':')) {
@@ -232,31 +276,60 @@ fn capz(v: &Value, kind: &str, label: &str, c: &mut Collected, input: &mut SpecI
                 label,
                 &format!("{kind}.spec"),
             );
-            let saved = (r.input.pod_cidr.take(), r.input.service_cidr.take(), r.input.pod_cidr_v6.take(), r.input.service_cidr_v6.take());
+            let saved = (
+                r.input.pod_cidr.take(),
+                r.input.service_cidr.take(),
+                r.input.pod_cidr_v6.take(),
+                r.input.service_cidr_v6.take(),
+            );
             r.network_profile(&np);
             // Cluster ranges come from the Cluster object, not this one.
-            (r.input.pod_cidr, r.input.service_cidr, r.input.pod_cidr_v6, r.input.service_cidr_v6) = saved;
+            (
+                r.input.pod_cidr,
+                r.input.service_cidr,
+                r.input.pod_cidr_v6,
+                r.input.service_cidr_v6,
+            ) = saved;
             r.input.kubernetes_version = r.text(&spec, "version", None);
             if let Ok(Some(api)) = spec.get("apiServerAccessProfile") {
                 if let Ok(Some(list)) = api.get("authorizedIPRanges") {
                     for it in list.items().unwrap_or_default() {
                         if let Ok(Some(t)) = it.text() {
-                            r.input.authorized_ip_ranges.push(Sourced::new(t, it.source()));
+                            r.input
+                                .authorized_ip_ranges
+                                .push(Sourced::new(t, it.source()));
                         }
                     }
                 }
             }
             let vnet = spec.get("virtualNetwork").ok().flatten();
-            let text = |l: &Option<Lazy>, k: &[&str]| l.as_ref().and_then(|l| l.at(k).ok().flatten()).and_then(|x| x.text().ok().flatten().map(|t| Sourced::new(t, x.source())));
-            let vname = text(&vnet, &["name"]).map_or_else(|| name.clone().unwrap_or_default(), |s| s.value);
-            let vcidr = text(&vnet, &["cidrBlock"])
-                .unwrap_or_else(|| Sourced::new(CAPZ_VNET_CIDR.to_string(), format!("{label}: {kind}.spec.virtualNetwork.cidrBlock (CAPZ default)")));
-            let sname = text(&vnet, &["subnet", "name"]).map_or_else(|| name.clone().unwrap_or_default(), |s| s.value);
-            let scidr = text(&vnet, &["subnet", "cidrBlock"])
-                .unwrap_or_else(|| Sourced::new(CAPZ_SUBNET_CIDR.to_string(), format!("{label}: {kind}.spec.virtualNetwork.subnet.cidrBlock (CAPZ default)")));
+            let text = |l: &Option<Lazy>, k: &[&str]| {
+                l.as_ref()
+                    .and_then(|l| l.at(k).ok().flatten())
+                    .and_then(|x| x.text().ok().flatten().map(|t| Sourced::new(t, x.source())))
+            };
+            let vname = text(&vnet, &["name"])
+                .map_or_else(|| name.clone().unwrap_or_default(), |s| s.value);
+            let vcidr = text(&vnet, &["cidrBlock"]).unwrap_or_else(|| {
+                Sourced::new(
+                    CAPZ_VNET_CIDR.to_string(),
+                    format!("{label}: {kind}.spec.virtualNetwork.cidrBlock (CAPZ default)"),
+                )
+            });
+            let sname = text(&vnet, &["subnet", "name"])
+                .map_or_else(|| name.clone().unwrap_or_default(), |s| s.value);
+            let scidr = text(&vnet, &["subnet", "cidrBlock"]).unwrap_or_else(|| {
+                Sourced::new(
+                    CAPZ_SUBNET_CIDR.to_string(),
+                    format!("{label}: {kind}.spec.virtualNetwork.subnet.cidrBlock (CAPZ default)"),
+                )
+            });
             for s in [&vcidr, &scidr] {
                 if let Some(e) = unresolved(s, None) {
-                    r.input.pending.push(Pending { covered_by: Some("--subnet-cidr"), error: e });
+                    r.input.pending.push(Pending {
+                        covered_by: Some("--subnet-cidr"),
+                        error: e,
+                    });
                 }
             }
             c.vnets.push(VnetInfo {
@@ -272,7 +345,11 @@ fn capz(v: &Value, kind: &str, label: &str, c: &mut Collected, input: &mut SpecI
             // CAPZ puts every pool in the control plane's subnet unless the
             // pool names its own.
             c.capz_subnet = Some(sname);
-            c.clusters.push((Lazy::concrete(json!({}), label, kind), name, format!("{label}: AzureManagedControlPlane")));
+            c.clusters.push((
+                Lazy::concrete(json!({}), label, kind),
+                name,
+                format!("{label}: AzureManagedControlPlane"),
+            ));
             if spec.get("networkPlugin").ok().flatten().is_none() {
                 r.input.notes.push(Finding::new(
                     "network-plugin-defaulted",
@@ -281,9 +358,25 @@ fn capz(v: &Value, kind: &str, label: &str, c: &mut Collected, input: &mut SpecI
             }
         }
         "AzureManagedMachinePool" => {
-            let pool_name = r.text(&spec, "name", None).map(|s| s.value).or(name.clone());
-            let max = spec.at(&["scaling", "maxSize"]).ok().flatten().and_then(|x| x.count().ok().flatten().map(|n| Sourced::new(n, x.source())));
-            let subnet = r.text(&spec, "subnetName", None).map(|s| SubnetRef { id: s.value, source: s.source, ..Default::default() });
+            let pool_name = r
+                .text(&spec, "name", None)
+                .map(|s| s.value)
+                .or(name.clone());
+            let max = spec
+                .at(&["scaling", "maxSize"])
+                .ok()
+                .flatten()
+                .and_then(|x| {
+                    x.count()
+                        .ok()
+                        .flatten()
+                        .map(|n| Sourced::new(n, x.source()))
+                });
+            let subnet = r.text(&spec, "subnetName", None).map(|s| SubnetRef {
+                id: s.value,
+                source: s.source,
+                ..Default::default()
+            });
             let pool = PoolInput {
                 name: pool_name.unwrap_or_default(),
                 count: max,
@@ -295,18 +388,31 @@ fn capz(v: &Value, kind: &str, label: &str, c: &mut Collected, input: &mut SpecI
             c.capz_pools.push((name.unwrap_or_default(), pool));
         }
         "MachinePool" => {
-            let infra = v.pointer("/spec/template/spec/infrastructureRef/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let infra = v
+                .pointer("/spec/template/spec/infrastructureRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let replicas = match spec.get("replicas").ok().flatten() {
                 Some(x) => match x.value() {
                     Ok(Value::String(s)) => {
                         let s = Sourced::new(s, x.source());
                         r.input.pending.push(Pending {
                             covered_by: Some("--node-count"),
-                            error: unresolved(&s, Some("--node-count")).unwrap_or_else(|| InputError::new(&s.source, format!("'{}' is not a node count", s.value))),
+                            error: unresolved(&s, Some("--node-count")).unwrap_or_else(|| {
+                                InputError::new(
+                                    &s.source,
+                                    format!("'{}' is not a node count", s.value),
+                                )
+                            }),
                         });
                         None
                     }
-                    _ => x.count().ok().flatten().map(|n| Sourced::new(n, x.source())),
+                    _ => x
+                        .count()
+                        .ok()
+                        .flatten()
+                        .map(|n| Sourced::new(n, x.source())),
                 },
                 None => None,
             };

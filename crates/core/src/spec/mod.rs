@@ -12,7 +12,9 @@ mod k8s;
 mod surge;
 
 pub use arm::{from_documents, ArmError, Document, Parameters};
-pub use input::{InputError, KnownSubnet, OutboundInput, Pending, PoolInput, Sourced, SpecInput, SubnetRef};
+pub use input::{
+    InputError, KnownSubnet, OutboundInput, Pending, PoolInput, Sourced, SpecInput, SubnetRef,
+};
 pub use surge::{MaxSurge, MaxSurgeError};
 
 use std::fmt;
@@ -244,7 +246,8 @@ impl ClusterNetwork {
     /// Azure CNI with a pod subnet (dynamic allocation in batches of 16).
     pub fn is_dynamic(&self) -> bool {
         self.network_plugin == NetworkPlugin::Azure
-            && (self.pod_subnet_cidr.is_some() || self.node_pools.iter().any(|p| p.pod_subnet.is_some()))
+            && (self.pod_subnet_cidr.is_some()
+                || self.node_pools.iter().any(|p| p.pod_subnet.is_some()))
     }
 
     /// A pool's node subnet: its own, or the cluster's. `None`: known only

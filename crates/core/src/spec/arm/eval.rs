@@ -189,7 +189,10 @@ impl Scope {
             self.failed.insert(
                 k.to_ascii_lowercase(),
                 EvalError {
-                    message: format!("parameter '{k}' passed by the deployment at {path}: {}", e.message),
+                    message: format!(
+                        "parameter '{k}' passed by the deployment at {path}: {}",
+                        e.message
+                    ),
                     missing_parameters: e.missing_parameters,
                 },
             );
@@ -255,7 +258,11 @@ impl<'a> Ctx<'a> {
                 self.eval(&e)
             }
             Value::String(s) => Ok(Value::String(expr::unescape_literal(s).to_string())),
-            Value::Array(a) => a.iter().map(|x| self.value(x)).collect::<R<Vec<_>>>().map(Value::Array),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| self.value(x))
+                .collect::<R<Vec<_>>>()
+                .map(Value::Array),
             Value::Object(m) => {
                 let mut out = Map::new();
                 for (k, x) in m {
@@ -288,7 +295,9 @@ impl<'a> Ctx<'a> {
         let count = self.value(l.get("count").unwrap_or(&Value::Null))?;
         let n = as_int(&count, "copy count")?;
         if !(0..=MAX_BUILD as i64).contains(&n) {
-            return Err(EvalError::new(format!("copy count {n} is outside 0..{MAX_BUILD}")));
+            return Err(EvalError::new(format!(
+                "copy count {n} is outside 0..{MAX_BUILD}"
+            )));
         }
         let input = l.get("input").cloned().unwrap_or(Value::Null);
         let mut items = Vec::new();
@@ -325,7 +334,11 @@ impl<'a> Ctx<'a> {
             if n < min || n > max {
                 Err(EvalError::new(format!(
                     "{name}() takes {} argument{}, {n} given",
-                    if min == max { min.to_string() } else { format!("{min} to {max}") },
+                    if min == max {
+                        min.to_string()
+                    } else {
+                        format!("{min} to {max}")
+                    },
                     if max == 1 { "" } else { "s" }
                 )))
             } else {
@@ -355,7 +368,9 @@ impl<'a> Ctx<'a> {
                     .rev()
                     .find(|(k, _)| k.eq_ignore_ascii_case(&name))
                     .map(|(_, v)| v.clone())
-                    .ok_or_else(|| EvalError::new(format!("lambda variable '{name}' is not defined here")))
+                    .ok_or_else(|| {
+                        EvalError::new(format!("lambda variable '{name}' is not defined here"))
+                    })
             }
             "copyindex" => {
                 arity(0, 2)?;
@@ -364,11 +379,22 @@ impl<'a> Ctx<'a> {
                     [] => (None, 0),
                     [Value::String(s)] => (Some(s.to_ascii_lowercase()), 0),
                     [o] => (None, as_int(o, "copyIndex offset")?),
-                    [Value::String(s), o] => (Some(s.to_ascii_lowercase()), as_int(o, "copyIndex offset")?),
-                    _ => return Err(EvalError::new("copyIndex() takes a loop name and an offset")),
+                    [Value::String(s), o] => {
+                        (Some(s.to_ascii_lowercase()), as_int(o, "copyIndex offset")?)
+                    }
+                    _ => {
+                        return Err(EvalError::new(
+                            "copyIndex() takes a loop name and an offset",
+                        ))
+                    }
                 };
                 let idx = match &loop_name {
-                    Some(l) => self.copy.iter().rev().find(|(k, _)| k == l).map(|(_, i)| *i),
+                    Some(l) => self
+                        .copy
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == l)
+                        .map(|(_, i)| *i),
                     None => self.copy.last().map(|(_, i)| *i),
                 };
                 idx.map(|i| Value::from(i + offset)).ok_or_else(|| {
@@ -407,11 +433,16 @@ impl<'a> Ctx<'a> {
                 }
                 Ok(Value::Bool(!want))
             }
-            "map" | "filter" | "sort" | "reduce" | "toobject" | "mapvalues" | "groupby" => self.lambda_call(name, raw),
+            "map" | "filter" | "sort" | "reduce" | "toobject" | "mapvalues" | "groupby" => {
+                self.lambda_call(name, raw)
+            }
             "reference" => {
                 arity(1, 3)?;
                 let a = self.args(raw)?;
-                let full = a.get(2).and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case("full"));
+                let full = a
+                    .get(2)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("full"));
                 self.reference(as_str(&a[0], "reference()")?, full)
             }
             "resourceinfo" => {
@@ -419,7 +450,12 @@ impl<'a> Ctx<'a> {
                 let a = self.args(raw)?;
                 let s = as_str(&a[0], "resourceInfo()")?;
                 let entry = self.find_resource(s)?;
-                let ctx = Ctx { scope: &entry.scope, copy: entry.copy.clone(), locals: vec![], depth: self.depth + 1 };
+                let ctx = Ctx {
+                    scope: &entry.scope,
+                    copy: entry.copy.clone(),
+                    locals: vec![],
+                    depth: self.depth + 1,
+                };
                 let ty = ctx.value(entry.raw.get("type").unwrap_or(&Value::Null))?;
                 let nm = ctx.value(entry.raw.get("name").unwrap_or(&Value::Null))?;
                 let id = resource_id(as_str(&ty, "type")?, &split_name(as_str(&nm, "name")?));
@@ -443,12 +479,18 @@ impl<'a> Ctx<'a> {
                     for a in &args[..args.len() - 1] {
                         match a {
                             Expr::Str(s) => names.push(s.clone()),
-                            _ => return Err(EvalError::new("lambda() parameter names must be strings")),
+                            _ => {
+                                return Err(EvalError::new(
+                                    "lambda() parameter names must be strings",
+                                ))
+                            }
                         }
                     }
                     Ok((names, args[args.len() - 1].clone()))
                 }
-                _ => Err(EvalError::new(format!("{name}() needs a lambda() argument"))),
+                _ => Err(EvalError::new(format!(
+                    "{name}() needs a lambda() argument"
+                ))),
             }
         };
         let apply = |l: &(Vec<String>, Expr), vals: &[Value]| -> R<Value> {
@@ -459,14 +501,23 @@ impl<'a> Ctx<'a> {
             c.eval(&l.1)
         };
         if raw.len() < 2 {
-            return Err(EvalError::new(format!("{name}() takes a collection and a lambda")));
+            return Err(EvalError::new(format!(
+                "{name}() takes a collection and a lambda"
+            )));
         }
         let input = self.eval(&raw[0])?;
         let items: Vec<Value> = match (&input, name) {
-            (Value::Object(m), "mapvalues" | "filter" | "map") if name == "mapvalues" => m.values().cloned().collect(),
+            (Value::Object(m), "mapvalues" | "filter" | "map") if name == "mapvalues" => {
+                m.values().cloned().collect()
+            }
             (Value::Array(a), _) => a.clone(),
             (Value::Null, _) => Vec::new(),
-            _ => return Err(EvalError::new(format!("{name}() needs an array, found {}", kind(&input)))),
+            _ => {
+                return Err(EvalError::new(format!(
+                    "{name}() needs an array, found {}",
+                    kind(&input)
+                )))
+            }
         };
         let l = lambda(&raw[1])?;
         match name {
@@ -487,8 +538,14 @@ impl<'a> Ctx<'a> {
             }
             "sort" => Ok(Value::Array(items)),
             "reduce" => {
-                let init = self.eval(raw.get(1).ok_or_else(|| EvalError::new("reduce() needs an initial value"))?)?;
-                let l = lambda(raw.get(2).ok_or_else(|| EvalError::new("reduce() needs a lambda"))?)?;
+                let init = self.eval(
+                    raw.get(1)
+                        .ok_or_else(|| EvalError::new("reduce() needs an initial value"))?,
+                )?;
+                let l = lambda(
+                    raw.get(2)
+                        .ok_or_else(|| EvalError::new("reduce() needs a lambda"))?,
+                )?;
                 let mut acc = init;
                 for (i, v) in items.iter().enumerate() {
                     acc = apply(&l, &[acc, v.clone(), Value::from(i)])?;
@@ -509,21 +566,29 @@ impl<'a> Ctx<'a> {
                 Ok(Value::Object(out))
             }
             "mapvalues" => {
-                let Value::Object(m) = &input else { return Ok(Value::Object(Map::new())) };
+                let Value::Object(m) = &input else {
+                    return Ok(Value::Object(Map::new()));
+                };
                 let mut out = Map::new();
                 for (k, v) in m {
                     out.insert(k.clone(), apply(&l, std::slice::from_ref(v))?);
                 }
                 Ok(Value::Object(out))
             }
-            _ => Err(EvalError::new(format!("function '{name}' is not evaluated by aksnet"))),
+            _ => Err(EvalError::new(format!(
+                "function '{name}' is not evaluated by aksnet"
+            ))),
         }
     }
 
     fn user_function(&self, name: &str, f: &UserFunction, raw: &[Expr]) -> R<Value> {
         let a = self.args(raw)?;
         if a.len() != f.params.len() {
-            return Err(EvalError::new(format!("{name}() takes {} arguments, {} given", f.params.len(), a.len())));
+            return Err(EvalError::new(format!(
+                "{name}() takes {} arguments, {} given",
+                f.params.len(),
+                a.len()
+            )));
         }
         let given: HashMap<String, Value> = f.params.iter().cloned().zip(a).collect();
         let mut decl = Map::new();
@@ -532,18 +597,27 @@ impl<'a> Ctx<'a> {
         }
         let mut t = Map::new();
         t.insert("parameters".into(), Value::Object(decl));
-        let scope = Rc::new(Scope::new(&t, &given, self.scope.registry.clone(), &self.scope.deployment_name));
+        let scope = Rc::new(Scope::new(
+            &t,
+            &given,
+            self.scope.registry.clone(),
+            &self.scope.deployment_name,
+        ));
         let mut c = Ctx::new(&scope);
         c.depth = self.depth + 1;
         if c.depth >= MAX_EVAL_DEPTH {
-            return Err(EvalError::new(format!("user function {name}() recurses deeper than {MAX_EVAL_DEPTH}")));
+            return Err(EvalError::new(format!(
+                "user function {name}() recurses deeper than {MAX_EVAL_DEPTH}"
+            )));
         }
         c.value(&f.output)
     }
 
     fn parameter(&self, name: &str) -> R<Value> {
         let Some((written, p)) = self.scope.params.get(&name.to_ascii_lowercase()) else {
-            return Err(EvalError::new(format!("parameters('{name}'): the template declares no parameter '{name}'")));
+            return Err(EvalError::new(format!(
+                "parameters('{name}'): the template declares no parameter '{name}'"
+            )));
         };
         if let Some(v) = &p.given {
             return Ok(v.clone());
@@ -557,7 +631,9 @@ impl<'a> Ctx<'a> {
                 ..e
             }),
             None => Err(EvalError {
-                message: format!("parameter '{written}' has no defaultValue and no value was given"),
+                message: format!(
+                    "parameter '{written}' has no defaultValue and no value was given"
+                ),
                 missing_parameters: vec![written.clone()],
             }),
         }
@@ -569,22 +645,36 @@ impl<'a> Ctx<'a> {
             return v.clone();
         }
         let Some(raw) = self.scope.variables.get(&key).cloned() else {
-            return Err(EvalError::new(format!("variables('{name}'): the template declares no variable '{name}'")));
+            return Err(EvalError::new(format!(
+                "variables('{name}'): the template declares no variable '{name}'"
+            )));
         };
         if !self.scope.in_progress.borrow_mut().insert(key.clone()) {
-            return Err(EvalError::new(format!("variable '{name}' refers to itself")));
+            return Err(EvalError::new(format!(
+                "variable '{name}' refers to itself"
+            )));
         }
         // Variables see no copy loop or lambda of the place that uses them.
-        let c = Ctx { scope: self.scope, copy: vec![], locals: vec![], depth: self.depth + 1 };
+        let c = Ctx {
+            scope: self.scope,
+            copy: vec![],
+            locals: vec![],
+            depth: self.depth + 1,
+        };
         let result = if c.depth >= MAX_EVAL_DEPTH {
-            Err(EvalError::new(format!("variable '{name}' nests deeper than {MAX_EVAL_DEPTH}")))
+            Err(EvalError::new(format!(
+                "variable '{name}' nests deeper than {MAX_EVAL_DEPTH}"
+            )))
         } else if let Some(l) = raw.get("\u{0}copy") {
             c.property_copy(l).map(|(_, items)| Value::Array(items))
         } else {
             c.value(&raw)
         };
         self.scope.in_progress.borrow_mut().remove(&key);
-        self.scope.var_cache.borrow_mut().insert(key, result.clone());
+        self.scope
+            .var_cache
+            .borrow_mut()
+            .insert(key, result.clone());
         result
     }
 
@@ -592,12 +682,20 @@ impl<'a> Ctx<'a> {
         let wanted = parse_resource_id(id_or_name);
         let all = self.scope.registry.resources.borrow().clone();
         for r in &all {
-            if r.symbolic.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(id_or_name)) {
+            if r.symbolic
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(id_or_name))
+            {
                 return Ok(r.clone());
             }
         }
         for r in &all {
-            let c = Ctx { scope: &r.scope, copy: r.copy.clone(), locals: vec![], depth: self.depth + 1 };
+            let c = Ctx {
+                scope: &r.scope,
+                copy: r.copy.clone(),
+                locals: vec![],
+                depth: self.depth + 1,
+            };
             if c.depth >= MAX_EVAL_DEPTH {
                 break;
             }
@@ -610,7 +708,9 @@ impl<'a> Ctx<'a> {
             let names = split_name(&nm);
             let hit = match &wanted {
                 Some((t, n)) => t.eq_ignore_ascii_case(&ty) && eq_names(n, &names),
-                None => names.last().is_some_and(|l| l.eq_ignore_ascii_case(id_or_name)),
+                None => names
+                    .last()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(id_or_name)),
             };
             if hit {
                 return Ok(r.clone());
@@ -623,17 +723,30 @@ impl<'a> Ctx<'a> {
 
     fn reference(&self, target: &str, full: bool) -> R<Value> {
         let entry = self.find_resource(target)?;
-        let c = Ctx { scope: &entry.scope, copy: entry.copy.clone(), locals: vec![], depth: self.depth + 1 };
+        let c = Ctx {
+            scope: &entry.scope,
+            copy: entry.copy.clone(),
+            locals: vec![],
+            depth: self.depth + 1,
+        };
         let c = c.deeper()?;
         let ty = c.value(entry.raw.get("type").unwrap_or(&Value::Null))?;
-        if ty.as_str().is_some_and(|t| t.eq_ignore_ascii_case(super::DEPLOYMENTS)) {
+        if ty
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case(super::DEPLOYMENTS))
+        {
             let nested = entry.nested.borrow().clone();
             let Some(scope) = nested else {
                 return Err(EvalError::new(format!(
                     "reference() to deployment '{target}', whose template is linked, not in the inputs"
                 )));
             };
-            let inner = Ctx { scope: &scope, copy: vec![], locals: vec![], depth: c.depth + 1 };
+            let inner = Ctx {
+                scope: &scope,
+                copy: vec![],
+                locals: vec![],
+                depth: c.depth + 1,
+            };
             let template = nested_template(&entry.raw);
             let mut outputs = Map::new();
             if let Some(Value::Object(outs)) = template.and_then(|t| get_ci(t, "outputs")) {
@@ -642,7 +755,8 @@ impl<'a> Ctx<'a> {
                     if let Some(v) = o.get("value") {
                         match inner.value(v) {
                             Ok(v) => {
-                                outputs.insert(k.clone(), json!({"type": o.get("type"), "value": v}));
+                                outputs
+                                    .insert(k.clone(), json!({"type": o.get("type"), "value": v}));
                             }
                             Err(e) => {
                                 outputs.insert(
@@ -671,7 +785,11 @@ pub fn nested_template(res: &Value) -> Option<&Map<String, Value>> {
 
 /// Case-insensitive object lookup (ARM names are case-insensitive).
 pub fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    m.get(key).or_else(|| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 fn member(b: &Value, m: &str, e: &Expr) -> R<Value> {
@@ -681,10 +799,18 @@ fn member(b: &Value, m: &str, e: &Expr) -> R<Value> {
                 let missing = o
                     .get("\u{0}missing")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 return Err(EvalError {
-                    message: format!("a nested deployment's output: {}", err.as_str().unwrap_or("")),
+                    message: format!(
+                        "a nested deployment's output: {}",
+                        err.as_str().unwrap_or("")
+                    ),
                     missing_parameters: missing,
                 });
             }
@@ -692,7 +818,9 @@ fn member(b: &Value, m: &str, e: &Expr) -> R<Value> {
                 Some(v) => Ok(v.clone()),
                 None => {
                     let keys: Vec<&String> = o.keys().take(8).collect();
-                    Err(EvalError::new(format!("'{e}': the object has no property '{m}' (it has {keys:?})")))
+                    Err(EvalError::new(format!(
+                        "'{e}': the object has no property '{m}' (it has {keys:?})"
+                    )))
                 }
             }
         }
@@ -708,12 +836,21 @@ fn index(b: &Value, i: &Value) -> R<Value> {
                 .ok()
                 .and_then(|n| a.get(n))
                 .cloned()
-                .ok_or_else(|| EvalError::new(format!("index {n} is outside the array of {} items", a.len())))
+                .ok_or_else(|| {
+                    EvalError::new(format!(
+                        "index {n} is outside the array of {} items",
+                        a.len()
+                    ))
+                })
         }
-        (Value::Object(o), Value::String(k)) => {
-            get_ci(o, k).cloned().ok_or_else(|| EvalError::new(format!("the object has no property '{k}'")))
-        }
-        _ => Err(EvalError::new(format!("cannot index {} with {}", kind(b), kind(i)))),
+        (Value::Object(o), Value::String(k)) => get_ci(o, k)
+            .cloned()
+            .ok_or_else(|| EvalError::new(format!("the object has no property '{k}'"))),
+        _ => Err(EvalError::new(format!(
+            "cannot index {} with {}",
+            kind(b),
+            kind(i)
+        ))),
     }
 }
 
@@ -729,17 +866,28 @@ pub fn kind(v: &Value) -> &'static str {
 }
 
 pub fn as_str<'v>(v: &'v Value, what: &str) -> R<&'v str> {
-    v.as_str().ok_or_else(|| EvalError::new(format!("{what} needs a string, found {}", kind(v))))
+    v.as_str()
+        .ok_or_else(|| EvalError::new(format!("{what} needs a string, found {}", kind(v))))
 }
 
 pub fn as_int(v: &Value, what: &str) -> R<i64> {
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                    .map(|f| f as i64)
+            })
             .ok_or_else(|| EvalError::new(format!("{what} needs a whole number, found {n}"))),
-        Value::String(s) => s.trim().parse().map_err(|_| EvalError::new(format!("{what} needs a whole number, found '{s}'"))),
-        _ => Err(EvalError::new(format!("{what} needs a whole number, found {}", kind(v)))),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| EvalError::new(format!("{what} needs a whole number, found '{s}'"))),
+        _ => Err(EvalError::new(format!(
+            "{what} needs a whole number, found {}",
+            kind(v)
+        ))),
     }
 }
 
@@ -748,7 +896,10 @@ fn as_bool(v: &Value, what: &str) -> R<bool> {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(EvalError::new(format!("{what} needs a bool, found {}", kind(v)))),
+        _ => Err(EvalError::new(format!(
+            "{what} needs a bool, found {}",
+            kind(v)
+        ))),
     }
 }
 
@@ -775,7 +926,9 @@ pub fn resource_id(ty: &str, names: &[String]) -> String {
     let mut parts = ty.split('/');
     let ns = parts.next().unwrap_or("");
     let types: Vec<&str> = parts.collect();
-    let mut id = format!("/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroup}}/providers/{ns}");
+    let mut id = format!(
+        "/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroup}}/providers/{ns}"
+    );
     for (i, t) in types.iter().enumerate() {
         id.push('/');
         id.push_str(t);
@@ -850,7 +1003,13 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
     match name {
         "concat" => {
             if a.iter().all(|v| v.is_array() || v.is_null()) && !a.is_empty() {
-                Ok(Value::Array(a.iter().filter_map(Value::as_array).flatten().cloned().collect()))
+                Ok(Value::Array(
+                    a.iter()
+                        .filter_map(Value::as_array)
+                        .flatten()
+                        .cloned()
+                        .collect(),
+                ))
             } else {
                 Ok(Value::String(a.iter().map(to_text).collect()))
             }
@@ -869,7 +1028,9 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
         "tolower" => Ok(Value::String(str_arg(a, 0, name)?.to_lowercase())),
         "toupper" => Ok(Value::String(str_arg(a, 0, name)?.to_uppercase())),
         "trim" => Ok(Value::String(str_arg(a, 0, name)?.trim().to_string())),
-        "replace" => Ok(Value::String(str_arg(a, 0, name)?.replace(str_arg(a, 1, name)?, str_arg(a, 2, name)?))),
+        "replace" => Ok(Value::String(
+            str_arg(a, 0, name)?.replace(str_arg(a, 1, name)?, str_arg(a, 2, name)?),
+        )),
         "split" => {
             let s = str_arg(a, 0, name)?;
             let seps: Vec<String> = match a.get(1) {
@@ -879,20 +1040,46 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
             };
             let mut parts = vec![s.to_string()];
             for sep in seps.iter().filter(|s| !s.is_empty()) {
-                parts = parts.iter().flat_map(|p| p.split(sep.as_str()).map(str::to_string).collect::<Vec<_>>()).collect();
+                parts = parts
+                    .iter()
+                    .flat_map(|p| {
+                        p.split(sep.as_str())
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
             }
             Ok(Value::Array(parts.into_iter().map(Value::String).collect()))
         }
         "join" => match a.first() {
-            Some(Value::Array(xs)) => Ok(Value::String(xs.iter().map(to_text).collect::<Vec<_>>().join(str_arg(a, 1, name)?))),
+            Some(Value::Array(xs)) => Ok(Value::String(
+                xs.iter()
+                    .map(to_text)
+                    .collect::<Vec<_>>()
+                    .join(str_arg(a, 1, name)?),
+            )),
             _ => Err(EvalError::new("join() needs an array")),
         },
         "first" | "last" => match a.first() {
-            Some(Value::Array(xs)) => Ok(if name == "first" { xs.first() } else { xs.last() }.cloned().unwrap_or(Value::Null)),
+            Some(Value::Array(xs)) => Ok(if name == "first" {
+                xs.first()
+            } else {
+                xs.last()
+            }
+            .cloned()
+            .unwrap_or(Value::Null)),
             Some(Value::String(s)) => Ok(Value::String(
-                if name == "first" { s.chars().next() } else { s.chars().last() }.map(String::from).unwrap_or_default(),
+                if name == "first" {
+                    s.chars().next()
+                } else {
+                    s.chars().last()
+                }
+                .map(String::from)
+                .unwrap_or_default(),
             )),
-            _ => Err(EvalError::new(format!("{name}() needs an array or a string"))),
+            _ => Err(EvalError::new(format!(
+                "{name}() needs an array or a string"
+            ))),
         },
         "take" | "skip" => {
             let n = usize::try_from(int_arg(a, 1, name)?.max(0)).unwrap_or(0);
@@ -907,7 +1094,9 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
                 } else {
                     s.chars().skip(n).collect()
                 })),
-                _ => Err(EvalError::new(format!("{name}() needs an array or a string"))),
+                _ => Err(EvalError::new(format!(
+                    "{name}() needs an array or a string"
+                ))),
             }
         }
         "length" => Ok(num(match a.first() {
@@ -926,32 +1115,60 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
         "contains" => Ok(Value::Bool(match (a.first(), a.get(1)) {
             (Some(Value::Array(x)), Some(v)) => x.contains(v),
             (Some(Value::Object(x)), Some(v)) => get_ci(x, &to_text(v)).is_some(),
-            (Some(Value::String(x)), Some(v)) => x.to_lowercase().contains(&to_text(v).to_lowercase()),
+            (Some(Value::String(x)), Some(v)) => {
+                x.to_lowercase().contains(&to_text(v).to_lowercase())
+            }
             _ => return Err(EvalError::new("contains() needs a container and a value")),
         })),
-        "startswith" => Ok(Value::Bool(str_arg(a, 0, name)?.to_lowercase().starts_with(&str_arg(a, 1, name)?.to_lowercase()))),
-        "endswith" => Ok(Value::Bool(str_arg(a, 0, name)?.to_lowercase().ends_with(&str_arg(a, 1, name)?.to_lowercase()))),
+        "startswith" => Ok(Value::Bool(
+            str_arg(a, 0, name)?
+                .to_lowercase()
+                .starts_with(&str_arg(a, 1, name)?.to_lowercase()),
+        )),
+        "endswith" => Ok(Value::Bool(
+            str_arg(a, 0, name)?
+                .to_lowercase()
+                .ends_with(&str_arg(a, 1, name)?.to_lowercase()),
+        )),
         "indexof" | "lastindexof" => {
-            let (s, t) = (str_arg(a, 0, name)?.to_lowercase(), str_arg(a, 1, name)?.to_lowercase());
-            let i = if name == "indexof" { s.find(&t) } else { s.rfind(&t) };
+            let (s, t) = (
+                str_arg(a, 0, name)?.to_lowercase(),
+                str_arg(a, 1, name)?.to_lowercase(),
+            );
+            let i = if name == "indexof" {
+                s.find(&t)
+            } else {
+                s.rfind(&t)
+            };
             Ok(num(i.map_or(-1, |i| s[..i].chars().count() as i64)))
         }
         "substring" => {
             let s: Vec<char> = str_arg(a, 0, name)?.chars().collect();
-            let start = usize::try_from(int_arg(a, 1, name)?).map_err(|_| EvalError::new("substring() start is negative"))?;
+            let start = usize::try_from(int_arg(a, 1, name)?)
+                .map_err(|_| EvalError::new("substring() start is negative"))?;
             let len = match a.get(2) {
-                Some(v) => usize::try_from(as_int(v, name)?).map_err(|_| EvalError::new("substring() length is negative"))?,
+                Some(v) => usize::try_from(as_int(v, name)?)
+                    .map_err(|_| EvalError::new("substring() length is negative"))?,
                 None => s.len().saturating_sub(start),
             };
             if start + len > s.len() {
-                return Err(EvalError::new(format!("substring({start}, {len}) is outside a string of {} characters", s.len())));
+                return Err(EvalError::new(format!(
+                    "substring({start}, {len}) is outside a string of {} characters",
+                    s.len()
+                )));
             }
             Ok(Value::String(s[start..start + len].iter().collect()))
         }
         "padleft" => {
             let s = to_text(a.first().unwrap_or(&Value::Null));
-            let width = usize::try_from(int_arg(a, 1, name)?).unwrap_or(0).min(MAX_BUILD);
-            let pad = a.get(2).map(to_text).and_then(|p| p.chars().next()).unwrap_or(' ');
+            let width = usize::try_from(int_arg(a, 1, name)?)
+                .unwrap_or(0)
+                .min(MAX_BUILD);
+            let pad = a
+                .get(2)
+                .map(to_text)
+                .and_then(|p| p.chars().next())
+                .unwrap_or(' ');
             let n = width.saturating_sub(s.chars().count());
             Ok(Value::String(format!("{}{s}", pad.to_string().repeat(n))))
         }
@@ -960,7 +1177,10 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
             (Some(x), Some(y)) => x == y,
             _ => return Err(EvalError::new("equals() takes 2 arguments")),
         })),
-        "not" => Ok(Value::Bool(!as_bool(a.first().unwrap_or(&Value::Null), "not()")?)),
+        "not" => Ok(Value::Bool(!as_bool(
+            a.first().unwrap_or(&Value::Null),
+            "not()",
+        )?)),
         "greater" => cmp(|o| o.is_gt()),
         "greaterorequals" => cmp(|o| o.is_ge()),
         "less" => cmp(|o| o.is_lt()),
@@ -974,20 +1194,30 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
                 "div" => x.checked_div(y),
                 _ => x.checked_rem(y),
             };
-            r.map(num).ok_or_else(|| EvalError::new(format!("{name}({x}, {y}) overflows or divides by zero")))
+            r.map(num).ok_or_else(|| {
+                EvalError::new(format!("{name}({x}, {y}) overflows or divides by zero"))
+            })
         }
         "min" | "max" => {
             let xs: Vec<i64> = match a {
                 [Value::Array(xs)] => xs.iter().map(|v| as_int(v, name)).collect::<R<_>>()?,
                 _ => a.iter().map(|v| as_int(v, name)).collect::<R<_>>()?,
             };
-            let r = if name == "min" { xs.iter().min() } else { xs.iter().max() };
-            r.copied().map(num).ok_or_else(|| EvalError::new(format!("{name}() of nothing")))
+            let r = if name == "min" {
+                xs.iter().min()
+            } else {
+                xs.iter().max()
+            };
+            r.copied()
+                .map(num)
+                .ok_or_else(|| EvalError::new(format!("{name}() of nothing")))
         }
         "range" => {
             let (s, c) = (int_arg(a, 0, name)?, int_arg(a, 1, name)?);
             if !(0..=MAX_BUILD as i64).contains(&c) {
-                return Err(EvalError::new(format!("range() count {c} is outside 0..{MAX_BUILD}")));
+                return Err(EvalError::new(format!(
+                    "range() count {c} is outside 0..{MAX_BUILD}"
+                )));
             }
             Ok(Value::Array((s..s + c).map(num).collect()))
         }
@@ -1000,7 +1230,9 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
         "createobject" => {
             let mut m = Map::new();
             for pair in a.chunks(2) {
-                let [k, v] = pair else { return Err(EvalError::new("createObject() takes key, value pairs")) };
+                let [k, v] = pair else {
+                    return Err(EvalError::new("createObject() takes key, value pairs"));
+                };
                 m.insert(to_text(k), v.clone());
             }
             Ok(Value::Object(m))
@@ -1026,21 +1258,43 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
         }
         "intersection" => match a.first() {
             Some(Value::Array(first)) => Ok(Value::Array(
-                first.iter().filter(|v| a[1..].iter().all(|o| o.as_array().is_some_and(|x| x.contains(v)))).cloned().collect(),
+                first
+                    .iter()
+                    .filter(|v| {
+                        a[1..]
+                            .iter()
+                            .all(|o| o.as_array().is_some_and(|x| x.contains(v)))
+                    })
+                    .cloned()
+                    .collect(),
             )),
-            _ => Err(EvalError::new("intersection() of objects is not evaluated by aksnet")),
+            _ => Err(EvalError::new(
+                "intersection() of objects is not evaluated by aksnet",
+            )),
         },
         "items" => match a.first() {
-            Some(Value::Object(m)) => Ok(Value::Array(m.iter().map(|(k, v)| json!({"key": k, "value": v})).collect())),
+            Some(Value::Object(m)) => Ok(Value::Array(
+                m.iter()
+                    .map(|(k, v)| json!({"key": k, "value": v}))
+                    .collect(),
+            )),
             _ => Err(EvalError::new("items() needs an object")),
         },
         "objectkeys" => match a.first() {
-            Some(Value::Object(m)) => Ok(Value::Array(m.keys().cloned().map(Value::String).collect())),
+            Some(Value::Object(m)) => {
+                Ok(Value::Array(m.keys().cloned().map(Value::String).collect()))
+            }
             _ => Err(EvalError::new("objectKeys() needs an object")),
         },
         "tryget" => match (a.first(), a.get(1)) {
-            (Some(Value::Object(m)), Some(k)) => Ok(get_ci(m, &to_text(k)).cloned().unwrap_or(Value::Null)),
-            (Some(Value::Array(x)), Some(k)) => Ok(usize::try_from(as_int(k, name)?).ok().and_then(|i| x.get(i)).cloned().unwrap_or(Value::Null)),
+            (Some(Value::Object(m)), Some(k)) => {
+                Ok(get_ci(m, &to_text(k)).cloned().unwrap_or(Value::Null))
+            }
+            (Some(Value::Array(x)), Some(k)) => Ok(usize::try_from(as_int(k, name)?)
+                .ok()
+                .and_then(|i| x.get(i))
+                .cloned()
+                .unwrap_or(Value::Null)),
             (Some(Value::Null), _) => Ok(Value::Null),
             _ => Err(EvalError::new("tryGet() needs an object and a key")),
         },
@@ -1059,9 +1313,11 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
             let names: Vec<String> = texts[ti + 1..].to_vec();
             let mut id = resource_id(&texts[ti], &names);
             if ti >= 2 && name == "resourceid" {
-                id = id
-                    .replacen("{subscriptionId}", &texts[ti - 2], 1)
-                    .replacen("{resourceGroup}", &texts[ti - 1], 1);
+                id = id.replacen("{subscriptionId}", &texts[ti - 2], 1).replacen(
+                    "{resourceGroup}",
+                    &texts[ti - 1],
+                    1,
+                );
             } else if ti == 1 && name == "resourceid" {
                 id = id.replacen("{resourceGroup}", &texts[0], 1);
             }
@@ -1076,8 +1332,12 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
             "tenantId": "{tenantId}", "displayName": "{subscription}"
         })),
         "tenant" => Ok(json!({"tenantId": "{tenantId}", "id": "/tenants/{tenantId}"})),
-        "deployment" => Ok(json!({"name": ctx.scope.deployment_name, "properties": {"templateLink": {"uri": ""}}, "location": "{location}"})),
-        "environment" => Ok(json!({"name": "AzureCloud", "suffixes": {"storage": "core.windows.net", "acrLoginServer": ".azurecr.io"}, "authentication": {"loginEndpoint": "https://login.microsoftonline.com/"}})),
+        "deployment" => Ok(
+            json!({"name": ctx.scope.deployment_name, "properties": {"templateLink": {"uri": ""}}, "location": "{location}"}),
+        ),
+        "environment" => Ok(
+            json!({"name": "AzureCloud", "suffixes": {"storage": "core.windows.net", "acrLoginServer": ".azurecr.io"}, "authentication": {"loginEndpoint": "https://login.microsoftonline.com/"}}),
+        ),
         "uniquestring" => Ok(Value::String(placeholder("u", a))),
         "guid" | "newguid" => Ok(Value::String(placeholder("guid-", a))),
         "utcnow" => Ok(Value::String("{utcNow}".into())),
@@ -1096,24 +1356,36 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
             let n = parse_net_arg(a, 0, name)?;
             let p = int_arg(a, 1, name)?;
             let i = int_arg(a, 2, name)?;
-            let p = u8::try_from(p).ok().filter(|p| *p >= n.prefix_len() && *p <= 32).ok_or_else(|| {
-                EvalError::new(format!("cidrSubnet(): /{p} is not a prefix from /{} to /32", n.prefix_len()))
-            })?;
-            let sub = u64::try_from(i).ok().and_then(|i| cidr::nth_subnet(&n, p, i)).ok_or_else(|| {
-                EvalError::new(format!("cidrSubnet(): {n} has no /{p} number {i}"))
-            })?;
+            let p = u8::try_from(p)
+                .ok()
+                .filter(|p| *p >= n.prefix_len() && *p <= 32)
+                .ok_or_else(|| {
+                    EvalError::new(format!(
+                        "cidrSubnet(): /{p} is not a prefix from /{} to /32",
+                        n.prefix_len()
+                    ))
+                })?;
+            let sub = u64::try_from(i)
+                .ok()
+                .and_then(|i| cidr::nth_subnet(&n, p, i))
+                .ok_or_else(|| {
+                    EvalError::new(format!("cidrSubnet(): {n} has no /{p} number {i}"))
+                })?;
             Ok(Value::String(sub.to_string()))
         }
         "cidrhost" => {
             let n = parse_net_arg(a, 0, name)?;
             let i = int_arg(a, 1, name)?;
             // cidrHost counts from the first usable address (network + 1).
-            let addr = u64::try_from(i).ok().and_then(|i| cidr::nth_addr(&n, i + 1)).ok_or_else(|| {
-                EvalError::new(format!("cidrHost(): {n} has no host number {i}"))
-            })?;
+            let addr = u64::try_from(i)
+                .ok()
+                .and_then(|i| cidr::nth_addr(&n, i + 1))
+                .ok_or_else(|| EvalError::new(format!("cidrHost(): {n} has no host number {i}")))?;
             Ok(Value::String(addr.to_string()))
         }
-        _ => Err(EvalError::new(format!("the function {name}() is not evaluated by aksnet"))),
+        _ => Err(EvalError::new(format!(
+            "the function {name}() is not evaluated by aksnet"
+        ))),
     }
 }
 
@@ -1146,8 +1418,12 @@ fn format_text(f: &str, args: &[Value]) -> R<String> {
                     spec.push(d);
                 }
                 let idx = spec.split([':', ',']).next().unwrap_or("").trim();
-                let i: usize = idx.parse().map_err(|_| EvalError::new(format!("format(): '{{{spec}}}' is not a placeholder")))?;
-                let v = args.get(i).ok_or_else(|| EvalError::new(format!("format(): placeholder {{{i}}} has no argument")))?;
+                let i: usize = idx.parse().map_err(|_| {
+                    EvalError::new(format!("format(): '{{{spec}}}' is not a placeholder"))
+                })?;
+                let v = args.get(i).ok_or_else(|| {
+                    EvalError::new(format!("format(): placeholder {{{i}}} has no argument"))
+                })?;
                 out.push_str(&to_text(v));
             }
             c => out.push(c),
@@ -1161,8 +1437,16 @@ mod tests {
     use super::*;
 
     fn scope(t: Value, given: &[(&str, Value)]) -> Rc<Scope> {
-        let given = given.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
-        Rc::new(Scope::new(t.as_object().unwrap(), &given, Rc::default(), "d"))
+        let given = given
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        Rc::new(Scope::new(
+            t.as_object().unwrap(),
+            &given,
+            Rc::default(),
+            "d",
+        ))
     }
 
     fn ev(s: &Rc<Scope>, e: &str) -> R<Value> {
@@ -1182,34 +1466,74 @@ mod tests {
         assert_eq!(ev(&s, "[variables('v')]").unwrap(), json!(4));
         let e = ev(&s, "[parameters('dns')]").unwrap_err();
         assert_eq!(e.missing_parameters, vec!["name".to_string()]);
-        let s = scope(json!({"parameters": {"name": {"type": "string"}}}), &[("name", json!("x"))]);
+        let s = scope(
+            json!({"parameters": {"name": {"type": "string"}}}),
+            &[("name", json!("x"))],
+        );
         assert_eq!(ev(&s, "[toUpper(parameters('NAME'))]").unwrap(), json!("X"));
     }
 
     #[test]
     fn string_and_range_functions() {
         let s = scope(json!({}), &[]);
-        assert_eq!(ev(&s, "[format('{0}-{1:N}', 'a', 2)]").unwrap(), json!("a-2"));
-        assert_eq!(ev(&s, "[cidrSubnet('10.0.0.0/16', 24, 3)]").unwrap(), json!("10.0.3.0/24"));
-        assert_eq!(ev(&s, "[cidrHost('10.0.3.0/24', 3)]").unwrap(), json!("10.0.3.4"));
-        assert_eq!(ev(&s, "[last(split('/a/b/subnets/s1', '/'))]").unwrap(), json!("s1"));
+        assert_eq!(
+            ev(&s, "[format('{0}-{1:N}', 'a', 2)]").unwrap(),
+            json!("a-2")
+        );
+        assert_eq!(
+            ev(&s, "[cidrSubnet('10.0.0.0/16', 24, 3)]").unwrap(),
+            json!("10.0.3.0/24")
+        );
+        assert_eq!(
+            ev(&s, "[cidrHost('10.0.3.0/24', 3)]").unwrap(),
+            json!("10.0.3.4")
+        );
+        assert_eq!(
+            ev(&s, "[last(split('/a/b/subnets/s1', '/'))]").unwrap(),
+            json!("s1")
+        );
         assert_eq!(ev(&s, "[if(equals(1, 2), 'x', 'y')]").unwrap(), json!("y"));
-        assert_eq!(ev(&s, "[union(createObject('a', 1), createObject('b', 2)).b]").unwrap(), json!(2));
-        assert_eq!(ev(&s, "[length(concat(createArray(1), createArray(2, 3)))]").unwrap(), json!(3));
+        assert_eq!(
+            ev(&s, "[union(createObject('a', 1), createObject('b', 2)).b]").unwrap(),
+            json!(2)
+        );
+        assert_eq!(
+            ev(&s, "[length(concat(createArray(1), createArray(2, 3)))]").unwrap(),
+            json!(3)
+        );
         assert_eq!(
             ev(&s, "[resourceId('Microsoft.Network/virtualNetworks/subnets', 'v', 's')]").unwrap(),
             json!("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}/providers/Microsoft.Network/virtualNetworks/v/subnets/s")
         );
-        assert_eq!(ev(&s, "[map(createArray(1, 2), lambda('x', mul(lambdaVariables('x'), 10)))]").unwrap(), json!([10, 20]));
-        assert_eq!(ev(&s, "[uniqueString('a')]").unwrap(), ev(&s, "[uniqueString('a')]").unwrap());
-        assert!(ev(&s, "[listKeys('x', '2020')]").unwrap_err().message.contains("listkeys() is not evaluated"));
+        assert_eq!(
+            ev(
+                &s,
+                "[map(createArray(1, 2), lambda('x', mul(lambdaVariables('x'), 10)))]"
+            )
+            .unwrap(),
+            json!([10, 20])
+        );
+        assert_eq!(
+            ev(&s, "[uniqueString('a')]").unwrap(),
+            ev(&s, "[uniqueString('a')]").unwrap()
+        );
+        assert!(ev(&s, "[listKeys('x', '2020')]")
+            .unwrap_err()
+            .message
+            .contains("listkeys() is not evaluated"));
     }
 
     #[test]
     fn cycles_and_depth_are_errors_not_overflows() {
-        let s = scope(json!({"variables": {"a": "[variables('b')]", "b": "[variables('a')]"}}), &[]);
+        let s = scope(
+            json!({"variables": {"a": "[variables('b')]", "b": "[variables('a')]"}}),
+            &[],
+        );
         assert!(ev(&s, "[variables('a')]").is_err());
-        let s = scope(json!({"parameters": {"p": {"defaultValue": "[parameters('p')]"}}}), &[]);
+        let s = scope(
+            json!({"parameters": {"p": {"defaultValue": "[parameters('p')]"}}}),
+            &[],
+        );
         assert!(ev(&s, "[parameters('p')]").is_err());
     }
 

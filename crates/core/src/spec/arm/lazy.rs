@@ -75,7 +75,12 @@ impl Lazy {
 
     /// A value with no expressions in it (Kubernetes YAML, `az` output).
     pub fn concrete(raw: Value, label: &str, path: &str) -> Lazy {
-        let scope = Rc::new(Scope::new(&Map::new(), &HashMap::new(), Rc::new(Registry::default()), ""));
+        let scope = Rc::new(Scope::new(
+            &Map::new(),
+            &HashMap::new(),
+            Rc::new(Registry::default()),
+            "",
+        ));
         Lazy {
             scope,
             copy: Vec::new(),
@@ -157,7 +162,10 @@ impl Lazy {
         if !r.concrete {
             if let Some(Value::Array(loops)) = m.get("copy") {
                 for l in loops {
-                    if l.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(key)) {
+                    if l.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(key))
+                    {
                         let (_, items) = r.ctx().property_copy(l).map_err(|e| Fail {
                             source: format!("{}.copy[{key}]", r.source()),
                             expression: None,
@@ -241,7 +249,9 @@ impl Lazy {
             v => {
                 let n = super::eval::as_int(&v, "the field").map_err(|e| self.fail(e))?;
                 u32::try_from(n).map(Some).map_err(|_| {
-                    self.fail(EvalError::new(format!("{n} is not a whole number from 0 to 4294967295")))
+                    self.fail(EvalError::new(format!(
+                        "{n} is not a whole number from 0 to 4294967295"
+                    )))
                 })
             }
         }

@@ -101,15 +101,24 @@ impl Parameters {
             )
         })?;
         if k.trim().is_empty() {
-            return Err(InputError::new("--parameter", format!("'{text}' has no parameter name")));
+            return Err(InputError::new(
+                "--parameter",
+                format!("'{text}' has no parameter name"),
+            ));
         }
-        self.values
-            .push((k.trim().to_string(), ParamValue::Text(v.to_string()), format!("--parameter {k}")));
+        self.values.push((
+            k.trim().to_string(),
+            ParamValue::Text(v.to_string()),
+            format!("--parameter {k}"),
+        ));
         Ok(())
     }
 
     /// The values typed for a template's declarations.
-    fn for_template(&self, decls: Option<&serde_json::Map<String, Value>>) -> Result<HashMap<String, Value>, InputError> {
+    fn for_template(
+        &self,
+        decls: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<HashMap<String, Value>, InputError> {
         let mut out = HashMap::new();
         for (k, v, src) in &self.values {
             let decl = decls.and_then(|d| eval::get_ci(d, k));
@@ -134,10 +143,14 @@ impl Parameters {
 
     /// The value for a name, as text (CAPZ `${VAR}` substitution).
     pub fn text(&self, name: &str) -> Option<String> {
-        self.values.iter().rev().find(|(k, _, _)| k == name).map(|(_, v, _)| match v {
-            ParamValue::Text(t) => t.clone(),
-            ParamValue::Json(j) => eval::to_text(j),
-        })
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _, _)| k == name)
+            .map(|(_, v, _)| match v {
+                ParamValue::Text(t) => t.clone(),
+                ParamValue::Json(j) => eval::to_text(j),
+            })
     }
 }
 
@@ -151,7 +164,9 @@ fn typed_text(t: &str, ty: &str) -> Result<Value, String> {
         "bool" => match t.trim().to_ascii_lowercase().as_str() {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
-            _ => Err(format!("'{t}' is not true or false, and the parameter is a bool")),
+            _ => Err(format!(
+                "'{t}' is not true or false, and the parameter is a bool"
+            )),
         },
         "array" | "object" | "secureobject" => serde_json::from_str(t)
             .map_err(|e| format!("'{t}' is not JSON ({e}), and the parameter is an {ty}")),
@@ -204,7 +219,10 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
                 if known.is_empty() {
                     format!("no --file declares a parameter '{k}'")
                 } else {
-                    format!("no --file declares a parameter '{k}'; they declare {}", known.join(", "))
+                    format!(
+                        "no --file declares a parameter '{k}'; they declare {}",
+                        known.join(", ")
+                    )
                 },
             ));
         }
@@ -278,7 +296,12 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
         }
     }
     link_subnets(&mut input, &vnets);
-    if input.network_plugin.is_none() && !input.notes.iter().any(|n| n.code == "network-plugin-defaulted") {
+    if input.network_plugin.is_none()
+        && !input
+            .notes
+            .iter()
+            .any(|n| n.code == "network-plugin-defaulted")
+    {
         input.notes.push(Finding::new(
             "network-plugin-defaulted",
             format!(
@@ -310,7 +333,8 @@ fn classify(
             "this is a deployment parameters file; give it with --parameters, and the template with --file",
         ));
     }
-    if root.contains_key("apiVersion") && root.contains_key("kind") && root.contains_key("metadata") {
+    if root.contains_key("apiVersion") && root.contains_key("kind") && root.contains_key("metadata")
+    {
         return k8s::collect(&d.value, label, params, declared, c, input);
     }
     if let Some(res) = eval::get_ci(root, "resources").filter(|r| r.is_array() || r.is_object()) {
@@ -322,18 +346,30 @@ fn classify(
         let given = params.for_template(decls)?;
         let (_, w) = template::walk(root, &given);
         for (path, msg) in w.notes {
-            c.notes.push(Finding::new("template-not-evaluated", format!("{label}: {path}: {msg}")));
+            c.notes.push(Finding::new(
+                "template-not-evaluated",
+                format!("{label}: {path}: {msg}"),
+            ));
         }
         for f in &w.resources {
             let lazy = f.lazy(label);
             match f.ty.as_str() {
                 MANAGED_CLUSTERS if !f.existing => {
-                    let props = lazy.get("properties").ok().flatten().unwrap_or_else(|| lazy.clone());
-                    c.clusters.push((props, f.name.clone(), format!("{label}: {}", f.path)));
+                    let props = lazy
+                        .get("properties")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| lazy.clone());
+                    c.clusters
+                        .push((props, f.name.clone(), format!("{label}: {}", f.path)));
                 }
                 AGENT_POOLS if !f.existing => {
                     let (parent, name) = split_child(f.name.as_deref());
-                    let props = lazy.get("properties").ok().flatten().unwrap_or_else(|| lazy.clone());
+                    let props = lazy
+                        .get("properties")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| lazy.clone());
                     c.pools.push((parent, name, props));
                 }
                 VIRTUAL_NETWORKS if !f.existing => {
@@ -344,14 +380,23 @@ fn classify(
                 SUBNETS if !f.existing => {
                     let (vnet, sub) = split_child(f.name.as_deref());
                     if let (Some(v), Some(s)) = (vnet, sub) {
-                        let props = lazy.get("properties").ok().flatten().unwrap_or_else(|| lazy.clone());
+                        let props = lazy
+                            .get("properties")
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| lazy.clone());
                         c.subnets.push((v, s, props));
                     }
                 }
                 _ => {}
             }
         }
-        if c.clusters.is_empty() && !w.resources.iter().any(|f| f.ty == VIRTUAL_NETWORKS || f.ty == SUBNETS) {
+        if c.clusters.is_empty()
+            && !w
+                .resources
+                .iter()
+                .any(|f| f.ty == VIRTUAL_NETWORKS || f.ty == SUBNETS)
+        {
             c.notes.push(Finding::new(
                 "file-without-network",
                 format!("{label}: the template holds no managed cluster, VNet or subnet"),
@@ -360,18 +405,35 @@ fn classify(
         return Ok(());
     }
     let lazy = Lazy::concrete(d.value.clone(), label, "");
-    let ty = root.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let ty = root
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ty == VIRTUAL_NETWORKS {
         // az network vnet show
-        let name = root.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = root
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut r = Reader { input };
         c.vnets.push(vnet_of(&mut r, &name, &lazy));
         return Ok(());
     }
     let name = root.get("name").and_then(Value::as_str).map(str::to_string);
     let props = match eval::get_ci(root, "properties") {
-        Some(Value::Object(_)) => lazy.get("properties").ok().flatten().unwrap_or(lazy.clone()),
-        Some(_) => return Err(InputError::new(format!("{label}: properties"), "must be an object")),
+        Some(Value::Object(_)) => lazy
+            .get("properties")
+            .ok()
+            .flatten()
+            .unwrap_or(lazy.clone()),
+        Some(_) => {
+            return Err(InputError::new(
+                format!("{label}: properties"),
+                "must be an object",
+            ))
+        }
         None => lazy.clone(),
     };
     let has = |k: &str| props.get(k).ok().flatten().is_some();
@@ -404,7 +466,10 @@ fn classify(
 
 fn split_child(name: Option<&str>) -> (Option<String>, Option<String>) {
     match name.map(|n| n.rsplit_once('/')) {
-        Some(Some((p, c))) => (Some(p.rsplit('/').next().unwrap_or(p).to_string()), Some(c.to_string())),
+        Some(Some((p, c))) => (
+            Some(p.rsplit('/').next().unwrap_or(p).to_string()),
+            Some(c.to_string()),
+        ),
         Some(None) => (None, name.map(str::to_string)),
         None => (None, None),
     }
@@ -412,7 +477,11 @@ fn split_child(name: Option<&str>) -> (Option<String>, Option<String>) {
 
 /// A VNet resource (or az output): its address space and inline subnets.
 pub(crate) fn vnet_of(r: &mut Reader, name: &str, res: &Lazy) -> VnetInfo {
-    let props = res.get("properties").ok().flatten().unwrap_or_else(|| res.clone());
+    let props = res
+        .get("properties")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| res.clone());
     let mut v = VnetInfo {
         name: name.to_string(),
         ..VnetInfo::default()
@@ -426,7 +495,10 @@ pub(crate) fn vnet_of(r: &mut Reader, name: &str, res: &Lazy) -> VnetInfo {
                         Ok(None) => {}
                         Err(f) => r.input.pending.push(Pending {
                             covered_by: Some("--vnet-cidr"),
-                            error: InputError::new(f.source.clone(), f.message(Some("--vnet-cidr"))),
+                            error: InputError::new(
+                                f.source.clone(),
+                                f.message(Some("--vnet-cidr")),
+                            ),
                         }),
                     }
                 }
@@ -442,19 +514,32 @@ pub(crate) fn vnet_of(r: &mut Reader, name: &str, res: &Lazy) -> VnetInfo {
             error: InputError::new(f.source.clone(), f.message(Some("--vnet-cidr"))),
         }),
     }
-    let subnets = match props.get("subnets").and_then(|s| s.map(|s| s.items()).transpose()) {
+    let subnets = match props
+        .get("subnets")
+        .and_then(|s| s.map(|s| s.items()).transpose())
+    {
         Ok(s) => s.unwrap_or_default(),
         Err(f) => {
             r.input.notes.push(Finding::new(
                 "field-not-evaluated",
-                format!("{}: {}; the VNet's subnets are unknown", f.source, f.message(Some("--subnet-cidr"))),
+                format!(
+                    "{}: {}; the VNet's subnets are unknown",
+                    f.source,
+                    f.message(Some("--subnet-cidr"))
+                ),
             ));
             Vec::new()
         }
     };
     for s in subnets {
-        let Some(sname) = r.text(&s, "name", None) else { continue };
-        let sprops = s.get("properties").ok().flatten().unwrap_or_else(|| s.clone());
+        let Some(sname) = r.text(&s, "name", None) else {
+            continue;
+        };
+        let sprops = s
+            .get("properties")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| s.clone());
         let ks = subnet_of(r, &sname.value, name, &sprops);
         v.subnets.push(ks);
     }
@@ -471,7 +556,9 @@ pub(crate) fn subnet_of(r: &mut Reader, name: &str, vnet: &str, props: &Lazy) ->
         ..KnownSubnet::default()
     };
     let mut scratch = SpecInput::default();
-    let mut sr = Reader { input: &mut scratch };
+    let mut sr = Reader {
+        input: &mut scratch,
+    };
     if let Some(p) = sr.text(props, "addressPrefix", Some("--subnet-cidr")) {
         ks.prefixes.push(p);
     }
@@ -485,7 +572,12 @@ pub(crate) fn subnet_of(r: &mut Reader, name: &str, vnet: &str, props: &Lazy) ->
         match it.text() {
             Ok(Some(t)) => ks.prefixes.push(Sourced::new(t, it.source())),
             Ok(None) => {}
-            Err(f) => ks.range_error = Some(InputError::new(f.source.clone(), f.message(Some("--subnet-cidr")))),
+            Err(f) => {
+                ks.range_error = Some(InputError::new(
+                    f.source.clone(),
+                    f.message(Some("--subnet-cidr")),
+                ))
+            }
         }
     }
     // Reported only if a pool turns out to use the subnet.
@@ -502,7 +594,10 @@ pub(crate) fn subnet_of(r: &mut Reader, name: &str, vnet: &str, props: &Lazy) ->
 fn link_subnets(input: &mut SpecInput, vnets: &[VnetInfo]) {
     let find = |id: &str| -> Option<(&VnetInfo, &KnownSubnet)> {
         let (vnet, sub) = match eval::parse_resource_id(id) {
-            Some((ty, names)) if ty.eq_ignore_ascii_case("Microsoft.Network/virtualNetworks/subnets") && names.len() == 2 => {
+            Some((ty, names))
+                if ty.eq_ignore_ascii_case("Microsoft.Network/virtualNetworks/subnets")
+                    && names.len() == 2 =>
+            {
                 (Some(names[0].clone()), names[1].clone())
             }
             Some(_) => return None,
@@ -510,10 +605,16 @@ fn link_subnets(input: &mut SpecInput, vnets: &[VnetInfo]) {
             None => (None, id.rsplit('/').next().unwrap_or(id).to_string()),
         };
         vnets.iter().find_map(|v| {
-            if vnet.as_ref().is_some_and(|n| !n.eq_ignore_ascii_case(&v.name)) {
+            if vnet
+                .as_ref()
+                .is_some_and(|n| !n.eq_ignore_ascii_case(&v.name))
+            {
                 return None;
             }
-            v.subnets.iter().find(|s| s.name.eq_ignore_ascii_case(&sub)).map(|s| (v, s))
+            v.subnets
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(&sub))
+                .map(|s| (v, s))
         })
     };
     let mut used_vnets: Vec<&VnetInfo> = Vec::new();
@@ -568,13 +669,18 @@ mod tests {
         let docs: Vec<Document> = docs
             .iter()
             .enumerate()
-            .map(|(i, v)| Document { value: v.clone(), label: format!("f{i}.json") })
+            .map(|(i, v)| Document {
+                value: v.clone(),
+                label: format!("f{i}.json"),
+            })
             .collect();
         from_documents(&docs, &ps)
     }
 
     fn plan(docs: &[Value], params: &[&str]) -> crate::planner::Plan {
-        let i = read(docs, params).unwrap().overridden_by(SpecInput::default());
+        let i = read(docs, params)
+            .unwrap()
+            .overridden_by(SpecInput::default());
         crate::planner::plan_input(&i).unwrap()
     }
 
@@ -631,21 +737,44 @@ mod tests {
               "properties": {"networkProfile": {"networkPlugin": "kubenet", "podCidr": "[parameters('podRange')]"},
                              "agentPoolProfiles": [{"name": "a", "count": "[reference('elsewhere').count]"}]}}]});
         let i = read(&[t.clone()], &[]).unwrap();
-        let e = i.clone().overridden_by(SpecInput::default()).resolve(NetworkPlugin::Kubenet, false).unwrap_err();
-        assert_eq!(e.field, "f0.json: resources[0].properties.networkProfile.podCidr");
+        let e = i
+            .clone()
+            .overridden_by(SpecInput::default())
+            .resolve(NetworkPlugin::Kubenet, false)
+            .unwrap_err();
+        assert_eq!(
+            e.field,
+            "f0.json: resources[0].properties.networkProfile.podCidr"
+        );
         assert!(e.message.contains("[parameters('podRange')]"), "{e}");
-        assert!(e.message.contains("--parameter podRange=VALUE or --pod-cidr"), "{e}");
+        assert!(
+            e.message
+                .contains("--parameter podRange=VALUE or --pod-cidr"),
+            "{e}"
+        );
         // The flags cover both fields: no error remains.
         let flags = SpecInput {
             pod_cidr: Some(Sourced::new("10.9.0.0/16".into(), "--pod-cidr")),
             node_count: Some(Sourced::new(2, "--node-count")),
             ..SpecInput::default()
         };
-        let n = i.overridden_by(flags).resolve(NetworkPlugin::Kubenet, false).unwrap().network;
+        let n = i
+            .overridden_by(flags)
+            .resolve(NetworkPlugin::Kubenet, false)
+            .unwrap()
+            .network;
         assert_eq!(n.node_pools[0].count, 2);
         // --parameter supplies it too; the count still names its flag.
-        let e = read(&[t], &["podRange=10.9.0.0/16"]).unwrap().overridden_by(SpecInput::default()).resolve(NetworkPlugin::Kubenet, false).unwrap_err();
-        assert!(e.message.contains("not a resource of the inputs") && e.message.contains("--node-count"), "{e}");
+        let e = read(&[t], &["podRange=10.9.0.0/16"])
+            .unwrap()
+            .overridden_by(SpecInput::default())
+            .resolve(NetworkPlugin::Kubenet, false)
+            .unwrap_err();
+        assert!(
+            e.message.contains("not a resource of the inputs")
+                && e.message.contains("--node-count"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -655,9 +784,21 @@ mod tests {
             "agentPoolProfiles": [{"name": "sys", "mode": "System", "vnetSubnetId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/n"},
                                   {"name": "u", "enableAutoScaling": true, "count": 2, "maxCount": 9}]});
         let p = plan(&[show], &[]);
-        assert!(!p.errors.iter().any(|e| e.code.starts_with("dns-service-ip")), "{:?}", p.errors);
-        assert_eq!(p.network.node_pools[0].count, 1, "the API default count is 1");
-        assert_eq!(p.network.node_pools[1].count, 9, "autoscaled pools plan for maxCount");
+        assert!(
+            !p.errors
+                .iter()
+                .any(|e| e.code.starts_with("dns-service-ip")),
+            "{:?}",
+            p.errors
+        );
+        assert_eq!(
+            p.network.node_pools[0].count, 1,
+            "the API default count is 1"
+        );
+        assert_eq!(
+            p.network.node_pools[1].count, 9,
+            "autoscaled pools plan for maxCount"
+        );
         assert!(p.warnings.iter().any(|w| w.code == "subnet-range-unknown"));
         let bare = json!({"networkPlugin": "kubenet", "podCidrs": ["10.10.0.0/16", "fd00::/64"]});
         let p = plan(&[bare], &[]);

@@ -20,7 +20,10 @@ impl Reader<'_> {
     fn pend(&mut self, f: Fail, flag: Option<&'static str>) {
         if flag.is_none() {
             let msg = f.message(None);
-            self.note("field-not-evaluated", format!("{}: {msg}; read as unset", f.source));
+            self.note(
+                "field-not-evaluated",
+                format!("{}: {msg}; read as unset", f.source),
+            );
             return;
         }
         self.input.pending.push(Pending {
@@ -34,7 +37,12 @@ impl Reader<'_> {
     }
 
     /// Text at `key` of `obj`; failures pend under `flag`.
-    pub fn text(&mut self, obj: &Lazy, key: &str, flag: Option<&'static str>) -> Option<Sourced<String>> {
+    pub fn text(
+        &mut self,
+        obj: &Lazy,
+        key: &str,
+        flag: Option<&'static str>,
+    ) -> Option<Sourced<String>> {
         match obj.get(key).and_then(|v| match v {
             Some(v) => v.text().map(|t| t.map(|t| (t, v.source()))),
             None => Ok(None),
@@ -48,7 +56,12 @@ impl Reader<'_> {
         }
     }
 
-    pub fn count(&mut self, obj: &Lazy, key: &str, flag: Option<&'static str>) -> Option<Sourced<u32>> {
+    pub fn count(
+        &mut self,
+        obj: &Lazy,
+        key: &str,
+        flag: Option<&'static str>,
+    ) -> Option<Sourced<u32>> {
         match obj.get(key).and_then(|v| match v {
             Some(v) => v.count().map(|n| n.map(|n| (n, v.source()))),
             None => Ok(None),
@@ -67,7 +80,10 @@ impl Reader<'_> {
             Ok(b) => b.flatten(),
             Err(f) => {
                 let msg = f.message(None);
-                self.note("field-not-evaluated", format!("{}: {msg}; read as unset", f.source));
+                self.note(
+                    "field-not-evaluated",
+                    format!("{}: {msg}; read as unset", f.source),
+                );
                 None
             }
         }
@@ -104,7 +120,10 @@ impl Reader<'_> {
                 ..SubnetRef::default()
             });
         }
-        let reference = format!("{}Reference", key.trim_end_matches("ID").trim_end_matches("Id"));
+        let reference = format!(
+            "{}Reference",
+            key.trim_end_matches("ID").trim_end_matches("Id")
+        );
         let r = pool.get(&reference).ok().flatten()?;
         let s = self.text(&r, "armId", Some(flag))?;
         Some(SubnetRef {
@@ -133,7 +152,10 @@ impl Reader<'_> {
         if let Ok(Some(api)) = props.get("apiServerAccessProfile") {
             self.input.authorized_ip_ranges = self.texts(&api, "authorizedIPRanges", None);
         }
-        match props.get("agentPoolProfiles").and_then(|p| p.map(|p| p.items()).transpose()) {
+        match props
+            .get("agentPoolProfiles")
+            .and_then(|p| p.map(|p| p.items()).transpose())
+        {
             Ok(Some(pools)) => {
                 for p in pools {
                     self.pool(&p, None);
@@ -147,7 +169,8 @@ impl Reader<'_> {
     pub fn network_profile(&mut self, np: &Lazy) {
         let i = &mut *self;
         i.input.network_plugin = i.text(np, "networkPlugin", Some("--network-plugin"));
-        i.input.network_plugin_mode = i.text(np, "networkPluginMode", Some("--network-plugin-mode"));
+        i.input.network_plugin_mode =
+            i.text(np, "networkPluginMode", Some("--network-plugin-mode"));
         i.input.network_policy = i.text(np, "networkPolicy", None);
         i.input.network_dataplane = i.text(np, "networkDataplane", None);
         let pod_cidrs = i.texts(np, "podCidrs", Some("--pod-cidr"));
@@ -173,7 +196,8 @@ impl Reader<'_> {
                     for list in ["publicIPs", "publicIPPrefixes"] {
                         if let Ok(Some(l)) = o.get(list) {
                             if let Ok(items) = l.items() {
-                                own = own.saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
+                                own = own
+                                    .saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
                                 src.get_or_insert(l.source());
                             }
                         }
@@ -233,7 +257,9 @@ impl Reader<'_> {
     }
 }
 
-fn split_families(list: Vec<Sourced<String>>) -> (Option<Sourced<String>>, Option<Sourced<String>>) {
+fn split_families(
+    list: Vec<Sourced<String>>,
+) -> (Option<Sourced<String>>, Option<Sourced<String>>) {
     let mut v4 = None;
     let mut v6 = None;
     for s in list {

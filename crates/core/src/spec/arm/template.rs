@@ -100,10 +100,15 @@ fn walk_in(
         // Resource copy loops: one instance per index.
         let instances: Vec<Vec<(String, i64)>> = match obj.get("copy") {
             Some(c @ Value::Object(_)) => {
-                let name = c.get("name").and_then(Value::as_str).unwrap_or("copy").to_string();
-                match base.value(c.get("count").unwrap_or(&Value::Null)).and_then(|v| {
-                    super::eval::as_int(&v, "copy count")
-                }) {
+                let name = c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("copy")
+                    .to_string();
+                match base
+                    .value(c.get("count").unwrap_or(&Value::Null))
+                    .and_then(|v| super::eval::as_int(&v, "copy count"))
+                {
                     Ok(n) if (0..=MAX_COPY).contains(&n) => (0..n)
                         .map(|i| {
                             let mut cp = copy.to_vec();
@@ -112,11 +117,22 @@ fn walk_in(
                         })
                         .collect(),
                     Ok(n) => {
-                        w.notes.push((path.clone(), format!("copy count {n} is outside 0..{MAX_COPY}; the resource is not read")));
+                        w.notes.push((
+                            path.clone(),
+                            format!(
+                                "copy count {n} is outside 0..{MAX_COPY}; the resource is not read"
+                            ),
+                        ));
                         continue;
                     }
                     Err(e) => {
-                        w.notes.push((path.clone(), format!("the copy count cannot be evaluated ({}); one instance is read", e.message)));
+                        w.notes.push((
+                            path.clone(),
+                            format!(
+                                "the copy count cannot be evaluated ({}); one instance is read",
+                                e.message
+                            ),
+                        ));
                         let mut cp = copy.to_vec();
                         cp.push((name.to_ascii_lowercase(), 0));
                         vec![cp]
@@ -126,7 +142,11 @@ fn walk_in(
             _ => vec![copy.to_vec()],
         };
         for (k, inst) in instances.into_iter().enumerate() {
-            let ipath = if obj.contains_key("copy") { format!("{path}(copy {k})") } else { path.clone() };
+            let ipath = if obj.contains_key("copy") {
+                format!("{path}(copy {k})")
+            } else {
+                path.clone()
+            };
             let mut ctx = Ctx::new(scope);
             ctx.copy = inst.clone();
             if let Some(c) = obj.get("condition") {
@@ -135,7 +155,10 @@ fn walk_in(
                     Ok(_) => {}
                     Err(e) => w.notes.push((
                         format!("{ipath}.condition"),
-                        format!("cannot be evaluated ({}); the resource is read as deployed", e.message),
+                        format!(
+                            "cannot be evaluated ({}); the resource is read as deployed",
+                            e.message
+                        ),
                     )),
                 }
             }
@@ -144,7 +167,10 @@ fn walk_in(
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            let name = ctx.value(obj.get("name").unwrap_or(&Value::Null)).ok().and_then(|v| v.as_str().map(str::to_string));
+            let name = ctx
+                .value(obj.get("name").unwrap_or(&Value::Null))
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string));
             // Child resources declared inside their parent have short types
             // and names.
             let (full_ty, full_name) = match parent {
@@ -175,10 +201,20 @@ fn walk_in(
                 deployment(obj, &entry, &ctx, &ipath, w, depth);
             }
             if let Some(children) = obj.get("resources") {
-                if let (Some(name), true) = (&full_name, children.is_array() || children.is_object()) {
+                if let (Some(name), true) =
+                    (&full_name, children.is_array() || children.is_object())
+                {
                     let mut t = Map::new();
                     t.insert("resources".into(), children.clone());
-                    walk_in(&t, scope, &format!("{ipath}"), Some((&full_ty, name)), &inst, w, depth);
+                    walk_in(
+                        &t,
+                        scope,
+                        &format!("{ipath}"),
+                        Some((&full_ty, name)),
+                        &inst,
+                        w,
+                        depth,
+                    );
                 }
             }
             w.resources.push(Found {
