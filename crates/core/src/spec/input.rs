@@ -439,9 +439,7 @@ impl SpecInput {
             ));
             pod_subnet_cidr = None;
             pools_have_pod_subnet = false;
-            for s in &mut own_pod_subnets {
-                *s = None;
-            }
+            own_pod_subnets.fill(None);
         }
         let dynamic =
             plugin == NetworkPlugin::Azure && (pod_subnet_cidr.is_some() || pools_have_pod_subnet);

@@ -948,7 +948,7 @@ pub fn parse_resource_id(id: &str) -> Option<(String, Vec<String>)> {
         None => return None,
     };
     let segs: Vec<&str> = tail.split('/').filter(|s| !s.is_empty()).collect();
-    if segs.len() < 3 || segs.len() % 2 == 0 {
+    if segs.len() < 3 || segs.len().is_multiple_of(2) {
         return None;
     }
     let mut ty = segs[0].to_string();

@@ -736,7 +736,7 @@ mod tests {
             "resources": [{"type": "Microsoft.ContainerService/managedClusters", "name": "c",
               "properties": {"networkProfile": {"networkPlugin": "kubenet", "podCidr": "[parameters('podRange')]"},
                              "agentPoolProfiles": [{"name": "a", "count": "[reference('elsewhere').count]"}]}}]});
-        let i = read(&[t.clone()], &[]).unwrap();
+        let i = read(std::slice::from_ref(&t), &[]).unwrap();
         let e = i
             .clone()
             .overridden_by(SpecInput::default())

@@ -206,15 +206,7 @@ fn walk_in(
                 {
                     let mut t = Map::new();
                     t.insert("resources".into(), children.clone());
-                    walk_in(
-                        &t,
-                        scope,
-                        &format!("{ipath}"),
-                        Some((&full_ty, name)),
-                        &inst,
-                        w,
-                        depth,
-                    );
+                    walk_in(&t, scope, &ipath, Some((&full_ty, name)), &inst, w, depth);
                 }
             }
             w.resources.push(Found {
