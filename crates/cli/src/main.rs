@@ -33,14 +33,24 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    let cli = Cli::parse();
+    // A long-running agent says what it does (the block it claimed, the
+    // routes it programmed) at info; one-shot commands only warn.
+    let default_level = match cli.command {
+        Command::Agent(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
+        // Colour only for a person at a terminal: never in log files, pipes
+        // or the lab's agent logs.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AKSNET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Lab(args) => commands::lab::run(args),
@@ -51,8 +61,26 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("aksnet: {e:#}");
+            eprintln!("aksnet: {}", error_chain(&e));
             ExitCode::from(commands::EXIT_UNUSABLE)
         }
     }
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose text
+/// the message before it already contains (many library errors print their
+/// source themselves, and `{:#}` would then say everything twice).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

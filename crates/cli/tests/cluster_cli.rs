@@ -118,3 +118,44 @@ fn unreadable_records_are_listed_as_problems_and_make_list_commands_fail() {
     let o = aksnet(&["node", "list", "--store", &store]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 record in the store cannot be read"));
 }
+
+/// Read-only commands never create a store, and a file that is not a
+/// store is said once, with what to do.
+#[test]
+fn read_only_commands_never_create_a_store_and_a_corrupt_one_is_said_once() {
+    let dir = tempfile::Builder::new().prefix("ak4-").tempdir().unwrap();
+    let missing = dir.path().join("not/there/cluster.db");
+    let store = format!("sqlite:{}", missing.display());
+    for args in [
+        vec!["node", "list", "--store", &store],
+        vec!["cluster", "show", "--store", &store],
+        vec!["node", "remove", "node-1", "--store", &store],
+    ] {
+        let o = aksnet(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("no store at"), "{args:?}: {}", text(&o));
+        assert!(
+            !dir.path().join("not").exists(),
+            "{args:?} created the store's directory"
+        );
+    }
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x5a_u8; 8192]).unwrap();
+    let o = aksnet(&[
+        "node",
+        "list",
+        "--store",
+        &format!("sqlite:{}", junk.display()),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert_eq!(
+        t.matches("file is not a database").count(),
+        1,
+        "said once: {t}"
+    );
+    assert!(
+        t.contains(".backup") && t.contains("aksnet cluster init"),
+        "a hint: {t}"
+    );
+}

@@ -522,3 +522,238 @@ fn lab_commands_nsg_diagram_exec_pods_and_a_crashed_lab() {
     std::fs::remove_file(dir.join("state.json")).unwrap();
     drop(lab);
 }
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Misuse is refused before any work, with the limit and its number, and
+/// leaves the lab as it was: commands on a lab that does not exist, a full
+/// pod CIDR, more pods than max pods, `--count 0`, a SIGKILLed agent (said
+/// at once, then `restart-agent`), and `check` on a half-built lab.
+#[test]
+fn misuse_is_refused_before_work_and_leaves_nothing() {
+    if !ready(&[]) {
+        return;
+    }
+    // No such lab: every command says so and exits 2, and `down` of a
+    // typo is not a successful teardown.
+    let missing = unique("nolab");
+    for args in [
+        vec!["down"],
+        vec!["check"],
+        vec!["status"],
+        vec!["rm-pod", "pod-1-1"],
+        vec!["add-node"],
+        vec!["rm-node", "node-1"],
+        vec!["restart-agent", "node-1"],
+    ] {
+        let mut a = vec!["lab"];
+        a.extend_from_slice(&args);
+        a.extend_from_slice(&["--name", &missing]);
+        let out = aksnet(&a);
+        assert_eq!(out.status.code(), Some(2), "lab {args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("no lab named '{missing}'")),
+            "lab {args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            stderr(&out).matches("no lab named").count(),
+            1,
+            "said once: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!Path::new(&format!(
+        "{}/{missing}",
+        aksnet_lab::state::root().display()
+    ))
+    .exists());
+    // NSG addresses: host bits and non-addresses refused, each said as it is.
+    for (source, says) in [
+        (
+            "10.0.0.1/8",
+            "host bits set beyond /8; write the network address, 10.0.0.0/8",
+        ),
+        ("999.1.1.1", "is not an IPv4 address"),
+        ("10.0.0.0/33", "prefix length"),
+    ] {
+        let out = aksnet(&[
+            "lab",
+            "nsg",
+            "add",
+            "--name",
+            &missing,
+            "--priority",
+            "100",
+            "--direction",
+            "inbound",
+            "--access",
+            "deny",
+            "--source",
+            source,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{source}");
+        assert!(stderr(&out).contains(says), "{source}: {}", stderr(&out));
+    }
+    let out = aksnet(&[
+        "lab",
+        "nsg",
+        "add",
+        "--name",
+        &missing,
+        "--priority",
+        "100",
+        "--direction",
+        "inbound",
+        "--access",
+        "maybe",
+    ]);
+    assert!(
+        stderr(&out).contains("'maybe' is not an access; use allow or deny"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A /22 pod CIDR holds 4 node blocks: 3 nodes + 1 added, then full.
+    let name = unique("full");
+    let (lab, _) = Lab::up(
+        &name,
+        &[
+            "--nodes",
+            "3",
+            "--pods-per-node",
+            "1",
+            "--network-plugin",
+            "azure",
+            "--network-plugin-mode",
+            "overlay",
+            "--pod-cidr",
+            "10.244.0.0/22",
+            "--max-surge",
+            "1",
+        ],
+    );
+    let added = lab.cmd(&["add-node", "--output", "json"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert_eq!(json(&added)["added"]["nodes"][0], "node-4");
+    let started = Instant::now();
+    let full = lab.cmd(&["add-node"]);
+    assert_eq!(full.status.code(), Some(2), "{}", stderr(&full));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused only after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr(&full).contains("4 /24 node blocks and 0 free"),
+        "{}",
+        stderr(&full)
+    );
+    assert_eq!(
+        lab.status()["nodes"].as_array().unwrap().len(),
+        4,
+        "no half-made node"
+    );
+
+    let zero = lab.cmd(&["add-pod", "--count", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    let many = lab.cmd(&["add-pod", "--node", "node-1", "--count", "300"]);
+    assert_eq!(many.status.code(), Some(2));
+    assert!(
+        stderr(&many).contains("at most 250 pods"),
+        "{}",
+        stderr(&many)
+    );
+    assert_eq!(lab.status()["pods"].as_array().unwrap().len(), 3);
+
+    // A SIGKILLed agent: status says dead, check says so at once and what
+    // to run, restart-agent brings it back and check passes again.
+    let st = lab.status();
+    let node2 = st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "node-2")
+        .unwrap();
+    assert_eq!(node2["agent"], "running");
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(format!(
+            "{}/{name}/state.json",
+            aksnet_lab::state::root().display()
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let pid = state["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "node-2")
+        .unwrap()["agent_pid"]
+        .as_i64()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the agent to die", Duration::from_secs(5), || {
+        lab.status()["nodes"][1]["agent"] == "dead"
+    });
+    let started = Instant::now();
+    let check = lab.cmd(&["check"]);
+    assert_eq!(check.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        stderr(&check).contains("restart-agent"),
+        "{}",
+        stderr(&check)
+    );
+    let restarted = lab.cmd(&["restart-agent", "node-2", "--output", "json"]);
+    assert!(restarted.status.success(), "{}", stderr(&restarted));
+    assert_eq!(json(&restarted)["restarted"]["node"], "node-2");
+    assert_eq!(lab.status()["nodes"][1]["agent"], "running");
+    let (_, all_match) = lab.check();
+    assert!(all_match, "check after restart-agent");
+    drop(lab);
+
+    // `lab up` killed while building: check refuses (never "0 of 0 match"
+    // with exit 0), down removes what was made.
+    let half = unique("half");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_aksnet"))
+        .args([
+            "lab",
+            "up",
+            "--name",
+            &half,
+            "--nodes",
+            "6",
+            "--pods-per-node",
+            "3",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = format!("{}/{half}/state.json", aksnet_lab::state::root().display());
+    wait_for("lab up to save its state", Duration::from_secs(10), || {
+        Path::new(&state).exists()
+    });
+    up.kill().unwrap();
+    up.wait().unwrap();
+    let half_lab = Lab(half.clone());
+    let check = half_lab.cmd(&["check"]);
+    assert_ne!(
+        check.status.code(),
+        Some(0),
+        "check of a half-built lab: {}",
+        stderr(&check)
+    );
+    assert!(
+        stderr(&check).contains("never finished building"),
+        "{}",
+        stderr(&check)
+    );
+}

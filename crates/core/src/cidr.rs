@@ -30,6 +30,14 @@ pub fn parse_cidr(input: &str) -> Result<Ipv4Net, CidrParseError> {
         if s.contains(':') {
             return Err(CidrParseError::Ipv6(s.to_string()));
         }
+        // "no prefix length" only for what is an address; anything else is
+        // not an address at all.
+        if Ipv4Addr::from_str(s).is_err() {
+            return Err(CidrParseError::BadAddress {
+                input: s.to_string(),
+                address: s.to_string(),
+            });
+        }
         return Err(CidrParseError::MissingPrefix(s.to_string()));
     };
     if addr.contains(':') {
@@ -191,7 +199,8 @@ mod tests {
             ("10.0.0.0/+8", "prefix length '+8'"),
             ("10.0.0.0/", "prefix length ''"),
             ("fd00::/64", "IPv6"),
-            ("banana", "no prefix length"),
+            // Not an address at all: not "no prefix length" (issue 16).
+            ("banana", "'banana' is not an IPv4 address"),
         ];
         for (input, want) in cases {
             let err = parse_cidr(input).unwrap_err().to_string();

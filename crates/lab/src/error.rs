@@ -10,6 +10,8 @@ pub enum LabError {
     NoLab(String, PathBuf),
     #[error("a lab named '{0}' already exists; remove it with `aksnet lab down --name {0}` or choose another --name")]
     Exists(String),
+    #[error("lab '{0}' never finished building (its `lab up` was stopped before the lab was ready), so there is nothing to check; remove it with `aksnet lab down --name {0}` and build it again")]
+    NotReady(String),
     #[error("the lab needs root (it creates network namespaces); run it as root")]
     NotRoot,
     #[error("{0}")]

@@ -94,6 +94,10 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     }
     check_programs(env, opts.pods_per_node > 0)?;
     let addressing = Addressing::plan(&opts.network, opts.vm_subnet)?;
+    // Limits first, before anything is built (a lab that cannot hold its
+    // pods would otherwise fail halfway, after minutes of work).
+    pods::check_room(&opts.network, 0, opts.pods_per_node)?;
+    nodes::check_room(&opts.network, &BTreeSet::new(), 0, opts.nodes)?;
     progress.length(4 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
     dir.create()?;
     let _lock = dir.lock()?;
@@ -244,17 +248,38 @@ pub fn add_nodes(
     require_root()?;
     let _lock = dir.lock()?;
     let mut state = dir.load()?;
+    pods::check_room(&state.network, 0, pods_each)?;
     progress.length(u64::from(count) * (2 + u64::from(pods_each)));
     let snap = store::snapshot(dir)?;
-    let added = nodes::add(dir, &mut state, &snap, count, &|m| progress.step(m))?;
-    settle(dir, &state, SETTLE)?;
-    for n in &added {
-        if pods_each > 0 {
-            pods::add(dir, &mut state, n, pods_each, &|m| progress.step(m))?;
+    let before: BTreeSet<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut build = || -> Result<Vec<String>> {
+        let added = nodes::add(dir, &mut state, &snap, count, &|m| progress.step(m))?;
+        settle(dir, &state, SETTLE)?;
+        for n in &added {
+            if pods_each > 0 {
+                pods::add(dir, &mut state, n, pods_each, &|m| progress.step(m))?;
+            }
+        }
+        settle(dir, &state, SETTLE)?;
+        Ok(added)
+    };
+    let result = build();
+    if result.is_err() {
+        // A failed add-node leaves no half-made node behind (nor its agent,
+        // records or NIC): a retry starts from where the lab was.
+        let made: Vec<String> = state
+            .nodes
+            .iter()
+            .filter(|n| !before.contains(&n.name))
+            .map(|n| n.name.clone())
+            .collect();
+        for n in made {
+            if let Err(e) = remove_node_locked(dir, &mut state, &n) {
+                tracing::warn!(node = %n, "removing the half-made node: {e}");
+            }
         }
     }
-    settle(dir, &state, SETTLE)?;
-    Ok(added)
+    result
 }
 
 /// `lab rm-node`: its pods deleted (CNI DEL), its agent stopped, the node
@@ -264,17 +289,22 @@ pub fn remove_node(dir: &LabDir, name: &str) -> Result<()> {
     require_root()?;
     let _lock = dir.lock()?;
     let mut state = dir.load()?;
+    remove_node_locked(dir, &mut state, name)
+}
+
+/// `remove_node` for a caller that holds the lab's lock.
+fn remove_node_locked(dir: &LabDir, state: &mut LabState, name: &str) -> Result<()> {
     let node = state.require_node(name)?.clone();
     let pod_names: Vec<String> = state.pods_on(name).map(|p| p.name.clone()).collect();
     let mut first_err = None;
     for p in pod_names {
-        if let Err(e) = pods::remove_one(dir, &mut state, &p) {
+        if let Err(e) = pods::remove_one(dir, state, &p) {
             first_err.get_or_insert(e);
         }
     }
-    nodes::stop_processes(dir, &state, &node);
+    nodes::stop_processes(dir, state, &node);
     store::remove_node(dir, name)?;
-    fabric::unplug_node(&state, node.index)?;
+    fabric::unplug_node(state, node.index)?;
     let ns = state.names().node(node.index);
     if ip::netns_exists(&ns) {
         ip::netns_batch(&[format!("netns del {ns}")])?;
@@ -282,8 +312,8 @@ pub fn remove_node(dir: &LabDir, name: &str) -> Result<()> {
     let nd = dir.node_dir(name);
     let _ = std::fs::remove_dir_all(&nd);
     state.nodes.retain(|n| n.name != name);
-    dir.save(&state)?;
-    sync(dir, &state)?;
+    dir.save(state)?;
+    sync(dir, state)?;
     first_err.map_or(Ok(()), Err)
 }
 
@@ -303,6 +333,14 @@ pub fn add_pods(
     r
 }
 
+/// `lab restart-agent`: a new agent for the node, once it has registered.
+pub fn restart_agent(dir: &LabDir, node: &str) -> Result<u32> {
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    nodes::restart_agent(dir, &mut state, node)
+}
+
 pub fn remove_pod(dir: &LabDir, pod: &str) -> Result<()> {
     require_root()?;
     let _lock = dir.lock()?;
@@ -314,6 +352,25 @@ pub fn remove_pod(dir: &LabDir, pod: &str) -> Result<()> {
 pub fn check(dir: &LabDir) -> Result<CheckReport> {
     require_root()?;
     let state = dir.load()?;
+    if state.phase != Phase::Ready {
+        return Err(LabError::NotReady(state.name));
+    }
+    // A dead agent is said at once (not after the settle timeout), with
+    // what to run.
+    let snap = store::snapshot(dir)?;
+    for n in &state.nodes {
+        let a = nodes::agent_state(&state, n, &snap);
+        if a != nodes::AgentState::Running {
+            return Err(LabError::Invalid(format!(
+                "the agent of {} is {} (its log: {}); restart it with `aksnet lab restart-agent --name {} {}`",
+                n.name,
+                a.as_str(),
+                nodes::agent_log(dir, &n.name).display(),
+                state.name,
+                n.name
+            )));
+        }
+    }
     let snap = settle(dir, &state, SETTLE)?;
     Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
 }
@@ -327,6 +384,8 @@ pub struct NodeStatus {
     pub network_unavailable: bool,
     pub conditions: Vec<String>,
     pub agent_running: bool,
+    /// running, lease-expired or dead.
+    pub agent: nodes::AgentState,
     pub pods: usize,
 }
 
@@ -394,6 +453,7 @@ pub fn status(dir: &LabDir) -> Result<Status> {
                 agent_running: n
                     .agent_pid
                     .is_some_and(|p| process::is_ours(p, &nodes::agent_marker(&state, n))),
+                agent: nodes::agent_state(&state, n, &snap),
                 pods: state.pods_on(&n.name).count(),
             }
         })

@@ -7,6 +7,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use aksnet_core::spec::ClusterNetwork;
+use ipnet::Ipv4Net;
+
 use crate::cni::CONFLIST;
 use crate::error::{LabError, Result};
 use crate::fabric;
@@ -80,6 +83,30 @@ fn used_ips(state: &LabState, snap: &Snapshot) -> BTreeSet<Ipv4Addr> {
     used
 }
 
+/// Refuses, before any work, nodes the pod CIDR has no /24 block for
+/// (kubenet and overlay). `taken` are the blocks the store has claimed;
+/// `waiting` nodes have no block yet but will each claim one.
+pub fn check_room(
+    net: &ClusterNetwork,
+    taken: &BTreeSet<Ipv4Net>,
+    waiting: usize,
+    adding: u32,
+) -> Result<()> {
+    let Some(pod_cidr) = net.effective_pod_cidr() else {
+        return Ok(());
+    };
+    let free = aksnet_cluster::claims::block::candidates(&pod_cidr, taken, None).len();
+    let total =
+        aksnet_core::cidr::subnet_count(&pod_cidr, aksnet_cluster::claims::block::BLOCK_PREFIX);
+    let free = free.saturating_sub(waiting);
+    if adding as usize > free {
+        return Err(LabError::Design(format!(
+            "the pod CIDR {pod_cidr} has {total} /24 node blocks and {free} free; {adding} more node(s) asked for, so nothing was added"
+        )));
+    }
+    Ok(())
+}
+
 /// Adds `count` nodes: namespaces, NICs, agents, probe servers; returns
 /// their names once every agent has written its conflist. The state is
 /// saved after each step so `lab down` finds everything if this fails.
@@ -90,14 +117,25 @@ pub fn add(
     count: u32,
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
+    let taken: BTreeSet<Ipv4Net> = snap.blocks.keys().copied().collect();
+    let waiting = state
+        .nodes
+        .iter()
+        .filter(|n| snap.block_of(&n.name).is_none())
+        .count();
+    check_room(&state.network, &taken, waiting, count)?;
     let mut used = used_ips(state, snap);
     let mut new = vec![];
     for _ in 0..count {
         let ip = state.addressing.next_node_ip(&used).ok_or_else(|| {
+            let subnet = state.addressing.node_subnet;
+            // Only what is in this subnet (the VM has its own), so the
+            // figure adds up with the subnet's size.
+            let in_use = used.iter().filter(|a| subnet.contains(*a)).count();
+            let usable = aksnet_core::cidr::size(&subnet).saturating_sub(5);
             LabError::Design(format!(
-                "the node subnet {} has no free address for another node ({} in use)",
-                state.addressing.node_subnet,
-                used.len()
+                "the node subnet {subnet} has no free address for another node: \
+                 {in_use} of its {usable} usable addresses (Azure reserves 5) are in use by nodes and pods"
             ))
         })?;
         used.insert(ip);
@@ -139,17 +177,7 @@ pub fn add(
         }
     }
     for n in &new {
-        let args = agent_args(dir, state, n);
-        let pid = process::spawn_detached(Spawn {
-            program: &state.exe,
-            args,
-            netns: None,
-            log: dir.log_dir().join(format!("agent-{}.log", n.name)),
-            env: vec![(
-                "AKSNET_LOG".into(),
-                std::env::var("AKSNET_LOG").unwrap_or_else(|_| "info".into()),
-            )],
-        })?;
+        let pid = spawn_agent(dir, state, n)?;
         let probe = start_probe(dir, state, &names.node(n.index), &n.name)?;
         if let Some(s) = state.nodes.iter_mut().find(|s| s.name == n.name) {
             s.agent_pid = Some(pid);
@@ -160,6 +188,100 @@ pub fn add(
     }
     wait_for_conflists(dir, state, &new, tick)?;
     Ok(new.into_iter().map(|n| n.name).collect())
+}
+
+/// Starts a node's agent (its log appended to `agent-NODE.log`).
+fn spawn_agent(dir: &LabDir, state: &LabState, n: &NodeState) -> Result<u32> {
+    process::spawn_detached(Spawn {
+        program: &state.exe,
+        args: agent_args(dir, state, n),
+        netns: None,
+        log: agent_log(dir, &n.name),
+        env: vec![(
+            "AKSNET_LOG".into(),
+            std::env::var("AKSNET_LOG").unwrap_or_else(|_| "info".into()),
+        )],
+    })
+}
+
+/// The state of a node's agent as `lab status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentState {
+    /// Its process runs and its node record is held by a live lease.
+    Running,
+    /// Its process runs but the store has no live record of the node (the
+    /// lease expired, e.g. after the agent was stopped for longer than the
+    /// lease's TTL).
+    LeaseExpired,
+    /// No process: it crashed, was killed, or was never started.
+    Dead,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::LeaseExpired => "lease expired",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// Whether a node's agent runs and holds its lease.
+pub fn agent_state(state: &LabState, node: &NodeState, snap: &Snapshot) -> AgentState {
+    let alive = node
+        .agent_pid
+        .is_some_and(|p| process::is_ours(p, &agent_marker(state, node)));
+    if !alive {
+        AgentState::Dead
+    } else if snap.node_present(&node.name) {
+        AgentState::Running
+    } else {
+        AgentState::LeaseExpired
+    }
+}
+
+/// `lab restart-agent`: stops the node's agent if it still runs (by PID,
+/// verified), starts a new one with the same flags, and waits until it has
+/// registered and written its conflist again.
+pub fn restart_agent(dir: &LabDir, state: &mut LabState, name: &str) -> Result<u32> {
+    let node = state.require_node(name)?.clone();
+    if let Some(pid) = node.agent_pid {
+        process::stop_all(&[(pid, agent_marker(state, &node))], Duration::from_secs(3));
+        process::reap(pid);
+    }
+    let pid = spawn_agent(dir, state, &node)?;
+    if let Some(s) = state.nodes.iter_mut().find(|s| s.name == name) {
+        s.agent_pid = Some(pid);
+    }
+    dir.save(state)?;
+    let start = Instant::now();
+    loop {
+        let view = crate::store::snapshot(dir)?;
+        if view.node_present(name) && conflist_path(dir, name).exists() {
+            return Ok(pid);
+        }
+        if !process::alive(pid) {
+            process::reap(pid);
+            return Err(LabError::Invalid(format!(
+                "the restarted agent of {name} exited; its log ({}) ends with:\n{}",
+                agent_log(dir, name).display(),
+                log_tail(&agent_log(dir, name), 15)
+            )));
+        }
+        if start.elapsed() > AGENT_START_TIMEOUT {
+            return Err(LabError::Timeout {
+                what: format!("{name}'s restarted agent registering"),
+                secs: AGENT_START_TIMEOUT.as_secs(),
+                detail: format!(
+                    "; its log ends with:\n{}",
+                    log_tail(&agent_log(dir, name), 15)
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until each new node's agent has written `10-aksnet.conflist`.

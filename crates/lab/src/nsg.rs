@@ -35,13 +35,14 @@ pub enum Protocol {
 
 macro_rules! from_str {
     ($t:ty, $what:literal, $($s:literal => $v:expr),+) => {
+        // `$what` carries its article ("a direction", "an access").
         impl FromStr for $t {
             type Err = LabError;
             fn from_str(s: &str) -> Result<Self> {
                 match s.to_ascii_lowercase().as_str() {
                     $($s => Ok($v),)+
                     _ => Err(LabError::Invalid(format!(
-                        concat!("'{}' is not a ", $what, "; use {}"),
+                        concat!("'{}' is not ", $what, "; use {}"),
                         s,
                         [$($s),+].join(" or ")
                     ))),
@@ -50,9 +51,9 @@ macro_rules! from_str {
         }
     };
 }
-from_str!(Direction, "direction", "inbound" => Direction::Inbound, "outbound" => Direction::Outbound);
-from_str!(Access, "access", "allow" => Access::Allow, "deny" => Access::Deny);
-from_str!(Protocol, "protocol", "tcp" => Protocol::Tcp, "udp" => Protocol::Udp);
+from_str!(Direction, "a direction", "inbound" => Direction::Inbound, "outbound" => Direction::Outbound);
+from_str!(Access, "an access", "allow" => Access::Allow, "deny" => Access::Deny);
+from_str!(Protocol, "a protocol", "tcp" => Protocol::Tcp, "udp" => Protocol::Udp);
 
 impl Direction {
     pub fn as_str(self) -> &'static str {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aksnet_core::spec::ClusterNetwork;
 use serde_json::Value;
 
 use crate::cni::{self, Attachment, Runtime};
@@ -34,6 +35,24 @@ fn runtime(state: &LabState, node_index: u32) -> Runtime {
 /// Adds `count` pods to `node`; returns their names. A pod whose ADD fails
 /// is removed again and the first failure is returned after the others
 /// were tried (an exhausted node shows exactly which pods did not fit).
+/// Refuses, before any work, pods beyond what a node may hold: its pool's
+/// max pods (`--max-pods`, AKS's per-model default otherwise; at most 250,
+/// which a kubenet or overlay node's /24 always has room for).
+pub fn check_room(net: &ClusterNetwork, on_node: usize, adding: u32) -> Result<()> {
+    if adding == 0 {
+        return Ok(());
+    }
+    let max_pods = net.max_pods_per_node();
+    let wanted = on_node + adding as usize;
+    if wanted > max_pods as usize {
+        return Err(LabError::Design(format!(
+            "a node holds at most {max_pods} pods (max pods of this {} cluster); it has {on_node} and {adding} more were asked for",
+            net.network_plugin
+        )));
+    }
+    Ok(())
+}
+
 pub fn add(
     dir: &LabDir,
     state: &mut LabState,
@@ -42,6 +61,7 @@ pub fn add(
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
     let n = state.require_node(node)?.clone();
+    check_room(&state.network, state.pods_on(node).count(), count)?;
     cni::check_plugins(&state.cni_bin_dir)?;
     let conflist = Runtime::load_conflist(&nodes::conflist_path(dir, node))?;
     let first = state.pods_on(node).map(|p| p.index).max().unwrap_or(0) + 1;

@@ -257,6 +257,11 @@ impl LabDir {
 
     /// Exclusive lock for commands that change the lab.
     pub fn lock(&self) -> Result<Lock> {
+        // A command on a lab that does not exist says so, rather than
+        // failing to create the lock file in a missing directory.
+        if !self.path.is_dir() {
+            return Err(LabError::NoLab(self.name.clone(), self.path.clone()));
+        }
         Lock::take(&self.path.join("lock"))
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{LabError, Result};
 use crate::ip;
 use crate::netns;
 use crate::nodes;
@@ -77,6 +77,7 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
         ..Default::default()
     };
     let state = dir.load().ok();
+    let existed = dir.path.exists();
     if let Some(st) = &state {
         // The controller first, so it stops reprogramming the fabric.
         if let Some(pid) = st.controller_pid {
@@ -160,5 +161,10 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
     );
     report.processes_stopped.sort_unstable();
     report.processes_stopped.dedup();
+    // A name that matched nothing at all is a mistake (a typo), not a
+    // successful teardown.
+    if !existed && report.processes_stopped.is_empty() && report.namespaces_removed.is_empty() {
+        return Err(LabError::NoLab(dir.name.clone(), dir.path.clone()));
+    }
     Ok(report)
 }

@@ -59,6 +59,11 @@ pub enum StoreError {
     #[error("store {store} holds unexpected data: {message}")]
     Corrupt { store: String, message: String },
 
+    /// A read-only command named a store that does not exist (it is never
+    /// created by reading it).
+    #[error("no store at {store}: the file does not exist (a store is created by `aksnet cluster init` or `aksnet lab up`; check the path)")]
+    Missing { store: String },
+
     /// A watch stopped delivering events.
     #[error("watch on prefix {prefix:?} ended: {reason}")]
     WatchClosed { prefix: String, reason: String },

@@ -79,6 +79,20 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     open_url(&url.parse()?)
 }
 
+/// Opens the store a URL names, for a command that only reads it: an SQLite
+/// file that does not exist is [`StoreError::Missing`], never created.
+pub fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
+    let parsed: StoreUrl = url.parse()?;
+    if let StoreUrl::Sqlite { path } = &parsed {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                store: format!("sqlite:{}", path.display()),
+            });
+        }
+    }
+    open_url(&parsed)
+}
+
 /// Opens the store of an already parsed URL.
 pub fn open_url(url: &StoreUrl) -> Result<Arc<dyn Store>> {
     Ok(match url {

@@ -84,9 +84,16 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     cfg.lease_ttl = Duration::from_secs(args.lease_ttl.max(2));
     cfg.resync = Duration::from_secs(args.resync.max(1));
     let stop = aksnet_agent::signals::stop_flag();
+    // The namespace first: a wrong --netns is refused before the store is
+    // opened (or created) and before anything is registered in it.
+    let kernel = NetlinkKernel::new(cfg.netns.as_deref()).with_context(|| match &cfg.netns {
+        Some(p) => format!(
+            "--netns {}: cannot manage this network namespace",
+            p.display()
+        ),
+        None => "cannot manage the agent's own network namespace".to_string(),
+    })?;
     let kv = args.store.open()?;
-    let kernel = NetlinkKernel::new(cfg.netns.as_deref())
-        .with_context(|| format!("managing namespace {:?}", cfg.netns))?;
     let agent = Agent::start(cfg, kv, Box::new(kernel))?;
     tracing::info!(node = %args.node, "agent started");
     match agent.run(stop) {

@@ -117,7 +117,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let kv = args.store.open()?;
+    let kv = args.store.open_existing()?;
     let net = read_network(kv.as_ref())?;
     let view = aksnet_cluster::read(kv.as_ref()).context("reading the cluster")?;
     let u = render::cluster::usage_of(&net, &view);
@@ -147,7 +147,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
 
 /// Used by `node` too.
 pub fn open_view(store: &StoreArgs) -> anyhow::Result<(std::sync::Arc<dyn Store>, ClusterView)> {
-    let kv = store.open()?;
+    let kv = store.open_existing()?;
     let view = aksnet_cluster::read(kv.as_ref())?;
     Ok((kv, view))
 }

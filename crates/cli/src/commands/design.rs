@@ -37,7 +37,7 @@ pub struct DesignArgs {
     /// Cluster DNS service address, inside the service CIDR. Default 10.0.0.10.
     #[arg(long, value_name = "IP")]
     pub dns_service_ip: Option<String>,
-    /// Nodes (in every pool). Default 3.
+    /// Nodes (in every pool). Default 3 (for `lab up`: its --nodes).
     #[arg(long, value_name = "N")]
     pub node_count: Option<u32>,
     /// Max pods per node (every pool). Default: kubenet 110, azure 30 (110 with a pod subnet), overlay 250.

@@ -68,7 +68,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
 
 /// Exit 0 when the node is gone, 1 when the store knows no such node.
 fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
-    let kv = args.store.open()?;
+    let kv = args.store.open_existing()?;
     match aksnet_cluster::remove_node(kv.as_ref(), &args.name) {
         Ok(r) => {
             println!(

@@ -16,4 +16,10 @@ impl StoreArgs {
     pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
         Ok(aksnet_store::open(&self.url)?)
     }
+
+    /// Opens the store for a command that only reads it: a missing SQLite
+    /// file is an error, never created.
+    pub fn open_existing(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(aksnet_store::open_existing(&self.url)?)
+    }
 }

@@ -13,6 +13,17 @@ const COMPACT: TableStyle = TableStyle::new()
     .header_separator(LineStyle::none().fill('─').junction('┼'))
     .content_lines(ContentLineStyle::none().junction('│'));
 
+/// "1 node", "3 nodes": a count with its noun in the right number.
+pub fn count(n: usize, singular: &str) -> String {
+    if n == 1 {
+        format!("1 {singular}")
+    } else if singular.ends_with('s') {
+        format!("{n} {singular}es")
+    } else {
+        format!("{n} {singular}s")
+    }
+}
+
 /// A table that does not wrap when piped.
 pub fn table() -> Table {
     let mut t = Table::new();

@@ -108,6 +108,18 @@ pub(crate) fn db<'a>(
                 store: shared.url.clone(),
                 message: format!("{what}: the database stayed locked by another writer: {e}"),
             }
+        } else if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        ) {
+            StoreError::Corrupt {
+                store: shared.url.clone(),
+                message: format!(
+                    "{what}: {e}; the file is not an intact aksnet store. Restore it from a \
+                     backup (`sqlite3 FILE .backup COPY` makes one), or move it aside and \
+                     re-create the cluster with `aksnet cluster init`"
+                ),
+            }
         } else {
             StoreError::backend(shared.url.clone(), what, e)
         }

@@ -107,30 +107,46 @@ pub enum LabCommand {
         /// The node (default: the one with the fewest pods).
         #[arg(long)]
         node: Option<String>,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         count: u32,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Remove a pod (CNI DEL, then its namespace).
     RmPod {
         #[command(flatten)]
         name: NameArg,
         pod: String,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Add nodes (each with its own agent), optionally with pods.
     AddNode {
         #[command(flatten)]
         name: NameArg,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         count: u32,
         /// Pods to start on each new node.
         #[arg(long, default_value_t = 0)]
         pods: u32,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Remove a node: its pods, its agent, its cluster records, its NIC.
     RmNode {
         #[command(flatten)]
         name: NameArg,
         node: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Restart a node's agent (stopped first if it still runs) and wait until it has registered.
+    RestartAgent {
+        #[command(flatten)]
+        name: NameArg,
+        node: String,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Probe every kind of connection and compare with what the model does (DESIGN §1).
     Check {
@@ -208,6 +224,8 @@ pub enum NsgCommand {
         port: Option<u16>,
         #[arg(long, value_name = "tcp|udp")]
         protocol: Option<String>,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// The rules in evaluation order, Azure's defaults included.
     List {
@@ -224,6 +242,8 @@ pub enum NsgCommand {
         priority: u16,
         #[arg(long, value_name = "inbound|outbound")]
         direction: String,
+        #[command(flatten)]
+        output: OutputArg,
     },
 }
 
@@ -255,33 +275,54 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::from(EXIT_UNUSABLE)
             })
         }
-        LabCommand::AddPod { name, node, count } => {
+        LabCommand::AddPod {
+            name,
+            node,
+            count,
+            output,
+        } => {
             let d = dir(&name)?;
             let node = match node {
                 Some(n) => n,
                 None => least_loaded(&d)?,
             };
-            let bar = bar(false);
+            let bar = bar(output.output == Output::Json);
             let added = lab::add_pods(&d, &node, count, &bar);
             bar.done();
-            println!("added {}", added?.join(", "));
+            changed(output.output, "added", "pods", &added?);
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::RmPod { name, pod } => {
+        LabCommand::RmPod { name, pod, output } => {
             lab::remove_pod(&dir(&name)?, &pod)?;
-            println!("removed {pod}");
+            changed(output.output, "removed", "pods", &[pod]);
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::AddNode { name, count, pods } => {
-            let bar = bar(false);
+        LabCommand::AddNode {
+            name,
+            count,
+            pods,
+            output,
+        } => {
+            let bar = bar(output.output == Output::Json);
             let added = lab::add_nodes(&dir(&name)?, count, pods, &bar);
             bar.done();
-            println!("added {}", added?.join(", "));
+            changed(output.output, "added", "nodes", &added?);
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::RmNode { name, node } => {
+        LabCommand::RmNode { name, node, output } => {
             lab::remove_node(&dir(&name)?, &node)?;
-            println!("removed {node}");
+            changed(output.output, "removed", "nodes", &[node]);
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::RestartAgent { name, node, output } => {
+            let pid = lab::restart_agent(&dir(&name)?, &node)?;
+            match output.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({ "restarted": { "node": node, "agent_pid": pid } })
+                ),
+                Output::Table => println!("restarted the agent of {node} (pid {pid})"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Check { name, output } => {
@@ -445,17 +486,26 @@ fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
         }
         Output::Table => {
             println!(
-                "lab {} is up in {secs:.1} s: {} network, {} nodes, {} pods; `aksnet lab check --name {}` probes it, `aksnet lab down --name {}` removes it",
+                "lab {} is up in {secs:.1} s: {} network, {}, {}; `aksnet lab check --name {}` probes it, `aksnet lab down --name {}` removes it",
                 state.name,
                 state.network.network_plugin,
-                state.nodes.len(),
-                state.pods.len(),
+                crate::render::count(state.nodes.len(), "node"),
+                crate::render::count(state.pods.len(), "pod"),
                 state.name,
                 state.name
             );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a command added or removed: `added pod-1-3, pod-1-4`, or with
+/// `--output json` `{"added": {"pods": ["pod-1-3", "pod-1-4"]}}`.
+fn changed(output: Output, verb: &str, kind: &str, names: &[String]) {
+    match output {
+        Output::Json => println!("{}", serde_json::json!({ verb: { kind: names } })),
+        Output::Table => println!("{verb} {}", names.join(", ")),
+    }
 }
 
 fn least_loaded(d: &LabDir) -> anyhow::Result<String> {
@@ -487,10 +537,28 @@ fn exec(d: &LabDir, target: &str, command: &[String]) -> anyhow::Result<ExitCode
 }
 
 fn nsg(c: NsgCommand) -> anyhow::Result<ExitCode> {
+    // A bare address is that one host (/32), as in an Azure NSG rule; a
+    // prefix with host bits set is refused rather than silently widened.
     let cidr = |s: &Option<String>, flag: &str| -> anyhow::Result<Option<ipnet::Ipv4Net>> {
-        s.as_deref()
-            .map(|v| aksnet_core::cidr::parse_cidr(v).map_err(|e| anyhow!("{flag}: {e}")))
-            .transpose()
+        let Some(v) = s.as_deref() else {
+            return Ok(None);
+        };
+        let net = match aksnet_core::cidr::parse_cidr(v) {
+            Ok(n) => n,
+            Err(aksnet_core::cidr::CidrParseError::MissingPrefix(_)) => {
+                let a = aksnet_core::cidr::parse_ipv4(v).map_err(|e| anyhow!("{flag}: {e}"))?;
+                ipnet::Ipv4Net::from(a)
+            }
+            Err(e) => return Err(anyhow!("{flag}: {e}")),
+        };
+        if aksnet_core::cidr::has_host_bits(&net) {
+            return Err(anyhow!(
+                "{flag}: '{v}' has host bits set beyond /{}; write the network address, {}",
+                net.prefix_len(),
+                net.trunc()
+            ));
+        }
+        Ok(Some(net))
     };
     match c {
         NsgCommand::Add {
@@ -502,6 +570,7 @@ fn nsg(c: NsgCommand) -> anyhow::Result<ExitCode> {
             destination,
             port,
             protocol,
+            output,
         } => {
             let rule = NsgRule {
                 priority,
@@ -517,7 +586,7 @@ fn nsg(c: NsgCommand) -> anyhow::Result<ExitCode> {
             };
             let n = rule.name();
             lab::nsg_add(&dir(&name)?, rule)?;
-            println!("added {n}");
+            changed(output.output, "added", "rules", &[n]);
         }
         NsgCommand::List { name, output } => {
             let rules = lab::nsg_list(&dir(&name)?)?;
@@ -533,9 +602,10 @@ fn nsg(c: NsgCommand) -> anyhow::Result<ExitCode> {
             name,
             priority,
             direction,
+            output,
         } => {
             let r = lab::nsg_remove(&dir(&name)?, direction.parse::<Direction>()?, priority)?;
-            println!("removed {}", r.name());
+            changed(output.output, "removed", "rules", &[r.name()]);
         }
     }
     Ok(ExitCode::SUCCESS)

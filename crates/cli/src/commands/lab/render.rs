@@ -6,6 +6,7 @@ use aksnet_lab::bench::BenchReport;
 use aksnet_lab::check::{CheckReport, CheckResult};
 use aksnet_lab::expect::{Kind, Seen};
 use aksnet_lab::lab::Status;
+use aksnet_lab::nodes::AgentState;
 use aksnet_lab::nsg::ListedRule;
 use aksnet_lab::teardown::DownReport;
 
@@ -74,15 +75,21 @@ pub fn status(s: &Status) -> String {
             } else {
                 n.conditions.join("; ")
             },
-            if n.agent_running {
-                "running".into()
-            } else {
-                "NOT running".into()
-            },
+            n.agent.as_str().into(),
             n.pods.to_string(),
         ]);
     }
     let _ = writeln!(out, "\n{t}");
+    for n in s.nodes.iter().filter(|n| n.agent != AgentState::Running) {
+        let _ = writeln!(
+            out,
+            "the agent of {} is {}: `aksnet lab restart-agent --name {} {}` restarts it",
+            n.name,
+            n.agent.as_str(),
+            s.name,
+            n.name
+        );
+    }
     let mut t = table();
     t.set_header(vec!["pod", "node", "IP", "probe"]);
     for p in &s.pods {
@@ -207,10 +214,10 @@ pub fn kind_cell(r: &CheckReport, k: Kind) -> String {
 
 pub fn down(r: &DownReport) -> String {
     let mut out = format!(
-        "lab {}: stopped {} processes, removed {} namespaces{}\n",
+        "lab {}: stopped {}, removed {}{}\n",
         r.name,
-        r.processes_stopped.len(),
-        r.namespaces_removed.len(),
+        crate::render::count(r.processes_stopped.len(), "process"),
+        crate::render::count(r.namespaces_removed.len(), "namespace"),
         if r.directory_removed {
             " and its directory"
         } else {
