@@ -190,3 +190,112 @@ fn reads_yaml_and_json_files_and_flags_override() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("networkProfile.serviceCidr"));
     let _ = std::fs::remove_dir_all(yaml.parent().unwrap());
 }
+
+fn corpus(name: &str) -> String {
+    format!("{}/../core/tests/corpus/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn unusable_input_with_json_prints_a_json_object() {
+    let out = aksnet(&["plan", "--pod-cidr", "10.0.0.0/33", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["valid"], false);
+    assert!(v["errors"][0]["code"].is_string());
+    assert!(v["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--pod-cidr"));
+}
+
+#[test]
+fn stdin_and_several_files() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aksnet"))
+        .args(["plan", "--file", "-", "-o", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = std::fs::read(corpus("az-aks-show-kubenet.json")).unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["network_plugin"], "kubenet");
+    // aks-baseline: the spoke VNet and the cluster stamp side by side.
+    let out = aksnet(&[
+        "plan",
+        "-f",
+        &corpus("aks-baseline-spoke.json"),
+        "-f",
+        &corpus("aks-baseline-cluster-stamp.json"),
+        "--parameter",
+        "targetVnetResourceId=/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet-hub-spoke-BU0001A0008-00",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["capacity"]["subnets"][0]["cidr"], "10.240.16.0/24");
+    assert_eq!(v["capacity"]["required_subnet_ips"], 186);
+    // A missing parameter names the flag that supplies it.
+    let out = aksnet(&["plan", "-f", &corpus("aks-baseline-cluster-stamp.json")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--parameter targetVnetResourceId=VALUE"));
+}
+
+#[test]
+fn refusals_the_issue_lists() {
+    for (args, code) in [
+        (
+            vec!["--network-plugin", "kubenet", "--network-policy", "azure"],
+            "network-policy-unsupported",
+        ),
+        (
+            vec![
+                "--network-dataplane",
+                "cilium",
+                "--network-policy",
+                "calico",
+            ],
+            "cilium-dataplane-policy",
+        ),
+        (
+            vec![
+                "--node-count",
+                "20",
+                "--load-balancer-outbound-ports",
+                "8000",
+            ],
+            "snat-ports-exhausted",
+        ),
+        (
+            vec!["--outbound-type", "userDefinedRouting"],
+            "udr-needs-own-subnet",
+        ),
+    ] {
+        let mut a = vec!["plan", "-o", "json"];
+        a.extend(args);
+        let out = aksnet(&a);
+        assert_eq!(out.status.code(), Some(1), "{a:?}");
+        let v = json(&out);
+        let codes: Vec<&str> = v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&code), "{a:?}: {codes:?}");
+    }
+}

@@ -4,13 +4,25 @@
 use aksnet_core::planner;
 use aksnet_core::spec;
 
-/// Input: the file's text. Odd first byte: read as `*.json`, else YAML.
+/// Input: the file's bytes. Odd first byte: read as `*.json`, else YAML.
 pub fn file(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
     let json = data.first().is_some_and(|b| b % 2 == 1);
-    let input = match spec::from_text(text, json, "fuzz.yaml") {
+    let label = "fuzz.yaml";
+    let docs = match spec::document::parse(data, label, json) {
+        Ok(d) => d,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let docs: Vec<spec::Document> = docs
+        .into_iter()
+        .map(|value| spec::Document {
+            value,
+            label: label.to_string(),
+        })
+        .collect();
+    let input = match spec::from_documents(&docs, &spec::Parameters::default()) {
         Ok(i) => i,
         Err(e) => {
             assert!(!e.to_string().is_empty());

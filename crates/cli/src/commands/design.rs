@@ -3,7 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use aksnet_core::spec::{self, InputError, Sourced, SpecInput};
+use std::io::Read;
+
+use aksnet_core::spec::{
+    self, document, Document, InputError, OutboundInput, Parameters, Sourced, SpecInput,
+};
 use clap::Args;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -45,13 +49,40 @@ pub struct DesignArgs {
     /// Routes the kubenet route table may hold. Default 400.
     #[arg(long, value_name = "N")]
     pub route_table_limit: Option<u32>,
-    /// ARM/Bicep managedClusters resource, its properties, or a networkProfile (JSON or YAML). Flags override it.
+    /// Network policy engine: azure, calico, cilium or none.
+    #[arg(long, value_name = "ENGINE")]
+    pub network_policy: Option<String>,
+    /// Network dataplane: azure or cilium (Azure CNI powered by Cilium).
+    #[arg(long, value_name = "azure|cilium")]
+    pub network_dataplane: Option<String>,
+    /// Outbound type: loadBalancer, userDefinedRouting, managedNATGateway, userAssignedNATGateway, none.
+    #[arg(long, value_name = "TYPE")]
+    pub outbound_type: Option<String>,
+    /// Load balancer managed outbound IPs. Default 1.
+    #[arg(long, value_name = "N")]
+    pub load_balancer_managed_outbound_ip_count: Option<u32>,
+    /// SNAT ports per node (allocatedOutboundPorts); 0 = automatic by cluster size.
+    #[arg(long, value_name = "N")]
+    pub load_balancer_outbound_ports: Option<u32>,
+    /// Managed NAT gateway outbound IPs.
+    #[arg(long, value_name = "N")]
+    pub nat_gateway_managed_outbound_ip_count: Option<u32>,
+    /// API server authorized IP ranges, comma-separated CIDRs.
+    #[arg(long, value_name = "CIDRS")]
+    pub api_server_authorized_ip_ranges: Option<String>,
+    /// A design file (repeatable; `-` reads stdin): an ARM/Bicep template (nested deployments, languageVersion 2.0), a managedClusters resource or its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML. Flags override the files.
     #[arg(long, short = 'f', value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    pub file: Vec<PathBuf>,
+    /// A deployment parameters file for the templates (.parameters.json, or compiled .bicepparam). Repeatable.
+    #[arg(long = "parameters", value_name = "FILE")]
+    pub parameters: Vec<PathBuf>,
+    /// A template parameter (or CAPZ ${VAR}) value: NAME=VALUE. Repeatable; wins over --parameters.
+    #[arg(long = "parameter", short = 'p', value_name = "NAME=VALUE")]
+    pub parameter: Vec<String>,
 }
 
 impl DesignArgs {
-    /// The inputs: the file's values (if any) overridden by the flags.
+    /// The inputs: the files' values (if any) overridden by the flags.
     pub fn to_input(&self) -> Result<SpecInput, InputError> {
         let s = |v: &Option<String>, flag: &str| v.clone().map(|v| Sourced::new(v, flag));
         let n = |v: Option<u32>, flag: &str| v.map(|v| Sourced::new(v, flag));
@@ -72,21 +103,99 @@ impl DesignArgs {
             max_pods: n(self.max_pods, "--max-pods"),
             max_surge: s(&self.max_surge, "--max-surge"),
             route_table_limit: n(self.route_table_limit, "--route-table-limit"),
-            pools: Vec::new(),
+            network_policy: s(&self.network_policy, "--network-policy"),
+            network_dataplane: s(&self.network_dataplane, "--network-dataplane"),
+            outbound: OutboundInput {
+                outbound_type: s(&self.outbound_type, "--outbound-type"),
+                lb_managed_ips: n(
+                    self.load_balancer_managed_outbound_ip_count,
+                    "--load-balancer-managed-outbound-ip-count",
+                ),
+                lb_allocated_ports: n(
+                    self.load_balancer_outbound_ports,
+                    "--load-balancer-outbound-ports",
+                ),
+                nat_managed_ips: n(
+                    self.nat_gateway_managed_outbound_ip_count,
+                    "--nat-gateway-managed-outbound-ip-count",
+                ),
+                ..OutboundInput::default()
+            },
+            authorized_ip_ranges: self
+                .api_server_authorized_ip_ranges
+                .iter()
+                .flat_map(|r| r.split(','))
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| Sourced::new(r.to_string(), "--api-server-authorized-ip-ranges"))
+                .collect(),
+            ..SpecInput::default()
         };
-        match &self.file {
-            Some(path) => Ok(read_file(path)?.overridden_by(flags)),
-            None => Ok(flags),
+        if self.file.is_empty() {
+            if !self.parameter.is_empty() || !self.parameters.is_empty() {
+                return Err(InputError::new(
+                    "--parameter",
+                    "template parameters need a template: give it with --file",
+                ));
+            }
+            return Ok(flags);
         }
+        let mut params = Parameters::default();
+        for p in &self.parameters {
+            let (label, docs) = read_docs(p)?;
+            for d in &docs {
+                params.add_file(d, &label)?;
+            }
+        }
+        for p in &self.parameter {
+            params.add_flag(p)?;
+        }
+        let mut docs = Vec::new();
+        let mut stdin_used = false;
+        for path in &self.file {
+            if path.as_os_str() == "-" {
+                if stdin_used {
+                    return Err(InputError::new("--file -", "stdin can be read only once"));
+                }
+                stdin_used = true;
+            }
+            let (label, values) = read_docs(path)?;
+            docs.extend(values.into_iter().map(|value| Document {
+                value,
+                label: label.clone(),
+            }));
+        }
+        Ok(spec::from_documents(&docs, &params)?.overridden_by(flags))
     }
 }
 
-fn read_file(path: &Path) -> Result<SpecInput, InputError> {
-    let label = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(&label, format!("cannot read the file: {e}")))?;
+/// Reads a file (or stdin for `-`) into its documents.
+fn read_docs(path: &Path) -> Result<(String, Vec<serde_json::Value>), InputError> {
+    let stdin = path.as_os_str() == "-";
+    let label = if stdin {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let mut bytes = Vec::new();
+    let read = if stdin {
+        // Bounded: one byte past the limit is enough to refuse.
+        std::io::stdin()
+            .lock()
+            .take(document::MAX_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|f| {
+            f.take(document::MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map(|_| ())
+        })
+    };
+    read.map_err(|e| InputError::new(&label, format!("cannot read the file: {e}")))?;
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    spec::from_text(&text, is_json, &label)
+    let docs = document::parse(&bytes, &label, is_json)?;
+    Ok((label, docs))
 }

@@ -24,9 +24,10 @@ pub struct PlanArgs {
 /// Exit 0 when valid (with --compare: every model valid), 1 when invalid, 2
 /// when the input cannot be used.
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let json_out = args.output == Output::Json;
     let input = match args.design.to_input() {
         Ok(i) => i,
-        Err(e) => return Ok(unusable(&e)),
+        Err(e) => return Ok(unusable(&e, json_out)),
     };
     let plans = if args.compare {
         planner::compare(&input)
@@ -35,7 +36,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     };
     let plans = match plans {
         Ok(p) => p,
-        Err(e) => return Ok(unusable(&e)),
+        Err(e) => return Ok(unusable(&e, json_out)),
     };
     match (args.output, args.compare) {
         (Output::Json, true) => println!(
@@ -53,7 +54,16 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn unusable(e: &aksnet_core::spec::InputError) -> ExitCode {
+/// Unusable input: the message on stderr, and with `-o json` the same as a
+/// JSON object on stdout, so scripts always get JSON.
+fn unusable(e: &aksnet_core::spec::InputError, json_out: bool) -> ExitCode {
     eprintln!("aksnet plan: {e}");
+    if json_out {
+        let v = json!({
+            "valid": false,
+            "errors": [{"code": "input-unusable", "message": e.to_string(), "field": e.field}],
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
     ExitCode::from(EXIT_UNUSABLE)
 }

@@ -66,20 +66,44 @@ pub fn single(p: &Plan) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     d.add_row(vec!["VNet".to_string(), vnets]);
-    d.add_row(vec!["node subnet".to_string(), n.subnet_cidr.to_string()]);
+    let subnets: Vec<String> = c
+        .subnets
+        .iter()
+        .filter(|u| u.role == "node")
+        .map(|u| {
+            u.cidr
+                .clone()
+                .unwrap_or_else(|| format!("unknown ({})", u.id.as_deref().unwrap_or("?")))
+        })
+        .collect();
+    d.add_row(vec!["node subnet".to_string(), subnets.join(", ")]);
     d.add_row(vec!["pod addresses".to_string(), pod_addresses(n)]);
     d.add_row(vec![
         "services".to_string(),
         format!("{}, DNS {}", n.service_cidr, n.dns_service_ip),
     ]);
     for pool in &n.node_pools {
+        let mode = pool
+            .mode
+            .as_deref()
+            .map_or(String::new(), |m| format!(" ({m})"));
         d.add_row(vec![
-            format!("pool {}", pool.name),
+            format!("pool {}{mode}", pool.name),
             format!(
                 "{} nodes, max pods {}, max surge {}",
                 pool.count, pool.max_pods, pool.max_surge
             ),
         ]);
+    }
+    if let Some(p) = &n.network_policy {
+        let dp = n
+            .network_dataplane
+            .as_deref()
+            .map_or(String::new(), |d| format!(", dataplane {d}"));
+        d.add_row(vec!["network policy".to_string(), format!("{p}{dp}")]);
+    }
+    if let Some(o) = &n.outbound.outbound_type {
+        d.add_row(vec!["outbound".to_string(), o.clone()]);
     }
     let _ = writeln!(out, "{}", d.trim_fmt());
 
@@ -107,14 +131,21 @@ pub fn single(p: &Plan) -> String {
         format!("{} (one per node)", thousands(c.required_subnet_ips))
     };
     t.add_row(vec!["node subnet addresses needed".to_string(), needed]);
-    t.add_row(vec![
-        "node subnet usable addresses".to_string(),
-        format!(
+    let usable = match (
+        c.subnet_usable_ips,
+        c.subnets.iter().find(|u| u.role == "node"),
+    ) {
+        (Some(u), Some(s)) => format!(
             "{} of {}",
-            thousands(c.subnet_usable_ips),
-            thousands(cidr::size(&n.subnet_cidr))
+            thousands(u),
+            s.cidr
+                .as_deref()
+                .and_then(|c| cidr::parse_cidr(c).ok())
+                .map_or_else(String::new, |c| thousands(cidr::size(&c)))
         ),
-    ]);
+        _ => "unknown (the subnet is not in the inputs)".to_string(),
+    };
+    t.add_row(vec!["node subnet usable addresses".to_string(), usable]);
     t.add_row(vec![
         "smallest node subnet that fits".to_string(),
         format!("/{}", c.min_subnet_prefix),
@@ -168,6 +199,26 @@ pub fn single(p: &Plan) -> String {
     t.add_row(vec!["route table entries".to_string(), routes]);
     t.add_row(vec!["service IPs".to_string(), thousands(c.service_ips)]);
     let _ = writeln!(out, "\n{}", t.trim_fmt());
+    if c.subnets.len() > 1 || !c.unknown.is_empty() {
+        let mut s = table();
+        s.set_header(vec![
+            "Subnet", "role", "pools", "needed", "usable", "fits in",
+        ]);
+        for u in &c.subnets {
+            s.add_row(vec![
+                u.cidr
+                    .clone()
+                    .unwrap_or_else(|| u.id.clone().unwrap_or_default()),
+                u.role.clone(),
+                u.pools.join(", "),
+                thousands(u.required_ips),
+                u.usable_ips
+                    .map_or_else(|| "unknown".to_string(), thousands),
+                format!("/{}", u.min_prefix),
+            ]);
+        }
+        let _ = writeln!(out, "\n{}", s.trim_fmt());
+    }
     out
 }
 
@@ -192,7 +243,9 @@ pub fn comparison(plans: &[Plan]) -> String {
         thousands(p.capacity.required_subnet_ips)
     });
     row("node subnet usable", &|p| {
-        thousands(p.capacity.subnet_usable_ips)
+        p.capacity
+            .subnet_usable_ips
+            .map_or_else(|| "unknown".to_string(), thousands)
     });
     row("smallest node subnet", &|p| {
         format!("/{}", p.capacity.min_subnet_prefix)

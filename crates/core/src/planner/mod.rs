@@ -4,6 +4,7 @@
 //! [`plan`] first and refuses a design it marks invalid, so a design the
 //! planner rejects can never be built.
 
+pub mod aks;
 pub mod capacity;
 pub mod rules;
 #[cfg(test)]

@@ -42,10 +42,10 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn error(&mut self, code: &str, msg: impl Into<String>) {
+    pub(super) fn error(&mut self, code: &str, msg: impl Into<String>) {
         self.errors.push(Finding::new(code, msg));
     }
-    fn warn(&mut self, code: &str, msg: impl Into<String>) {
+    pub(super) fn warn(&mut self, code: &str, msg: impl Into<String>) {
         self.warnings.push(Finding::new(code, msg));
     }
 }
@@ -65,11 +65,13 @@ fn ranges(n: &ClusterNetwork) -> Vec<Range> {
             net: *v,
         })
         .collect();
-    r.push(Range {
-        what: "node subnet".into(),
-        net: n.subnet_cidr,
-    });
-    if let Some(p) = n.pod_subnet_cidr {
+    for s in n.node_subnets() {
+        r.push(Range {
+            what: "node subnet".into(),
+            net: s,
+        });
+    }
+    for p in n.pod_subnets() {
         r.push(Range {
             what: "pod subnet".into(),
             net: p,
@@ -108,6 +110,7 @@ pub fn check(n: &ClusterNetwork, cap: &Capacity) -> Findings {
     subnet_size(n, cap, &mut f);
     pod_cidr_size(n, cap, &mut f);
     pod_subnet_size(n, cap, &mut f);
+    super::aks::check(n, cap, &mut f);
     advice(n, cap, &mut f);
     f
 }
@@ -169,39 +172,48 @@ fn vnet_shape(n: &ClusterNetwork, f: &mut Findings) {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    if !inside(&n.subnet_cidr) {
-        f.error(
-            "subnet-outside-vnet",
-            format!(
-                "node subnet {} is not inside the VNet ({vnets}); choose a subnet within the VNet or add its range with --vnet-cidr",
-                n.subnet_cidr
-            ),
-        );
+    let node_subnets = n.node_subnets();
+    for s in &node_subnets {
+        if n.vnet_known && !inside(s) {
+            f.error(
+                "subnet-outside-vnet",
+                format!(
+                    "node subnet {s} is not inside the VNet ({vnets}); choose a subnet within the VNet or add its range with --vnet-cidr"
+                ),
+            );
+        }
+        if s.prefix_len() > AZURE_MIN_SUBNET_PREFIX {
+            f.error(
+                "subnet-prefix-too-long",
+                format!("node subnet {s} is smaller than /29, the smallest subnet Azure allows"),
+            );
+        }
     }
-    if n.subnet_cidr.prefix_len() > AZURE_MIN_SUBNET_PREFIX {
-        f.error(
-            "subnet-prefix-too-long",
-            format!(
-                "node subnet {} is smaller than /29, the smallest subnet Azure allows",
-                n.subnet_cidr
-            ),
-        );
-    }
-    if let Some(ps) = n.pod_subnet_cidr {
-        if !inside(&ps) {
+    for ps in n.pod_subnets() {
+        if n.vnet_known && !inside(&ps) {
             f.error(
                 "pod-subnet-outside-vnet",
                 format!("pod subnet {ps} is not inside the VNet ({vnets}); choose a subnet within the VNet"),
             );
         }
-        if cidr::overlaps(&ps, &n.subnet_cidr) {
+        for s in node_subnets.iter().filter(|s| cidr::overlaps(&ps, s)) {
             f.error(
                 "pod-subnet-overlaps-subnet",
                 format!(
-                    "pod subnet {ps} overlaps node subnet {}; pods and nodes need separate subnets of the VNet",
-                    n.subnet_cidr
+                    "pod subnet {ps} overlaps node subnet {s}; pods and nodes need separate subnets of the VNet"
                 ),
             );
+        }
+    }
+    // Distinct subnets of one VNet cannot overlap.
+    for (i, a) in node_subnets.iter().enumerate() {
+        for b in &node_subnets[i + 1..] {
+            if cidr::overlaps(a, b) {
+                f.error(
+                    "subnets-overlap",
+                    format!("node subnets {a} and {b} overlap; subnets of a VNet must be disjoint"),
+                );
+            }
         }
     }
 }
@@ -209,19 +221,32 @@ fn vnet_shape(n: &ClusterNetwork, f: &mut Findings) {
 fn overlaps(n: &ClusterNetwork, f: &mut Findings) {
     // The VNet side: every VNet prefix, plus subnets that stray outside it
     // (already an error of its own, but their overlaps still matter).
-    let mut vnet_side: Vec<(String, Ipv4Net)> = n
-        .vnet_cidrs
-        .iter()
-        .map(|v| ("VNet".to_string(), *v))
+    let mut subnets: Vec<(String, Ipv4Net)> = n
+        .node_subnets()
+        .into_iter()
+        .map(|s| ("node subnet".to_string(), s))
         .collect();
-    for (what, s) in [
-        ("node subnet", Some(n.subnet_cidr)),
-        ("pod subnet", n.pod_subnet_cidr),
-    ] {
-        if let Some(s) = s {
-            if !n.vnet_cidrs.iter().any(|v| cidr::contains_net(v, &s)) {
-                vnet_side.push((what.to_string(), s));
-            }
+    subnets.extend(
+        n.pod_subnets()
+            .into_iter()
+            .map(|s| ("pod subnet".to_string(), s)),
+    );
+    subnets.extend(
+        n.other_subnets
+            .iter()
+            .map(|s| (format!("subnet {}", s.name), s.cidr)),
+    );
+    let mut vnet_side: Vec<(String, Ipv4Net)> = if n.vnet_known {
+        n.vnet_cidrs
+            .iter()
+            .map(|v| ("VNet".to_string(), *v))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (what, s) in &subnets {
+        if !n.vnet_cidrs.iter().any(|v| cidr::contains_net(v, s)) || !n.vnet_known {
+            vnet_side.push((what.clone(), *s));
         }
     }
     if let Some(pod) = n.effective_pod_cidr() {
@@ -245,12 +270,32 @@ fn overlaps(n: &ClusterNetwork, f: &mut Findings) {
             );
         }
     }
-    for (what, v) in &vnet_side {
-        if cidr::overlaps(&n.service_cidr, v) {
+    // The service CIDR must not overlap any subnet (AKS: "must not overlap
+    // with any Subnet IP ranges"); inside the VNet's address space but
+    // outside every subnet it is allowed, only not recommended.
+    let mut hit = false;
+    for (what, s) in &subnets {
+        if cidr::overlaps(&n.service_cidr, s) {
+            hit = true;
             f.error(
                 "service-cidr-overlaps-vnet",
                 format!(
-                    "service CIDR {} overlaps {what} {v}; the service CIDR must not be used by the VNet, peered VNets or on-premises networks",
+                    "service CIDR {} overlaps {what} {s}; the service CIDR must not overlap any subnet of the VNet (nor peered VNets or on-premises networks)",
+                    n.service_cidr
+                ),
+            );
+        }
+    }
+    if !hit && n.vnet_known {
+        for v in n
+            .vnet_cidrs
+            .iter()
+            .filter(|v| cidr::overlaps(&n.service_cidr, v))
+        {
+            f.warn(
+                "service-cidr-in-vnet",
+                format!(
+                    "service CIDR {} is inside VNet address space {v} but outside every subnet: AKS allows it but does not recommend it; a subnet added there later would collide with cluster services",
                     n.service_cidr
                 ),
             );
@@ -392,40 +437,50 @@ fn node_limits(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
 }
 
 fn subnet_size(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
-    if cap.required_subnet_ips <= cap.subnet_usable_ips {
-        return;
-    }
-    let how = if cap.pod_ips_from_subnet > 0 {
-        let terms: Vec<String> = n
+    let azure_node_subnet = n.network_plugin == NetworkPlugin::Azure && !n.is_dynamic();
+    for u in cap.subnets.iter().filter(|u| u.role == "node") {
+        let (Some(usable), Some(c)) = (u.usable_ips, u.cidr.as_deref()) else {
+            continue;
+        };
+        if u.required_ips <= usable {
+            continue;
+        }
+        let pools: Vec<&crate::spec::NodePool> = n
             .node_pools
             .iter()
-            .map(|p| {
-                format!(
-                    "({} nodes + {} surge) × (1 + {} max pods)",
-                    p.count,
-                    p.surge_nodes(),
-                    p.max_pods
-                )
-            })
+            .filter(|p| u.pools.contains(&p.name))
             .collect();
-        terms.join(" + ")
-    } else {
-        format!(
-            "{} nodes + {} surge, one address each",
-            cap.node_count, cap.surge_nodes
-        )
-    };
-    f.error(
-        "subnet-too-small",
-        format!(
-            "node subnet {} has {} usable addresses ({} minus {AZURE_RESERVED_PER_SUBNET} reserved by Azure) but the design needs {}: {how}; a /{} would fit",
-            n.subnet_cidr,
-            thousands(cap.subnet_usable_ips),
-            thousands(cidr::size(&n.subnet_cidr)),
-            thousands(cap.required_subnet_ips),
-            cap.min_subnet_prefix
-        ),
-    );
+        let how = if azure_node_subnet {
+            pools
+                .iter()
+                .map(|p| {
+                    format!(
+                        "({} nodes + {} surge) × (1 + {} max pods)",
+                        p.count,
+                        p.surge_nodes(),
+                        p.max_pods
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" + ")
+        } else {
+            let nodes: u64 = pools.iter().map(|p| u64::from(p.count)).sum();
+            let surge: u64 = pools.iter().map(|p| u64::from(p.surge_nodes())).sum();
+            format!("{nodes} nodes + {surge} surge, one address each")
+        };
+        let size = cidr::parse_cidr(c).map(|x| cidr::size(&x)).unwrap_or(0);
+        f.error(
+            "subnet-too-small",
+            format!(
+                "node subnet {c} (pools {}) has {} usable addresses ({} minus {AZURE_RESERVED_PER_SUBNET} reserved by Azure) but the design needs {}: {how}; a /{} would fit",
+                u.pools.join(", "),
+                thousands(usable),
+                thousands(size),
+                thousands(u.required_ips),
+                u.min_prefix
+            ),
+        );
+    }
 }
 
 fn pod_cidr_size(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
@@ -458,25 +513,29 @@ fn pod_cidr_size(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
 }
 
 fn pod_subnet_size(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
-    let (Some(ps), Some(req), Some(usable), Some(prefix)) = (
-        n.pod_subnet_cidr,
-        cap.pod_subnet_required_ips,
-        cap.pod_subnet_usable_ips,
-        cap.min_pod_subnet_prefix,
-    ) else {
-        return;
-    };
-    if req > usable {
-        f.error(
-            "pod-subnet-too-small",
-            format!(
-                "pod subnet {ps} has {} usable addresses but {} nodes (surge included) holding up to {} addresses each at full load (batches of 16, 8 kept free) need {}; a /{prefix} would fit",
-                thousands(usable),
-                thousands(cap.node_count + cap.surge_nodes),
-                crate::dynamic_pool::ips_at_full_load(cap.max_pods_per_node),
-                thousands(req)
-            ),
-        );
+    for u in cap.subnets.iter().filter(|u| u.role == "pod") {
+        let (Some(usable), Some(c)) = (u.usable_ips, u.cidr.as_deref()) else {
+            continue;
+        };
+        if u.required_ips > usable {
+            let nodes: u64 = n
+                .node_pools
+                .iter()
+                .filter(|p| u.pools.contains(&p.name))
+                .map(|p| u64::from(p.count) + u64::from(p.surge_nodes()))
+                .sum();
+            f.error(
+                "pod-subnet-too-small",
+                format!(
+                    "pod subnet {c} has {} usable addresses but {} nodes (surge included) holding up to {} addresses each at full load (batches of 16 with 8 kept free, or /28 blocks with StaticBlock) need {}; a /{} would fit",
+                    thousands(usable),
+                    thousands(nodes),
+                    crate::dynamic_pool::ips_at_full_load(cap.max_pods_per_node),
+                    thousands(u.required_ips),
+                    u.min_prefix
+                ),
+            );
+        }
     }
 }
 

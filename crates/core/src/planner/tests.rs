@@ -59,7 +59,7 @@ fn azure_worked_example_from_the_aks_docs() {
     assert!(p.valid, "{:?}", p.errors);
     assert_eq!(p.capacity.required_subnet_ips, 1581);
     assert_eq!(p.capacity.min_subnet_prefix, 21);
-    assert_eq!(p.capacity.subnet_usable_ips, 65531);
+    assert_eq!(p.capacity.subnet_usable_ips, Some(65531));
 
     let small = SpecInput {
         subnet_cidr: Some(Sourced::new("10.240.0.0/22".into(), "--subnet-cidr")),
@@ -272,6 +272,7 @@ fn rule_node_limits() {
                 count,
                 max_pods: 30,
                 max_surge: MaxSurge::Count(1),
+                ..NodePool::default()
             })
             .collect();
     };
@@ -463,6 +464,9 @@ proptest! {
         limit in 0u32..1000,
     ) {
         let n = ClusterNetwork {
+            ..base(plugin)
+        };
+        let n = ClusterNetwork {
             network_plugin: plugin,
             vnet_cidrs: vec![vnet],
             subnet_cidr: subnet,
@@ -470,14 +474,15 @@ proptest! {
             pod_cidr: Some(pod),
             service_cidr: svc,
             dns_service_ip: dns.into(),
-            node_pools: vec![NodePool { name: "p".into(), count, max_pods, max_surge: MaxSurge::Count(surge) }],
+            node_pools: vec![NodePool { name: "p".into(), count, max_pods, max_surge: MaxSurge::Count(surge), ..NodePool::default() }],
             route_table_limit: limit,
+            ..n
         };
         let p = plan(&n);
         let c = &p.capacity;
         prop_assert_eq!(p.valid, p.errors.is_empty());
         if p.valid {
-            prop_assert!(c.required_subnet_ips <= c.subnet_usable_ips);
+            prop_assert!(Some(c.required_subnet_ips) <= c.subnet_usable_ips);
             prop_assert!(c.max_nodes >= c.node_count, "{:?}", c);
             prop_assert!(crate::cidr::contains_addr(&svc, n.dns_service_ip));
             if plugin == NetworkPlugin::Kubenet {
@@ -490,5 +495,279 @@ proptest! {
         for f in p.errors.iter().chain(&p.warnings) {
             prop_assert!(f.code.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-'), "{}", f.code);
         }
+    }
+}
+
+mod aks_rules {
+    use super::*;
+    use crate::spec::PoolSubnet;
+
+    fn flags(plugin: NetworkPlugin, edit: impl FnOnce(&mut ClusterNetwork)) -> Plan {
+        with(plugin, edit)
+    }
+
+    #[test]
+    fn network_policy_engines() {
+        let p = flags(NetworkPlugin::Kubenet, |n| {
+            n.network_policy = Some("azure".into())
+        });
+        let m = assert_error(&p, "network-policy-unsupported");
+        assert!(m.contains("Calico"), "{m}");
+        assert!(
+            flags(NetworkPlugin::Kubenet, |n| n.network_policy =
+                Some("calico".into()))
+            .valid
+        );
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.network_dataplane = Some("cilium".into());
+            n.network_policy = Some("calico".into());
+        });
+        assert_error(&p, "cilium-dataplane-policy");
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.network_policy = Some("cilium".into())
+        });
+        assert_error(&p, "cilium-dataplane-policy");
+        let p = flags(NetworkPlugin::Kubenet, |n| {
+            n.network_dataplane = Some("cilium".into())
+        });
+        assert_error(&p, "cilium-requires-azure-cni");
+        let ok = flags(NetworkPlugin::Overlay, |n| {
+            n.network_dataplane = Some("cilium".into());
+            n.network_policy = Some("cilium".into());
+        });
+        assert!(ok.valid, "{:?}", ok.errors);
+        assert_error(
+            &flags(NetworkPlugin::Azure, |n| {
+                n.network_policy = Some("weave".into())
+            }),
+            "network-policy-unknown",
+        );
+        assert_error(
+            &flags(NetworkPlugin::Azure, |n| {
+                n.network_dataplane = Some("ebpf".into())
+            }),
+            "network-dataplane-unknown",
+        );
+    }
+
+    #[test]
+    fn outbound_rules() {
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.outbound.outbound_type = Some("userDefinedRouting".into())
+        });
+        assert_error(&p, "udr-needs-own-subnet");
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.outbound.outbound_type = Some("userDefinedRouting".into());
+            n.byo_subnet = true;
+            n.node_pools[0].subnet = Some(PoolSubnet {
+                id: "s".into(),
+                cidr: Some(net("10.224.0.0/16")),
+                route_table: false,
+            });
+        });
+        assert!(p.valid);
+        assert!(warning_codes(&p).contains(&"udr-route-table-not-seen"));
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.outbound_type = Some("userAssignedNATGateway".into())
+            }),
+            "nat-gateway-needs-own-subnet",
+        );
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.outbound.outbound_type = Some("managedNATGateway".into());
+            n.outbound.nat_managed_ips = Some(17);
+        });
+        assert_error(&p, "nat-gateway-out-of-range");
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.outbound_type = Some("vpn".into())
+            }),
+            "outbound-type-unknown",
+        );
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.lb_managed_ips = Some(101)
+            }),
+            "outbound-ip-count-out-of-range",
+        );
+    }
+
+    #[test]
+    fn snat_ports() {
+        // 21 nodes (20 + 1 surge) × 8,000 ports = 168,000 > 64,000 on one IP.
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.node_pools[0].count = 20;
+            n.outbound.lb_allocated_ports = Some(8000);
+        });
+        let m = assert_error(&p, "snat-ports-exhausted");
+        assert!(
+            m.contains("168,000")
+                && m.contains("use 3 outbound IPs")
+                && m.contains("at most 8 nodes"),
+            "{m}"
+        );
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.node_pools[0].count = 20;
+            n.outbound.lb_allocated_ports = Some(8000);
+            n.outbound.lb_managed_ips = Some(3);
+        });
+        assert!(p.valid, "{:?}", p.errors);
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.outbound.lb_allocated_ports = Some(1001)
+            }),
+            "snat-ports-invalid",
+        );
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.pod_cidr = Some(net("100.64.0.0/10"));
+            n.node_pools = (0..2)
+                .map(|i| NodePool {
+                    name: format!("p{i}"),
+                    count: 1000,
+                    max_pods: 30,
+                    ..NodePool::default()
+                })
+                .collect();
+        });
+        assert!(warning_codes(&p).contains(&"snat-ports-automatic"));
+        assert_eq!(aks::auto_ports_per_node(50), Some(1024));
+        assert_eq!(aks::auto_ports_per_node(52), Some(512));
+    }
+
+    #[test]
+    fn pools_vnet_and_route_table() {
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.node_pools[0].count = 0;
+            n.node_pools[0].mode = Some("System".into());
+            n.node_pools.push(NodePool {
+                name: "user".into(),
+                count: 3,
+                max_pods: 30,
+                ..NodePool::default()
+            });
+        });
+        assert_error(&p, "system-pool-empty");
+        assert_error(
+            &flags(NetworkPlugin::Kubenet, |n| n.route_table_limit = 1000),
+            "route-table-limit-too-high",
+        );
+        // Azure CNI node subnet: 300 nodes × 250 pods take far more than 65,536.
+        let p = flags(NetworkPlugin::Azure, |n| {
+            n.vnet_cidrs = vec![net("10.0.0.0/8")];
+            n.subnet_cidr = net("10.128.0.0/9");
+            n.service_cidr = net("192.168.0.0/16");
+            n.dns_service_ip = "192.168.0.10".parse().unwrap();
+            n.node_pools[0].count = 300;
+            n.node_pools[0].max_pods = 250;
+        });
+        assert_error(&p, "vnet-ip-limit-exceeded");
+        let p = flags(NetworkPlugin::Azure, |n| {
+            n.pod_subnet_cidr = Some(net("10.225.0.0/16"));
+            n.vnet_cidrs = vec![net("10.224.0.0/12")];
+            n.node_pools.push(NodePool {
+                name: "own".into(),
+                count: 1,
+                max_pods: 30,
+                pod_subnet: None,
+                ..NodePool::default()
+            });
+            n.node_pools[0].pod_subnet = Some(PoolSubnet {
+                id: "pods".into(),
+                cidr: Some(net("10.226.0.0/16")),
+                route_table: false,
+            });
+            n.pod_subnet_cidr = None;
+        });
+        assert_error(&p, "mixed-pod-subnet");
+    }
+
+    #[test]
+    fn static_block_takes_whole_blocks() {
+        let p = flags(NetworkPlugin::Azure, |n| {
+            n.pod_subnet_cidr = Some(net("10.225.0.0/24"));
+            n.node_pools[0].max_pods = 250;
+            n.node_pools[0].count = 1;
+            n.node_pools[0].pod_ip_allocation_mode = Some("StaticBlock".into());
+        });
+        let pod = p.capacity.subnets.iter().find(|u| u.role == "pod").unwrap();
+        // 250 pods + 1 reserved → 16 blocks of 16 = 256 per node, 2 nodes (surge).
+        assert_eq!(pod.required_ips, 512);
+        assert_error(&p, "pod-subnet-too-small");
+    }
+
+    #[test]
+    fn subnets_and_service_cidr() {
+        // The AKS docs' pod-subnet example: VNet 10.0.0.0/8, default
+        // service CIDR 10.0.0.0/16 outside every subnet: a warning only.
+        let p = flags(NetworkPlugin::Azure, |n| {
+            n.vnet_cidrs = vec![net("10.0.0.0/8")];
+            n.subnet_cidr = net("10.240.0.0/16");
+            n.pod_subnet_cidr = Some(net("10.241.0.0/16"));
+        });
+        assert!(p.valid, "{:?}", p.errors);
+        assert!(warning_codes(&p).contains(&"service-cidr-in-vnet"));
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.node_pools.push(NodePool {
+                name: "b".into(),
+                count: 1,
+                max_pods: 30,
+                ..NodePool::default()
+            });
+            n.node_pools[1].subnet = Some(PoolSubnet {
+                id: "b".into(),
+                cidr: Some(net("10.224.0.0/24")),
+                route_table: false,
+            });
+        });
+        assert_error(&p, "subnets-overlap");
+        // A subnet known only by ID: capacity unknown, no subnet findings.
+        let p = flags(NetworkPlugin::Azure, |n| {
+            n.node_pools[0].subnet = Some(PoolSubnet {
+                id: "/x/subnets/s".into(),
+                cidr: None,
+                route_table: false,
+            });
+        });
+        assert_eq!(p.capacity.subnet_usable_ips, None);
+        assert_eq!(p.capacity.unknown.len(), 1);
+    }
+
+    #[test]
+    fn authorized_ranges_and_ip_families() {
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.authorized_ip_ranges = (0..201).map(|i| format!("20.0.{}.0/24", i % 250)).collect()
+        });
+        assert_error(&p, "authorized-ip-ranges-too-many");
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.authorized_ip_ranges = vec!["20.0.0.0/33".into()]
+            }),
+            "authorized-ip-range-invalid",
+        );
+        assert_error(
+            &flags(NetworkPlugin::Overlay, |n| {
+                n.ip_families = vec!["IPv6".into()]
+            }),
+            "ipv6-only-unsupported",
+        );
+        let p = flags(NetworkPlugin::Overlay, |n| {
+            n.ip_families = vec!["IPv4".into(), "IPv6".into()];
+            n.ipv6 = Some(crate::spec::Ipv6Design {
+                service_cidr: Some("fd00::/64".parse().unwrap()),
+                ..Default::default()
+            });
+        });
+        assert_error(&p, "service-cidr-v6-too-large");
+        assert!(
+            flags(NetworkPlugin::Overlay, |n| n.ip_families =
+                vec!["IPv4".into(), "IPv6".into()])
+            .valid
+        );
+        assert_error(
+            &flags(NetworkPlugin::Azure, |n| {
+                n.ip_families = vec!["IPv4".into(), "IPv6".into()]
+            }),
+            "dual-stack-unsupported-plugin",
+        );
     }
 }

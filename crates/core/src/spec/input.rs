@@ -10,7 +10,12 @@ use std::fmt;
 use crate::cidr::{self, Ipv4Net};
 use crate::finding::Finding;
 
-use super::{defaults, ClusterNetwork, MaxSurge, NetworkPlugin, NodePool};
+use ipnet::Ipv6Net;
+
+use super::{
+    defaults, ClusterNetwork, Ipv6Design, MaxSurge, NamedSubnet, NetworkPlugin, NodePool, Outbound,
+    PoolSubnet,
+};
 
 /// A value with the flag or file field it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +57,32 @@ impl fmt::Display for InputError {
     }
 }
 
+/// A subnet a pool names by resource ID (`vnetSubnetID`, `podSubnetID`),
+/// with its range when the inputs hold the subnet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubnetRef {
+    /// The resource ID (or name) as the file gives it.
+    pub id: String,
+    /// The field that names it.
+    pub source: String,
+    /// The subnet's range, from a VNet or subnet of the inputs.
+    pub cidr: Option<Sourced<String>>,
+    /// The subnet has a route table (`userDefinedRouting` needs one).
+    pub route_table: bool,
+}
+
+/// A subnet of a VNet of the inputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownSubnet {
+    pub vnet: String,
+    pub name: String,
+    pub prefixes: Vec<Sourced<String>>,
+    pub route_table: bool,
+    /// The range is an expression that cannot be evaluated: an error only
+    /// if a pool uses the subnet.
+    pub range_error: Option<InputError>,
+}
+
 /// One agent pool as read from a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolInput {
@@ -59,8 +90,36 @@ pub struct PoolInput {
     pub count: Option<Sourced<u32>>,
     pub max_pods: Option<Sourced<u32>>,
     pub max_surge: Option<Sourced<String>>,
-    /// The pool names a `podSubnetID` (Azure CNI dynamic allocation).
-    pub uses_pod_subnet: bool,
+    /// `System` or `User`.
+    pub mode: Option<Sourced<String>>,
+    /// The pool's node subnet (`vnetSubnetID`).
+    pub subnet: Option<SubnetRef>,
+    /// The pool's pod subnet (`podSubnetID`: Azure CNI dynamic allocation).
+    pub pod_subnet: Option<SubnetRef>,
+    /// `podIPAllocationMode`: `DynamicIndividual` (default) or `StaticBlock`.
+    pub pod_ip_allocation_mode: Option<Sourced<String>>,
+}
+
+/// A file value that could not be read; the flag named `covered_by`
+/// supplies it instead, and then the error no longer matters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub covered_by: Option<&'static str>,
+    pub error: InputError,
+}
+
+/// Outbound settings (`outboundType`, `loadBalancerProfile`,
+/// `natGatewayProfile`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundInput {
+    pub outbound_type: Option<Sourced<String>>,
+    /// `loadBalancerProfile.managedOutboundIPs.count`.
+    pub lb_managed_ips: Option<Sourced<u32>>,
+    /// Outbound public IPs and prefixes given by ID.
+    pub lb_own_ips: Option<Sourced<u32>>,
+    pub lb_allocated_ports: Option<Sourced<u32>>,
+    pub nat_managed_ips: Option<Sourced<u32>>,
+    pub nat_idle_timeout: Option<Sourced<u32>>,
 }
 
 /// Everything a user can say about a design, unparsed.
@@ -80,6 +139,24 @@ pub struct SpecInput {
     pub max_surge: Option<Sourced<String>>,
     pub route_table_limit: Option<Sourced<u32>>,
     pub pools: Vec<PoolInput>,
+    pub network_policy: Option<Sourced<String>>,
+    pub network_dataplane: Option<Sourced<String>>,
+    pub outbound: OutboundInput,
+    pub authorized_ip_ranges: Vec<Sourced<String>>,
+    pub kubernetes_version: Option<Sourced<String>>,
+    /// `ipFamilies`: IPv4, IPv6 or both.
+    pub ip_families: Vec<Sourced<String>>,
+    /// IPv6 ranges of a dual-stack design.
+    pub pod_cidr_v6: Option<Sourced<String>>,
+    pub service_cidr_v6: Option<Sourced<String>>,
+    pub vnet_cidrs_v6: Vec<Sourced<String>>,
+    /// Every subnet of the inputs' VNets (the service CIDR must not overlap
+    /// any of them).
+    pub known_subnets: Vec<KnownSubnet>,
+    /// File values that could not be read (see [`Pending`]).
+    pub pending: Vec<Pending>,
+    /// What reading the files had to say (warnings).
+    pub notes: Vec<Finding>,
 }
 
 /// A resolved design plus what resolution had to ignore (planner warnings).
@@ -91,14 +168,69 @@ pub struct Resolved {
 
 impl SpecInput {
     /// `self` (from a file) with every value given in `flags` taking precedence.
+    /// A file value that could not be read stops mattering once its flag
+    /// is given.
     pub fn overridden_by(self, flags: SpecInput) -> SpecInput {
+        let given = |flag: &str| -> bool {
+            match flag {
+                "--network-plugin" => flags.network_plugin.is_some(),
+                "--network-plugin-mode" => {
+                    flags.network_plugin_mode.is_some() || flags.network_plugin.is_some()
+                }
+                "--vnet-cidr" => !flags.vnet_cidrs.is_empty() || flags.subnet_cidr.is_some(),
+                "--subnet-cidr" => flags.subnet_cidr.is_some(),
+                "--pod-subnet-cidr" => flags.pod_subnet_cidr.is_some(),
+                "--pod-cidr" => flags.pod_cidr.is_some(),
+                "--service-cidr" => flags.service_cidr.is_some(),
+                "--dns-service-ip" => flags.dns_service_ip.is_some(),
+                "--node-count" => flags.node_count.is_some(),
+                "--max-pods" => flags.max_pods.is_some(),
+                "--max-surge" => flags.max_surge.is_some(),
+                _ => false,
+            }
+        };
+        let mut pending: Vec<Pending> = self
+            .pending
+            .into_iter()
+            .filter(|p| !p.covered_by.is_some_and(given))
+            .collect();
+        pending.extend(flags.pending);
+        let mut notes = self.notes;
+        if flags.network_plugin.is_some() {
+            notes.retain(|n| n.code != "network-plugin-defaulted");
+        }
+        notes.extend(flags.notes);
+        let mut pools = if flags.pools.is_empty() {
+            self.pools
+        } else {
+            flags.pools
+        };
+        // --subnet-cidr and --pod-subnet-cidr apply to every pool, as
+        // --node-count does.
+        for p in &mut pools {
+            if flags.subnet_cidr.is_some() {
+                p.subnet = None;
+            }
+            if flags.pod_subnet_cidr.is_some() && p.pod_subnet.is_some() {
+                p.pod_subnet = None;
+            }
+        }
+        let pick =
+            |a: Vec<Sourced<String>>, b: Vec<Sourced<String>>| if a.is_empty() { b } else { a };
+        let plugin_flag = flags.network_plugin.is_some();
         SpecInput {
             network_plugin: flags.network_plugin.or(self.network_plugin),
-            network_plugin_mode: flags.network_plugin_mode.or(self.network_plugin_mode),
-            vnet_cidrs: if flags.vnet_cidrs.is_empty() {
-                self.vnet_cidrs
+            network_plugin_mode: if plugin_flag {
+                flags.network_plugin_mode
             } else {
+                flags.network_plugin_mode.or(self.network_plugin_mode)
+            },
+            vnet_cidrs: if !flags.vnet_cidrs.is_empty() {
                 flags.vnet_cidrs
+            } else if flags.subnet_cidr.is_some() {
+                Vec::new()
+            } else {
+                self.vnet_cidrs
             },
             subnet_cidr: flags.subnet_cidr.or(self.subnet_cidr),
             pod_subnet_cidr: flags.pod_subnet_cidr.or(self.pod_subnet_cidr),
@@ -109,11 +241,38 @@ impl SpecInput {
             max_pods: flags.max_pods.or(self.max_pods),
             max_surge: flags.max_surge.or(self.max_surge),
             route_table_limit: flags.route_table_limit.or(self.route_table_limit),
-            pools: if flags.pools.is_empty() {
-                self.pools
-            } else {
-                flags.pools
+            pools,
+            network_policy: flags.network_policy.or(self.network_policy),
+            network_dataplane: flags.network_dataplane.or(self.network_dataplane),
+            outbound: OutboundInput {
+                outbound_type: flags.outbound.outbound_type.or(self.outbound.outbound_type),
+                lb_managed_ips: flags
+                    .outbound
+                    .lb_managed_ips
+                    .or(self.outbound.lb_managed_ips),
+                lb_own_ips: flags.outbound.lb_own_ips.or(self.outbound.lb_own_ips),
+                lb_allocated_ports: flags
+                    .outbound
+                    .lb_allocated_ports
+                    .or(self.outbound.lb_allocated_ports),
+                nat_managed_ips: flags
+                    .outbound
+                    .nat_managed_ips
+                    .or(self.outbound.nat_managed_ips),
+                nat_idle_timeout: flags
+                    .outbound
+                    .nat_idle_timeout
+                    .or(self.outbound.nat_idle_timeout),
             },
+            authorized_ip_ranges: pick(flags.authorized_ip_ranges, self.authorized_ip_ranges),
+            kubernetes_version: flags.kubernetes_version.or(self.kubernetes_version),
+            ip_families: pick(flags.ip_families, self.ip_families),
+            pod_cidr_v6: flags.pod_cidr_v6.or(self.pod_cidr_v6),
+            service_cidr_v6: flags.service_cidr_v6.or(self.service_cidr_v6),
+            vnet_cidrs_v6: pick(flags.vnet_cidrs_v6, self.vnet_cidrs_v6),
+            known_subnets: self.known_subnets,
+            pending,
+            notes,
         }
     }
 
@@ -164,17 +323,94 @@ impl SpecInput {
     /// make sense for another model are dropped with a warning instead of
     /// making the design invalid.
     pub fn resolve(&self, plugin: NetworkPlugin, compare: bool) -> Result<Resolved, InputError> {
-        let mut notes = Vec::new();
+        // A file value that could not be read, and no flag supplies it.
+        if let Some(p) = self.pending.first() {
+            return Err(p.error.clone());
+        }
+        let mut notes = self.notes.clone();
         let net = |v: &Option<Sourced<String>>, default: &str, flag: &str| {
             parse_net(v.as_ref(), default, flag)
         };
 
-        let subnet_cidr = net(&self.subnet_cidr, defaults::SUBNET_CIDR, "--subnet-cidr")?;
+        // Each pool's own subnets, when the file names them.
+        let mut pools_in: Vec<PoolInput> = self.pools.clone();
+        let implicit = pools_in.is_empty();
+        if implicit {
+            pools_in.push(PoolInput {
+                name: defaults::POOL_NAME.to_string(),
+                ..PoolInput::default()
+            });
+        }
+        let pool_subnet = |r: &Option<SubnetRef>,
+                           what: &str,
+                           flag: &str,
+                           notes: &mut Vec<Finding>,
+                           pool: &str|
+         -> Result<Option<PoolSubnet>, InputError> {
+            let Some(r) = r else { return Ok(None) };
+            let cidr = match &r.cidr {
+                Some(c) => Some(parse_net(Some(c), "", flag)?),
+                None => {
+                    notes.push(Finding::new(
+                        "subnet-range-unknown",
+                        format!(
+                            "pool {pool}: its {what} {} ({}) is not in the inputs, so its range and the capacity on it are unknown; give the file that deploys its VNet with another --file, or its range with {flag}",
+                            r.id, r.source
+                        ),
+                    ));
+                    None
+                }
+            };
+            Ok(Some(PoolSubnet {
+                id: r.id.clone(),
+                cidr,
+                route_table: r.route_table,
+            }))
+        };
+        let mut own_subnets = Vec::new();
+        let mut own_pod_subnets = Vec::new();
+        for p in &pools_in {
+            own_subnets.push(pool_subnet(
+                &p.subnet,
+                "node subnet",
+                "--subnet-cidr",
+                &mut notes,
+                &p.name,
+            )?);
+            own_pod_subnets.push(pool_subnet(
+                &p.pod_subnet,
+                "pod subnet",
+                "--pod-subnet-cidr",
+                &mut notes,
+                &p.name,
+            )?);
+        }
+
+        // The cluster's subnet: the flag, or the first pool's known one.
+        let first_known = own_subnets.iter().flatten().find_map(|s| s.cidr);
+        let subnet_cidr = match (&self.subnet_cidr, first_known) {
+            (Some(v), _) => parse_net(Some(v), "", "--subnet-cidr")?,
+            (None, Some(c)) => c,
+            (None, None) => parse_net(None, defaults::SUBNET_CIDR, "--subnet-cidr")?,
+        };
+        let any_unknown_subnet = own_subnets.iter().flatten().any(|s| s.cidr.is_none());
+        let mut vnet_known = true;
         let vnet_cidrs = if self.vnet_cidrs.is_empty() {
-            // A given subnet without its VNet: the VNet is at least the subnet.
-            if self.subnet_cidr.is_some() {
-                vec![subnet_cidr]
+            if self.subnet_cidr.is_some() || first_known.is_some() {
+                // A subnet without its VNet: the VNet is at least the subnet.
+                let mut v: Vec<Ipv4Net> = Vec::new();
+                for c in std::iter::once(subnet_cidr)
+                    .chain(own_subnets.iter().flatten().filter_map(|s| s.cidr))
+                {
+                    if !v.iter().any(|x| cidr::contains_net(x, &c)) {
+                        v.push(c);
+                    }
+                }
+                v
             } else {
+                if any_unknown_subnet {
+                    vnet_known = false;
+                }
                 vec![parse_net(None, defaults::VNET_CIDR, "--vnet-cidr")?]
             }
         } else {
@@ -186,28 +422,27 @@ impl SpecInput {
 
         let mut pod_subnet_cidr = match &self.pod_subnet_cidr {
             Some(v) => Some(parse_net(Some(v), "", "--pod-subnet-cidr")?),
-            None => None,
+            None => own_pod_subnets.iter().flatten().find_map(|s| s.cidr),
         };
-        if compare && plugin != NetworkPlugin::Azure {
-            if let (Some(p), Some(src)) = (pod_subnet_cidr.take(), &self.pod_subnet_cidr) {
-                notes.push(Finding::new(
-                    "pod-subnet-ignored",
-                    format!(
-                        "{} {p} is ignored for {plugin}: only Azure CNI takes pod addresses from a pod subnet",
-                        src.source
-                    ),
-                ));
-            }
+        let mut pools_have_pod_subnet = own_pod_subnets.iter().any(Option::is_some);
+        if compare
+            && plugin != NetworkPlugin::Azure
+            && (pod_subnet_cidr.is_some() || pools_have_pod_subnet)
+        {
+            let what = match (&self.pod_subnet_cidr, pod_subnet_cidr) {
+                (Some(src), Some(p)) => format!("{} {p}", src.source),
+                _ => "the pools' pod subnets".to_string(),
+            };
+            notes.push(Finding::new(
+                "pod-subnet-ignored",
+                format!("{what} is ignored for {plugin}: only Azure CNI takes pod addresses from a pod subnet"),
+            ));
+            pod_subnet_cidr = None;
+            pools_have_pod_subnet = false;
+            own_pod_subnets.fill(None);
         }
-        let dynamic = plugin == NetworkPlugin::Azure && pod_subnet_cidr.is_some();
-        if let Some(pool) = self.pools.iter().find(|p| p.uses_pod_subnet) {
-            if pod_subnet_cidr.is_none() && plugin == NetworkPlugin::Azure {
-                return Err(InputError::new(
-                    format!("agent pool '{}'", pool.name),
-                    "it names a podSubnetID, whose address range the file does not hold; give it with --pod-subnet-cidr",
-                ));
-            }
-        }
+        let dynamic =
+            plugin == NetworkPlugin::Azure && (pod_subnet_cidr.is_some() || pools_have_pod_subnet);
 
         let pod_cidr = match (&self.pod_cidr, plugin.uses_pod_cidr()) {
             (Some(v), _) => Some(parse_net(Some(v), "", "--pod-cidr")?),
@@ -219,9 +454,25 @@ impl SpecInput {
             Some(v) => {
                 cidr::parse_ipv4(&v.value).map_err(|e| InputError::new(&v.source, e.to_string()))?
             }
-            None => defaults::DNS_SERVICE_IP
-                .parse()
-                .expect("default DNS IP parses"),
+            None => {
+                let d = cidr::parse_ipv4(defaults::DNS_SERVICE_IP)
+                    .map_err(|e| InputError::new("--dns-service-ip", e.to_string()))?;
+                // A service CIDR without a DNS IP: AKS's default 10.0.0.10
+                // only fits the default service CIDR.
+                if self.service_cidr.is_some() && !cidr::contains_addr(&service_cidr, d) {
+                    if let Some(a) = cidr::nth_addr(&service_cidr, 10) {
+                        notes.push(Finding::new(
+                            "dns-service-ip-defaulted",
+                            format!("no DNS service IP is given for service CIDR {service_cidr}; planned with {a}, its .10 address; give it with --dns-service-ip"),
+                        ));
+                        a
+                    } else {
+                        d
+                    }
+                } else {
+                    d
+                }
+            }
         };
         let route_table_limit = self
             .route_table_limit
@@ -229,21 +480,18 @@ impl SpecInput {
             .map_or(defaults::ROUTE_TABLE_LIMIT, |v| v.value);
 
         let top_surge = self.max_surge.as_ref().map(parse_surge).transpose()?;
-        let pools_in: Vec<PoolInput> = if self.pools.is_empty() {
-            vec![PoolInput {
-                name: defaults::POOL_NAME.to_string(),
-                ..PoolInput::default()
-            }]
-        } else {
-            self.pools.clone()
-        };
         let mut node_pools = Vec::with_capacity(pools_in.len());
-        for p in &pools_in {
+        for (i, p) in pools_in.iter().enumerate() {
+            let default_count = if implicit {
+                defaults::NODE_COUNT
+            } else {
+                defaults::API_POOL_COUNT
+            };
             let count = self
                 .node_count
                 .as_ref()
                 .or(p.count.as_ref())
-                .map_or(defaults::NODE_COUNT, |v| v.value);
+                .map_or(default_count, |v| v.value);
             let max_pods = self
                 .max_pods
                 .as_ref()
@@ -259,8 +507,82 @@ impl SpecInput {
                 count,
                 max_pods,
                 max_surge,
+                mode: p.mode.as_ref().map(|m| m.value.clone()),
+                subnet: own_subnets[i].clone(),
+                pod_subnet: own_pod_subnets[i].clone(),
+                pod_ip_allocation_mode: p.pod_ip_allocation_mode.as_ref().map(|m| m.value.clone()),
             });
         }
+
+        // Other subnets of the VNet(s): the service CIDR must avoid them.
+        let used: Vec<Ipv4Net> = std::iter::once(subnet_cidr)
+            .chain(pod_subnet_cidr)
+            .chain(
+                node_pools
+                    .iter()
+                    .filter_map(|p| p.subnet.as_ref().and_then(|s| s.cidr)),
+            )
+            .chain(
+                node_pools
+                    .iter()
+                    .filter_map(|p| p.pod_subnet.as_ref().and_then(|s| s.cidr)),
+            )
+            .collect();
+        let mut other_subnets = Vec::new();
+        for ks in &self.known_subnets {
+            for pfx in ks.prefixes.iter().filter(|p| !p.value.contains(':')) {
+                if let Ok(c) = cidr::parse_cidr(&pfx.value) {
+                    if !used.contains(&c) {
+                        other_subnets.push(NamedSubnet {
+                            name: format!("{}/{}", ks.vnet, ks.name),
+                            cidr: c,
+                        });
+                    }
+                }
+            }
+        }
+
+        let v6 = |v: &Option<Sourced<String>>| -> Result<Option<Ipv6Net>, InputError> {
+            v.as_ref()
+                .map(|s| {
+                    s.value.trim().parse::<Ipv6Net>().map_err(|e| {
+                        InputError::new(
+                            &s.source,
+                            format!("'{}' is not an IPv6 CIDR: {e}", s.value),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let ipv6 = {
+            let d = Ipv6Design {
+                vnet_cidrs: self
+                    .vnet_cidrs_v6
+                    .iter()
+                    .map(|s| {
+                        s.value.trim().parse::<Ipv6Net>().map_err(|e| {
+                            InputError::new(
+                                &s.source,
+                                format!("'{}' is not an IPv6 CIDR: {e}", s.value),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                pod_cidr: v6(&self.pod_cidr_v6)?,
+                service_cidr: v6(&self.service_cidr_v6)?,
+            };
+            (d != Ipv6Design::default()).then_some(d)
+        };
+        let text = |v: &Option<Sourced<String>>| v.as_ref().map(|s| s.value.trim().to_string());
+        let o = &self.outbound;
+        let outbound = Outbound {
+            outbound_type: text(&o.outbound_type),
+            lb_managed_ips: o.lb_managed_ips.as_ref().map(|v| v.value),
+            lb_own_ips: o.lb_own_ips.as_ref().map(|v| v.value),
+            lb_allocated_ports: o.lb_allocated_ports.as_ref().map(|v| v.value),
+            nat_managed_ips: o.nat_managed_ips.as_ref().map(|v| v.value),
+            nat_idle_timeout: o.nat_idle_timeout.as_ref().map(|v| v.value),
+        };
 
         Ok(Resolved {
             network: ClusterNetwork {
@@ -273,6 +595,24 @@ impl SpecInput {
                 dns_service_ip,
                 node_pools,
                 route_table_limit,
+                vnet_known,
+                byo_subnet: self.subnet_cidr.is_some() || own_subnets.iter().any(Option::is_some),
+                other_subnets,
+                network_policy: text(&self.network_policy),
+                network_dataplane: text(&self.network_dataplane),
+                outbound,
+                authorized_ip_ranges: self
+                    .authorized_ip_ranges
+                    .iter()
+                    .map(|s| s.value.trim().to_string())
+                    .collect(),
+                kubernetes_version: text(&self.kubernetes_version),
+                ip_families: self
+                    .ip_families
+                    .iter()
+                    .map(|s| s.value.trim().to_string())
+                    .collect(),
+                ipv6,
             },
             notes,
         })
@@ -432,7 +772,7 @@ mod tests {
         assert_eq!(k.notes[0].code, "pod-subnet-ignored");
         let a = i.resolve(NetworkPlugin::Azure, true).unwrap();
         assert!(a.network.is_dynamic());
-        assert_eq!(a.network.node_pools[0].max_pods, 110);
+        assert_eq!(a.network.node_pools[0].max_pods, 250);
         // Outside compare mode the planner gets to reject it.
         let k = i.resolve(NetworkPlugin::Kubenet, false).unwrap();
         assert!(k.network.pod_subnet_cidr.is_some());

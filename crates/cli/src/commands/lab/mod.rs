@@ -80,6 +80,10 @@ pub struct UpArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; the design flags make Up large"
+)]
 pub enum LabCommand {
     /// Build a lab: fabric, nodes with their agents, pods, a VNet VM and an internet host.
     Up(Box<UpArgs>),

@@ -11,25 +11,26 @@ use super::errors::ObjectError;
 use super::object::{Object, ObjectId};
 use super::store::K8sState;
 use super::Kind;
-use crate::spec::{ClusterNetwork, NetworkPlugin, NodePool};
+use crate::spec::{ClusterNetwork, Sourced, SpecInput};
 
 pub(super) fn net() -> ClusterNetwork {
-    ClusterNetwork {
-        network_plugin: NetworkPlugin::Kubenet,
-        vnet_cidrs: vec!["10.224.0.0/12".parse().unwrap()],
-        subnet_cidr: "10.224.0.0/16".parse().unwrap(),
-        pod_subnet_cidr: None,
-        pod_cidr: Some("10.244.0.0/16".parse().unwrap()),
-        service_cidr: "10.0.0.0/16".parse().unwrap(),
-        dns_service_ip: "10.0.0.10".parse().unwrap(),
-        node_pools: vec![NodePool {
-            name: "nodepool1".into(),
-            count: 3,
-            max_pods: 110,
-            max_surge: Default::default(),
-        }],
-        route_table_limit: 400,
-    }
+    // The design the planner resolves, so the test network has every field
+    // the spec has (and keeps up when it gains more).
+    let f = |v: &str| Some(Sourced::new(v.to_string(), "test"));
+    let input = SpecInput {
+        network_plugin: f("kubenet"),
+        vnet_cidrs: vec![Sourced::new("10.224.0.0/12".to_string(), "test")],
+        subnet_cidr: f("10.224.0.0/16"),
+        pod_cidr: f("10.244.0.0/16"),
+        service_cidr: f("10.0.0.0/16"),
+        dns_service_ip: f("10.0.0.10"),
+        node_count: Some(Sourced::new(3, "test")),
+        max_pods: Some(Sourced::new(110, "test")),
+        ..Default::default()
+    };
+    let plan = crate::planner::plan_input(&input).unwrap();
+    assert!(plan.valid, "{:?}", plan.errors);
+    plan.network
 }
 
 pub(super) fn objects(yaml: &str) -> Vec<Input> {
