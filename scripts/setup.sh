@@ -7,6 +7,7 @@ APT_PACKAGES=(
   ca-certificates                     # cargo fetches crates over HTTPS
   iproute2 nftables procps            # the kernel interfaces the plugins, agent and lab drive
   curl util-linux                     # the podman test's client and nsenter
+  mount                               # mount(8): the CNI edge tests put a data directory on a tmpfs
   etcd-server                         # the etcd store backend and its tests
   protobuf-compiler libprotobuf-dev   # etcd-client's build: protoc and its well-known .proto files
   gcc libc6-dev                       # the linker rustc calls, and the C parts of rusqlite
