@@ -110,8 +110,11 @@ fn unreadable_records_are_listed_as_problems_and_make_list_commands_fail() {
     assert_eq!(j["problems"].as_array().unwrap().len(), 2);
 
     // The garbled node can be removed; then only the address is a problem.
-    let o = aksnet(&["node", "remove", "garbled", "--store", &store]);
+    let o = aksnet(&["node", "remove", "garbled", "--store", &store, "-o", "json"]);
     assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["removed"]["nodes"][0], "garbled", "{j}");
+    assert!(j["claims_released"].as_u64().is_some(), "{j}");
     let o = aksnet(&["node", "remove", "never-was", "--store", &store]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("no node 'never-was'"), "{}", text(&o));

@@ -38,6 +38,8 @@ pub struct RemoveArgs {
     pub name: String,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
@@ -71,10 +73,16 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
     let kv = args.store.open_existing()?;
     match aksnet_cluster::remove_node(kv.as_ref(), &args.name) {
         Ok(r) => {
-            println!(
-                "node {} removed; {} claim(s) released",
-                args.name, r.released
-            );
+            match args.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"removed": {"nodes": [&args.name]}, "claims_released": r.released})
+                ),
+                Output::Table => println!(
+                    "node {} removed; {} claim(s) released",
+                    args.name, r.released
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(ClusterError::NoNode { .. }) => {
