@@ -17,6 +17,7 @@ pub mod cni;
 pub mod diagram;
 pub mod error;
 pub mod expect;
+pub mod explain;
 pub mod fabric;
 pub mod ip;
 pub mod kubelet;
