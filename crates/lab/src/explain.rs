@@ -287,7 +287,13 @@ impl<'a> World<'a> {
 
     /// Explains one flow. `source_ip` is FROM's address; `dest` TO's
     /// address, port and protocol (as `lab probe` resolves them).
-    pub fn explain(&self, from: &str, to: &str, source_ip: Ipv4Addr, dest: &Destination) -> Explanation {
+    pub fn explain(
+        &self,
+        from: &str,
+        to: &str,
+        source_ip: Ipv4Addr,
+        dest: &Destination,
+    ) -> Explanation {
         let start = Packet {
             saddr: source_ip,
             daddr: dest.address,
@@ -300,7 +306,10 @@ impl<'a> World<'a> {
         let hit = first_node.and_then(|n| self.service_at(&start, n));
         let mut paths = vec![];
         let service = hit.as_ref().map(|h| svc_id(h.svc));
-        match hit.as_ref().map(|h| (h, self.backends_for(h, first_node, source_ip))) {
+        match hit
+            .as_ref()
+            .map(|h| (h, self.backends_for(h, first_node, source_ip)))
+        {
             Some((_, Some(backends))) if !backends.is_empty() => {
                 let n = backends.len();
                 for b in &backends {
@@ -396,7 +405,7 @@ impl<'a> World<'a> {
         );
         let src_pod = self.pod_by_ip(p.saddr);
         let original_src = p.saddr;
-        let mut step = |path: &mut Path, at: &str, kind, ok, detail: String| {
+        let step = |path: &mut Path, at: &str, kind, ok, detail: String| {
             path.steps.push(Step {
                 at: at.to_string(),
                 kind,
@@ -411,9 +420,18 @@ impl<'a> World<'a> {
                     "default via the bridge cbr0's address on {} (eth0 → veth → cbr0)",
                     pod.node
                 ),
-                _ => format!("default via 169.254.1.1 dev eth0 (proxy ARP: the veth on {})", pod.node),
+                _ => format!(
+                    "default via 169.254.1.1 dev eth0 (proxy ARP: the veth on {})",
+                    pod.node
+                ),
             };
-            step(&mut path, &format!("pod {}", pod.id()), StepKind::Route, true, format!("{} → {}: {via}", p.saddr, p.daddr));
+            step(
+                &mut path,
+                &format!("pod {}", pod.id()),
+                StepKind::Route,
+                true,
+                format!("{} → {}: {via}", p.saddr, p.daddr),
+            );
             Loc::Node {
                 name: pod.node.clone(),
                 from_fabric: false,
@@ -429,7 +447,13 @@ impl<'a> World<'a> {
                 step(&mut path, &at, StepKind::Drop, false, format!("{} is no pod or node of the cluster; without --lab the way into the cluster is not known", p.saddr));
                 return path;
             }
-            step(&mut path, &at, StepKind::Route, true, format!("{} → {}: default via the fabric", p.saddr, p.daddr));
+            step(
+                &mut path,
+                &at,
+                StepKind::Route,
+                true,
+                format!("{} → {}: default via the fabric", p.saddr, p.daddr),
+            );
             Loc::Fabric { node_subnet: false }
         };
         let mut dnat_done = false;
@@ -439,23 +463,52 @@ impl<'a> World<'a> {
             match loc.clone() {
                 Loc::Node { name, from_fabric } => {
                     let Some(node) = self.node(&name) else {
-                        step(&mut path, &name, StepKind::Drop, false, format!("no node {name}"));
+                        step(
+                            &mut path,
+                            &name,
+                            StepKind::Drop,
+                            false,
+                            format!("no node {name}"),
+                        );
                         return path;
                     };
                     // kube-proxy: DNAT of a Service address.
+                    let mut dnat_here = false;
                     if !dnat_done {
                         if let Some(hit) = self.service_at(&p, node) {
                             dnat_done = true;
-                            let what = format!("{} {} {}:{}/{}", hit.how, svc_id(hit.svc), p.daddr, p.dport, p.proto);
+                            let what = format!(
+                                "{} {} {}:{}/{}",
+                                hit.how,
+                                svc_id(hit.svc),
+                                p.daddr,
+                                p.dport,
+                                p.proto
+                            );
                             let Some(sp) = hit.port else {
                                 step(&mut path, &name, StepKind::Drop, false, format!("{what}: no port {}/{} of the Service: refused (a ClusterIP port no Service declares)", p.dport, p.proto));
                                 return path;
                             };
                             let Some((b, n)) = backend else {
-                                step(&mut path, &name, StepKind::Drop, false, format!("{what}: Service port {} has no endpoint{}: refused", sp.port, if hit.svc.internal_local() || hit.svc.external_local() { " here (traffic policy Local)" } else { "" }));
+                                step(
+                                    &mut path,
+                                    &name,
+                                    StepKind::Drop,
+                                    false,
+                                    format!(
+                                        "{what}: Service port {} has no endpoint{}: refused",
+                                        sp.port,
+                                        if hit.svc.internal_local() || hit.svc.external_local() {
+                                            " here (traffic policy Local)"
+                                        } else {
+                                            ""
+                                        }
+                                    ),
+                                );
                                 return path;
                             };
-                            let from_cluster = self.cluster_cidrs().iter().any(|c| c.contains(&p.saddr));
+                            let from_cluster =
+                                self.cluster_cidrs().iter().any(|c| c.contains(&p.saddr));
                             let hairpin = b.ip == p.saddr;
                             // kube-proxy: a ClusterIP masquerades sources outside
                             // the cluster's pod ranges; the external path
@@ -478,6 +531,7 @@ impl<'a> World<'a> {
                             ));
                             p.daddr = b.ip;
                             p.dport = b.port;
+                            dnat_here = true;
                         } else if self.services().any(|s| s.cluster_ipv4() == Some(p.daddr)) {
                             dnat_done = true;
                         }
@@ -486,9 +540,20 @@ impl<'a> World<'a> {
                     // post-DNAT destination.
                     if !egress_done {
                         egress_done = true;
-                        if let Some(v) = policy.egress(&Flow::new(original_src, p.daddr, p.dport, proto_k8s(p.proto))) {
+                        if let Some(v) = policy.egress(&Flow::new(
+                            original_src,
+                            p.daddr,
+                            p.dport,
+                            proto_k8s(p.proto),
+                        )) {
                             let ok = v.allowed;
-                            step(&mut path, &name, StepKind::Policy, ok, format!("egress: {}", v.message));
+                            step(
+                                &mut path,
+                                &name,
+                                StepKind::Policy,
+                                ok,
+                                format!("egress: {}", v.message),
+                            );
                             path.policy.push(v);
                             if !ok {
                                 return path;
@@ -496,49 +561,102 @@ impl<'a> World<'a> {
                         }
                     }
                     let masq_to = |p: &mut Packet, path: &mut Path, why: &str| {
+                        // Masquerade happens once, on the node that DNAT'd.
+                        p.masq = false;
+                        if p.saddr == node.ip {
+                            return;
+                        }
                         let old = p.saddr;
                         p.saddr = node.ip;
-                        path.steps.push(Step { at: name.clone(), kind: StepKind::Snat, ok: true, detail: format!("{old} → {} ({why})", node.ip) });
+                        path.steps.push(Step {
+                            at: name.clone(),
+                            kind: StepKind::Snat,
+                            ok: true,
+                            detail: format!("{old} → {} ({why})", node.ip),
+                        });
                     };
                     // Delivered here?
                     if p.daddr == node.ip {
-                        if p.masq && p.saddr != node.ip {
+                        if p.masq {
                             masq_to(&mut p, &mut path, "kube-proxy masquerade");
                         }
                         return self.deliver_node(path, node, &p);
                     }
                     if let Some(pod) = self.pod_by_ip(p.daddr).filter(|pd| pd.node == node.name) {
-                        if p.masq && p.saddr != node.ip {
+                        if p.masq {
                             masq_to(&mut p, &mut path, "kube-proxy masquerade");
                         }
                         let how = match plugin {
-                            NetworkPlugin::Kubenet if !from_fabric && src_pod.is_some_and(|s| s.node == node.name) && !p.masq => "same node: the bridge cbr0 delivers it, it never leaves the bridge".to_string(),
-                            NetworkPlugin::Kubenet => format!("{} dev cbr0 (the node's /24 on the bridge)", p.daddr),
+                            NetworkPlugin::Kubenet
+                                if !from_fabric
+                                    && src_pod.is_some_and(|s| s.node == node.name)
+                                    && !p.masq =>
+                            {
+                                "same node: the bridge cbr0 delivers it, it never leaves the bridge"
+                                    .to_string()
+                            }
+                            NetworkPlugin::Kubenet => {
+                                format!("{} dev cbr0 (the node's /24 on the bridge)", p.daddr)
+                            }
                             _ => format!("host route {}/32 dev the pod's veth", p.daddr),
                         };
                         step(&mut path, &name, StepKind::Route, true, how);
                         return self.deliver_pod(path, pod, &p, &policy);
                     }
-                    if from_fabric {
-                        step(&mut path, &name, StepKind::Drop, false, format!("{} is not on {name}: the node does not forward it back", p.daddr));
+                    if from_fabric && !dnat_here {
+                        step(
+                            &mut path,
+                            &name,
+                            StepKind::Drop,
+                            false,
+                            format!(
+                                "{} is not on {name}: the node does not forward it back",
+                                p.daddr
+                            ),
+                        );
                         return path;
                     }
                     // Leaves by eth0: SNAT at postrouting.
-                    step(&mut path, &name, StepKind::Route, true, format!("{} → default via {} dev eth0 (the subnet gateway, into the fabric)", p.daddr, self.state.addressing.node_gateway));
+                    step(
+                        &mut path,
+                        &name,
+                        StepKind::Route,
+                        true,
+                        format!(
+                            "{} → default via {} dev eth0 (the subnet gateway, into the fabric)",
+                            p.daddr, self.state.addressing.node_gateway
+                        ),
+                    );
                     if p.masq {
-                        if p.saddr != node.ip {
-                            masq_to(&mut p, &mut path, "kube-proxy masquerade");
-                        }
-                    } else if self.node_pod_sources(&name).iter().any(|c| c.contains(&p.saddr)) {
+                        masq_to(&mut p, &mut path, "kube-proxy masquerade");
+                    } else if self
+                        .node_pod_sources(&name)
+                        .iter()
+                        .any(|c| c.contains(&p.saddr))
+                    {
                         let no_snat = self.state.network.non_masquerade_cidrs();
                         if no_snat.iter().any(|c| c.contains(&p.daddr)) || nsg_link_local(p.daddr) {
-                            step(&mut path, &name, StepKind::Snat, true, format!(
-                                "none: {} is in nonMasqueradeCIDRs ({}), the pod IP is kept",
-                                p.daddr,
-                                no_snat.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
-                            ));
+                            step(
+                                &mut path,
+                                &name,
+                                StepKind::Snat,
+                                true,
+                                format!(
+                                    "none: {} is in nonMasqueradeCIDRs ({}), the pod IP is kept",
+                                    p.daddr,
+                                    no_snat
+                                        .iter()
+                                        .map(|c| c.to_string())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            );
                         } else {
-                            masq_to(&mut p, &mut path, "ip-masq-agent: destination outside nonMasqueradeCIDRs");
+                            masq_to(
+                                &mut p,
+                                &mut path,
+                                "ip-masq-agent: destination outside nonMasqueradeCIDRs",
+                            );
                         }
                     }
                     loc = Loc::Fabric { node_subnet: true };
@@ -548,12 +666,27 @@ impl<'a> World<'a> {
                         // A store alone: only the other nodes' routes are known.
                         match self.fabric_next(&p, node_subnet) {
                             Ok((Some(n), why)) => {
-                                step(&mut path, "fabric", StepKind::Route, true, format!("{why} (the NSG is not known without --lab)"));
-                                loc = Loc::Node { name: n.name.clone(), from_fabric: true };
+                                step(
+                                    &mut path,
+                                    "fabric",
+                                    StepKind::Route,
+                                    true,
+                                    format!("{why} (the NSG is not known without --lab)"),
+                                );
+                                loc = Loc::Node {
+                                    name: n.name.clone(),
+                                    from_fabric: true,
+                                };
                                 continue;
                             }
                             Ok((None, why)) => {
-                                step(&mut path, "fabric", StepKind::Route, true, format!("{why}; beyond the cluster is not known without --lab"));
+                                step(
+                                    &mut path,
+                                    "fabric",
+                                    StepKind::Route,
+                                    true,
+                                    format!("{why}; beyond the cluster is not known without --lab"),
+                                );
                                 path.allowed = true;
                                 path.delivered_to = Some(p.daddr.to_string());
                                 path.source_ip_seen = Some(p.saddr.to_string());
@@ -587,10 +720,23 @@ impl<'a> World<'a> {
                     for d in dirs {
                         let dec = nsg_decide(&self.state.nsg, &vnet, d, &p);
                         let ok = dec.access == Access::Allow;
-                        step(&mut path, "fabric", StepKind::Nsg, ok, format!(
-                            "NSG {}: {} {} (priority {}) for {} → {}:{}/{}",
-                            d.as_str(), dec.rule, dec.access.as_str(), dec.priority, p.saddr, p.daddr, p.dport, p.proto
-                        ));
+                        step(
+                            &mut path,
+                            "fabric",
+                            StepKind::Nsg,
+                            ok,
+                            format!(
+                                "NSG {}: {} {} (priority {}) for {} → {}:{}/{}",
+                                d.as_str(),
+                                dec.rule,
+                                dec.access.as_str(),
+                                dec.priority,
+                                p.saddr,
+                                p.daddr,
+                                p.dport,
+                                p.proto
+                            ),
+                        );
                         path.nsg.push(dec);
                         if !ok {
                             return path;
@@ -598,20 +744,33 @@ impl<'a> World<'a> {
                     }
                     match node {
                         Some(n) => {
-                            loc = Loc::Node { name: n.name.clone(), from_fabric: true };
+                            loc = Loc::Node {
+                                name: n.name.clone(),
+                                from_fabric: true,
+                            };
                         }
                         None => return self.deliver_outside(path, &p),
                     }
                 }
             }
         }
-        step(&mut path, "fabric", StepKind::Drop, false, "the packet loops".into());
+        step(
+            &mut path,
+            "fabric",
+            StepKind::Drop,
+            false,
+            "the packet loops".into(),
+        );
         path
     }
 
     /// The fabric's route for `p`: the node it goes to (with why), none for
     /// the VM or the internet, or why there is no route.
-    fn fabric_next(&self, p: &Packet, node_subnet: bool) -> Result<(Option<&'a NodeState>, String), String> {
+    fn fabric_next(
+        &self,
+        p: &Packet,
+        node_subnet: bool,
+    ) -> Result<(Option<&'a NodeState>, String), String> {
         let d = p.daddr;
         if let Some(n) = self.node_by_ip(d) {
             return Ok((Some(n), format!("{d}/32 → {} (its NIC)", n.name)));
@@ -623,7 +782,12 @@ impl<'a> World<'a> {
                     if !node_subnet {
                         return Err(format!("{d}: not routable: the route table (UDR) is associated with the node subnet only (kubenet pods are not reachable from the VNet)"));
                     }
-                    let entry = self.snap.routes.values().filter_map(|r| r.value.as_ref()).find(|r| r.destination.contains(&d));
+                    let entry = self
+                        .snap
+                        .routes
+                        .values()
+                        .filter_map(|r| r.value.as_ref())
+                        .find(|r| r.destination.contains(&d));
                     return match entry {
                         Some(r) => Ok((self.node_by_ip(r.next_hop).or(n), format!("route table (UDR): {} → next hop {} ({})", r.destination, r.next_hop, r.node))),
                         None => Err(format!("{d}: no entry in the route table (UDR) for {}'s /24 ({} is NetworkUnavailable?)", pod.node, pod.node)),
@@ -633,23 +797,43 @@ impl<'a> World<'a> {
                     if !node_subnet {
                         return Err(format!("{d}: not routable: the overlay's pod CIDR is routed only inside the cluster"));
                     }
-                    let block = self.snap.blocks.iter().find(|(b, c)| b.contains(&d) && c.value.as_ref().is_some_and(|c| c.kind == ClaimKind::PodBlock));
+                    let block = self.snap.blocks.iter().find(|(b, c)| {
+                        b.contains(&d)
+                            && c.value
+                                .as_ref()
+                                .is_some_and(|c| c.kind == ClaimKind::PodBlock)
+                    });
                     return match block.and_then(|(b, c)| Some((b, c.value.as_ref()?))) {
-                        Some((b, c)) => Ok((self.node(&c.node).or(n), format!("overlay routing domain: {b} → {}", c.node))),
+                        Some((b, c)) => Ok((
+                            self.node(&c.node).or(n),
+                            format!("overlay routing domain: {b} → {}", c.node),
+                        )),
                         None => Err(format!("{d}: no block of the overlay holds it")),
                     };
                 }
                 NetworkPlugin::Azure => {
                     let claim = self.snap.ips.get(&d).and_then(|c| c.value.as_ref());
                     return match claim {
-                        Some(c) => Ok((self.node(&c.node).or(n), format!("NIC IP configuration: {d} is a secondary IP of {}'s NIC", c.node))),
+                        Some(c) => Ok((
+                            self.node(&c.node).or(n),
+                            format!(
+                                "NIC IP configuration: {d} is a secondary IP of {}'s NIC",
+                                c.node
+                            ),
+                        )),
                         None => Err(format!("{d}: no NIC holds it")),
                     };
                 }
             }
         }
         if self.lab && d == self.state.addressing.vm_ip {
-            return Ok((None, format!("{d}/32 → the VM's NIC (subnet {})", self.state.addressing.vm_subnet)));
+            return Ok((
+                None,
+                format!(
+                    "{d}/32 → the VM's NIC (subnet {})",
+                    self.state.addressing.vm_subnet
+                ),
+            ));
         }
         let private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
             .iter()
@@ -658,7 +842,9 @@ impl<'a> World<'a> {
             .chain(self.state.network.effective_pod_cidr());
         for c in private {
             if c.contains(&d) {
-                return Err(format!("{d}: no NIC or route for it in the VNet ({c} is unreachable in the fabric)"));
+                return Err(format!(
+                    "{d}: no NIC or route for it in the VNet ({c} is unreachable in the fabric)"
+                ));
             }
         }
         Ok((None, format!("{d}: default route to the internet")))
@@ -670,29 +856,65 @@ impl<'a> World<'a> {
             path.steps.push(Step { at, kind: StepKind::Drop, ok: false, detail: format!("nothing listens on {}:{}/{} (the node's probe server is on {PROBE_PORT}): refused", node.ip, p.dport, p.proto) });
             return path;
         }
-        path.steps.push(Step { at, kind: StepKind::Deliver, ok: true, detail: format!("delivered to {} (source seen: {})", node.name, p.saddr) });
+        path.steps.push(Step {
+            at,
+            kind: StepKind::Deliver,
+            ok: true,
+            detail: format!("delivered to {} (source seen: {})", node.name, p.saddr),
+        });
         path.allowed = true;
         path.delivered_to = Some(node.name.clone());
         path.source_ip_seen = Some(p.saddr.to_string());
         path
     }
 
-    fn deliver_pod(&self, mut path: Path, pod: &PodState, p: &Packet, policy: &PolicyView<'_>) -> Path {
+    fn deliver_pod(
+        &self,
+        mut path: Path,
+        pod: &PodState,
+        p: &Packet,
+        policy: &PolicyView<'_>,
+    ) -> Path {
         let at = format!("pod {}", pod.id());
         if let Some(v) = policy.ingress(&Flow::new(p.saddr, p.daddr, p.dport, proto_k8s(p.proto))) {
             let ok = v.allowed;
-            path.steps.push(Step { at: pod.node.clone(), kind: StepKind::Policy, ok, detail: format!("ingress: {}", v.message) });
+            path.steps.push(Step {
+                at: pod.node.clone(),
+                kind: StepKind::Policy,
+                ok,
+                detail: format!("ingress: {}", v.message),
+            });
             path.policy.push(v);
             if !ok {
                 return path;
             }
         }
-        let serves = p.dport == PROBE_PORT || pod.ports.iter().any(|l| l.port == p.dport && l.protocol == p.proto);
+        let serves = p.dport == PROBE_PORT
+            || pod
+                .ports
+                .iter()
+                .any(|l| l.port == p.dport && l.protocol == p.proto);
         if self.lab && !serves {
-            path.steps.push(Step { at, kind: StepKind::Drop, ok: false, detail: format!("nothing listens on {}:{}/{}: refused", p.daddr, p.dport, p.proto) });
+            path.steps.push(Step {
+                at,
+                kind: StepKind::Drop,
+                ok: false,
+                detail: format!(
+                    "nothing listens on {}:{}/{}: refused",
+                    p.daddr, p.dport, p.proto
+                ),
+            });
             return path;
         }
-        path.steps.push(Step { at, kind: StepKind::Deliver, ok: true, detail: format!("delivered to {}:{}/{} (source seen: {})", p.daddr, p.dport, p.proto, p.saddr) });
+        path.steps.push(Step {
+            at,
+            kind: StepKind::Deliver,
+            ok: true,
+            detail: format!(
+                "delivered to {}:{}/{} (source seen: {})",
+                p.daddr, p.dport, p.proto, p.saddr
+            ),
+        });
         path.allowed = true;
         path.delivered_to = Some(pod.id());
         path.source_ip_seen = Some(p.saddr.to_string());
@@ -704,7 +926,23 @@ impl<'a> World<'a> {
         let a = &self.state.addressing;
         if p.daddr == a.vm_ip {
             let ok = p.dport == PROBE_PORT;
-            path.steps.push(Step { at: "vm".into(), kind: if ok { StepKind::Deliver } else { StepKind::Drop }, ok, detail: if ok { format!("delivered to the VM (source seen: {})", p.saddr) } else { format!("nothing listens on the VM's {}/{}: refused", p.dport, p.proto) } });
+            path.steps.push(Step {
+                at: "vm".into(),
+                kind: if ok {
+                    StepKind::Deliver
+                } else {
+                    StepKind::Drop
+                },
+                ok,
+                detail: if ok {
+                    format!("delivered to the VM (source seen: {})", p.saddr)
+                } else {
+                    format!(
+                        "nothing listens on the VM's {}/{}: refused",
+                        p.dport, p.proto
+                    )
+                },
+            });
             if ok {
                 path.allowed = true;
                 path.delivered_to = Some("vm".into());
@@ -714,13 +952,31 @@ impl<'a> World<'a> {
         }
         let old = p.saddr;
         p.saddr = a.public_ip;
-        path.steps.push(Step { at: "fabric".into(), kind: StepKind::Snat, ok: true, detail: format!("{old} → {} (outbound SNAT to the public IP)", a.public_ip) });
+        path.steps.push(Step {
+            at: "fabric".into(),
+            kind: StepKind::Snat,
+            ok: true,
+            detail: format!("{old} → {} (outbound SNAT to the public IP)", a.public_ip),
+        });
         let ok = p.daddr == a.internet_ip && p.dport == PROBE_PORT;
         path.steps.push(Step {
             at: "internet".into(),
-            kind: if ok { StepKind::Deliver } else { StepKind::Drop },
+            kind: if ok {
+                StepKind::Deliver
+            } else {
+                StepKind::Drop
+            },
             ok,
-            detail: if ok { format!("delivered to the internet host (source seen: {})", p.saddr) } else if p.daddr == a.internet_ip { format!("nothing listens on the internet host's {}/{}: refused", p.dport, p.proto) } else { format!("{}: no host of the lab's internet answers there", p.daddr) },
+            detail: if ok {
+                format!("delivered to the internet host (source seen: {})", p.saddr)
+            } else if p.daddr == a.internet_ip {
+                format!(
+                    "nothing listens on the internet host's {}/{}: refused",
+                    p.dport, p.proto
+                )
+            } else {
+                format!("{}: no host of the lab's internet answers there", p.daddr)
+            },
         });
         if ok {
             path.allowed = true;
@@ -759,10 +1015,18 @@ pub fn store_state(
     {
         let Some(ip) = pod.pod_ipv4() else { continue };
         let node = pod.spec.node_name.clone().unwrap_or_default();
-        let node_index = st.nodes.iter().find(|n| n.name == node).map_or(0, |n| n.index);
+        let node_index = st
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .map_or(0, |n| n.index);
         st.pods.push(PodState {
             name: pod.metadata.name.clone(),
-            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             node,
             node_index,
             index: j as u32 + 1,
@@ -782,7 +1046,12 @@ fn nsg_link_local(ip: Ipv4Addr) -> bool {
 
 /// The NSG rule that decides a packet in one direction: the user rules in
 /// priority order, first match wins, then Azure's defaults.
-pub fn nsg_decide(rules: &[NsgRule], vnet: &[Ipv4Net], dir: nsg::Direction, p_: &impl NsgPacket) -> NsgDecision {
+pub fn nsg_decide(
+    rules: &[NsgRule],
+    vnet: &[Ipv4Net],
+    dir: nsg::Direction,
+    p_: &impl NsgPacket,
+) -> NsgDecision {
     let (saddr, daddr, dport, proto) = p_.fields();
     let mut user: Vec<&NsgRule> = rules.iter().filter(|r| r.direction == dir).collect();
     user.sort_by_key(|r| r.priority);
@@ -844,7 +1113,12 @@ pub fn verify(e: &Explanation, outcomes: &[crate::probe::Outcome]) -> Verificati
         v.dedup();
         v
     };
-    let allowed_to: Vec<&str> = e.paths.iter().filter(|p| p.allowed).filter_map(|p| p.delivered_to.as_deref()).collect();
+    let allowed_to: Vec<&str> = e
+        .paths
+        .iter()
+        .filter(|p| p.allowed)
+        .filter_map(|p| p.delivered_to.as_deref())
+        .collect();
     let any_allowed = e.paths.iter().any(|p| p.allowed);
     let agrees = if e.allowed {
         reached.len() == outcomes.len()
@@ -877,7 +1151,10 @@ pub fn verify(e: &Explanation, outcomes: &[crate::probe::Outcome]) -> Verificati
     Verification {
         probes: outcomes.len() as u32,
         reached: reached.len() as u32,
-        source_ip_seen: reached.first().and_then(|o| o.source).map(|s| s.to_string()),
+        source_ip_seen: reached
+            .first()
+            .and_then(|o| o.source)
+            .map(|s| s.to_string()),
         answered_by,
         reachable: !reached.is_empty(),
         agrees,

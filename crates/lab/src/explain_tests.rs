@@ -88,11 +88,13 @@ fn kubenet_cross_node_through_the_route_table_and_the_nsg() {
     let p = &e.paths[0];
     assert_eq!(p.delivered_to.as_deref(), Some("default/pod-2-1"));
     assert_eq!(p.source_ip_seen.as_deref(), Some("10.244.0.2"));
+    assert!(p.steps.iter().any(|s| s
+        .detail
+        .contains("route table (UDR): 10.244.1.0/24 → next hop 10.224.0.5")));
     assert!(p
         .steps
         .iter()
-        .any(|s| s.detail.contains("route table (UDR): 10.244.1.0/24 → next hop 10.224.0.5")));
-    assert!(p.steps.iter().any(|s| s.detail.contains("nonMasqueradeCIDRs")));
+        .any(|s| s.detail.contains("nonMasqueradeCIDRs")));
     let nsg: Vec<&str> = p.nsg.iter().map(|d| d.rule.as_str()).collect();
     assert_eq!(nsg, vec!["AllowVnetOutBound", "AllowVnetInBound"]);
     // No route table entry for node-2 (NetworkUnavailable): dropped.
@@ -104,7 +106,10 @@ fn kubenet_cross_node_through_the_route_table_and_the_nsg() {
     assert!(!e.allowed);
     let last = e.paths[0].steps.last().unwrap();
     assert_eq!(last.kind, StepKind::Drop);
-    assert!(last.detail.contains("no entry in the route table"), "{last:?}");
+    assert!(
+        last.detail.contains("no entry in the route table"),
+        "{last:?}"
+    );
 }
 
 #[test]
@@ -201,7 +206,12 @@ fn snat_to_the_node_and_the_public_ip() {
     };
     let e = explain(&kw, "vm", "pod-2-1", None);
     assert!(!e.allowed);
-    assert!(e.paths[0].steps.last().unwrap().detail.contains("not routable"));
+    assert!(e.paths[0]
+        .steps
+        .last()
+        .unwrap()
+        .detail
+        .contains("not routable"));
 }
 
 #[test]
@@ -228,10 +238,9 @@ fn policy_denies_by_name_and_allows_by_rule_index() {
     let ing = e.paths[0].policy.last().unwrap();
     assert_eq!(ing.allowed_by[0].policy, "default/only-1-1");
     assert_eq!(ing.allowed_by[0].rule, 1);
-    assert!(e.paths[0]
-        .steps
-        .iter()
-        .any(|s| s.detail.contains("overlay routing domain: 10.244.1.0/24 → node-2")));
+    assert!(e.paths[0].steps.iter().any(|s| s
+        .detail
+        .contains("overlay routing domain: 10.244.1.0/24 → node-2")));
     // node-1 → pod-2-1: not the pod's own node, not pod-1-1: denied.
     let e = explain(&w, "node-1", "pod-2-1", None);
     assert!(!e.allowed);
@@ -296,6 +305,18 @@ fn a_service_is_followed_once_per_backend() {
         .unwrap();
     assert_eq!(to_22.source_ip_seen.as_deref(), Some("10.224.0.4"));
     assert_eq!(to_22.nsg.len(), 3, "{to_22:#?}");
+    // node-1 → ClusterIP → a backend on node-2: masqueraded once, to node-1.
+    let e = explain(&w, "node-1", "svc/default/web", None);
+    let to_22 = e
+        .paths
+        .iter()
+        .find(|p| p.delivered_to.as_deref() == Some("default/pod-2-2"))
+        .unwrap();
+    assert_eq!(
+        to_22.source_ip_seen.as_deref(),
+        Some("10.224.0.4"),
+        "{to_22:#?}"
+    );
     // An undeclared port of the ClusterIP is refused.
     let e = explain(&w, "pod-1-1", "svc/default/web", Some(81));
     assert!(!e.allowed);
@@ -336,7 +357,9 @@ fn verification_compares_with_the_paths() {
     assert!(verify(&denied, &[Outcome::failed("x")]).agrees);
     assert!(!verify(&denied, &[ok]).agrees);
     let json = serde_json::to_value(&e).unwrap();
-    for f in ["from", "to", "paths", "allowed", "verdict", "address", "port", "protocol"] {
+    for f in [
+        "from", "to", "paths", "allowed", "verdict", "address", "port", "protocol",
+    ] {
         assert!(json.get(f).is_some(), "{f}");
     }
     assert_eq!(json["paths"][0]["steps"][0]["kind"], "route");

@@ -26,6 +26,7 @@ pub mod netns;
 pub mod nodes;
 pub mod nsg;
 pub mod pods;
+pub mod policy_check;
 pub mod probe;
 pub mod process;
 pub mod routes;

@@ -358,7 +358,8 @@ impl<'a> PolicyView<'a> {
                     .collect(),
             };
             for (i, (ports, peers)) in rules.into_iter().enumerate() {
-                let port_ok = ports.is_empty() || ports.iter().any(|p| port_matches(p, flow, dst_pod));
+                let port_ok =
+                    ports.is_empty() || ports.iter().any(|p| port_matches(p, flow, dst_pod));
                 let peer_ok = peers.is_empty()
                     || peers
                         .iter()
@@ -429,8 +430,8 @@ impl<'a> PolicyView<'a> {
         let dst = self.pod_by_ip(flow.dst);
         let egress = src.map(|s| self.direction(Direction::Egress, s, flow.dst, dst, flow));
         let ingress = dst.map(|d| self.direction(Direction::Ingress, d, flow.src, src, flow));
-        let allowed = egress.as_ref().is_none_or(|v| v.allowed)
-            && ingress.as_ref().is_none_or(|v| v.allowed);
+        let allowed =
+            egress.as_ref().is_none_or(|v| v.allowed) && ingress.as_ref().is_none_or(|v| v.allowed);
         Verdict {
             egress,
             ingress,
