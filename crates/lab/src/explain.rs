@@ -416,10 +416,14 @@ impl<'a> World<'a> {
         let plugin = self.plugin();
         let mut loc = if let Some(pod) = src_pod {
             let via = match plugin {
-                NetworkPlugin::Kubenet => format!(
-                    "default via the bridge cbr0's address on {} (eth0 → veth → cbr0)",
-                    pod.node
-                ),
+                NetworkPlugin::Kubenet => match self.snap.block_of(&pod.node) {
+                    Some(b) => format!(
+                        "default via {} (cbr0 on {}: eth0 → veth → bridge)",
+                        Ipv4Addr::from(u32::from(b.network()) + 1),
+                        pod.node
+                    ),
+                    None => format!("default via cbr0 on {}", pod.node),
+                },
                 _ => format!(
                     "default via 169.254.1.1 dev eth0 (proxy ARP: the veth on {})",
                     pod.node

@@ -373,18 +373,19 @@ impl<'a> PolicyView<'a> {
                 }
             }
         }
+        let peer = match remote {
+            Some(r) => format!("{} ({remote_ip})", r.id()),
+            None => remote_ip.to_string(),
+        };
         let what = format!(
-            "{} {}/{} {} {}",
+            "{}/{} {} {peer}",
             flow.protocol,
             flow.port,
             match dir {
                 Direction::Ingress => "from",
                 Direction::Egress => "to",
             },
-            remote.map(|r| r.id()).unwrap_or_default(),
-            remote_ip
         );
-        let what = what.replace("  ", " ");
         if v.allowed_by.is_empty() {
             v.allowed = false;
             v.reason = Reason::NoRuleAllows;
