@@ -414,6 +414,17 @@ impl<'a> World<'a> {
             });
         };
         let plugin = self.plugin();
+        if let Some(pod) = src_pod.filter(|pd| pd.ip == Some(p.daddr)) {
+            // Its own address: never leaves the pod (lo), no policy applies.
+            step(
+                &mut path,
+                &format!("pod {}", pod.id()),
+                StepKind::Route,
+                true,
+                format!("{}: the pod's own address, delivered on lo", p.daddr),
+            );
+            return self.deliver_pod(path, pod, &p, &policy);
+        }
         let mut loc = if let Some(pod) = src_pod {
             let via = match plugin {
                 NetworkPlugin::Kubenet => match self.snap.block_of(&pod.node) {

@@ -98,8 +98,10 @@ fn kubenet_cross_node_through_the_route_table_and_the_nsg() {
     let nsg: Vec<&str> = p.nsg.iter().map(|d| d.rule.as_str()).collect();
     assert_eq!(nsg, vec!["AllowVnetOutBound", "AllowVnetInBound"]);
     // No route table entry for node-2 (NetworkUnavailable): dropped.
-    let mut bare = Snapshot::default();
-    bare.routes = snap.routes.clone();
+    let mut bare = Snapshot {
+        routes: snap.routes.clone(),
+        ..Default::default()
+    };
     bare.routes.remove(&1);
     let w2 = World { snap: &bare, ..w };
     let e = explain(&w2, "pod-1-1", "pod-2-1", None);
@@ -249,6 +251,14 @@ fn policy_denies_by_name_and_allows_by_rule_index() {
     assert!(last.detail.contains("default/only-1-1"), "{last:?}");
     // node-2 is pod-2-1's node: always allowed.
     assert!(explain(&w, "node-2", "pod-2-1", None).allowed);
+    // A pod to itself: on lo, never isolated from itself.
+    let e = explain(&w, "pod-2-1", "pod-2-1", None);
+    assert!(e.allowed, "{e:#?}");
+    assert_eq!(e.paths[0].steps.len(), 3, "{e:#?}");
+    assert_eq!(
+        e.paths[0].policy.last().unwrap().reason,
+        aksnet_core::k8s::policy_eval::Reason::SamePod
+    );
 }
 
 #[test]
@@ -343,7 +353,7 @@ fn verification_compares_with_the_paths() {
         error: None,
         elapsed: std::time::Duration::from_millis(1),
     };
-    assert!(verify(&e, &[ok.clone()]).agrees);
+    assert!(verify(&e, std::slice::from_ref(&ok)).agrees);
     let v = verify(&e, &[Outcome::failed("timed out")]);
     assert!(!v.agrees && v.note.as_deref() == Some("timed out"));
     let wrong = Outcome {
