@@ -354,4 +354,38 @@ mod tests {
         assert!(!report.all_match());
         assert_eq!(report.mismatches(), 1);
     }
+
+    #[test]
+    fn the_tables_mark_differences() {
+        let r = |from: &str, to: &str, reachable: bool, expected: bool| PairResult {
+            from: from.into(),
+            to: to.into(),
+            reachable,
+            expected_reachable: expected,
+            matches: reachable == expected,
+        };
+        let report = PolicyReport {
+            ports: vec![PortResults {
+                port: 81,
+                protocol: Protocol::Udp,
+                results: vec![
+                    r("x/a", "x/a", true, true),
+                    r("x/a", "x/b", true, false),
+                    r("x/b", "x/a", false, false),
+                    r("x/b", "x/b", true, true),
+                ],
+            }],
+            notes: vec!["x/a → x/b 81/udp: expected denied".into()],
+            elapsed: Duration::from_millis(1234),
+            probes: 4,
+        };
+        let t = render(&report);
+        assert!(t.contains("  1 x/a\n  2 x/b\n"), "{t}");
+        assert!(t.contains("81/udp: 4 pairs, 1 differ (*)"), "{t}");
+        // Row 1: probed `. .*`, expected `. X`.
+        assert!(t.contains("1 . .*   1 . X"), "{t}");
+        assert!(t.contains("2 X .    2 X ."), "{t}");
+        assert!(t.contains("differences:\n  x/a → x/b 81/udp"), "{t}");
+        assert!(t.ends_with("4 probes in 1.2 s; 1 pairs differ\n"), "{t}");
+    }
 }

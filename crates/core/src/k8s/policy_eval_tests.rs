@@ -863,3 +863,118 @@ fn host_network_and_finished_pods_are_not_selected() {
     assert!(v.pod_by_ip(node_ip(0)).is_none());
     assert!(v.pod("x", "a").is_some());
 }
+
+#[test]
+fn egress_by_namespace_and_to_a_pod_of_another_namespace() {
+    // Deny egress of the whole namespace x (deny egress "for the whole ns").
+    let mut m = Model::new();
+    m.policy(
+        "x",
+        "deny-egress-ns",
+        json!({"podSelector": {}, "policyTypes": ["Egress"]}),
+    );
+    let mut want = Table::new(true);
+    for p in PODS {
+        want = want.all_egress(&format!("x/{p}"), false);
+    }
+    check(&m, 80, "TCP", want);
+    // x/a may reach y/b only (podSelector AND namespaceSelector in `to`).
+    let mut m = Model::new();
+    m.policy(
+        "x",
+        "to-yb",
+        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "y"}},
+                                "podSelector": {"matchLabels": {"pod": "b"}}}]}]}),
+    );
+    let want = Table::new(true)
+        .all_egress("x/a", false)
+        .peer("x/a", "y/b", true);
+    check(&m, 80, "TCP", want);
+    let r = m
+        .view()
+        .evaluate(&Flow::new(ip_of("x/a"), ip_of("y/b"), 80, "TCP"));
+    assert_eq!(
+        r.egress.unwrap().allowed_by,
+        vec![RuleRef {
+            policy: "x/to-yb".into(),
+            direction: Direction::Egress,
+            rule: 0
+        }]
+    );
+    // Allow-all egress takes precedence over a deny-all egress.
+    let mut m = Model::new();
+    m.policy(
+        "x",
+        "deny-egress",
+        json!({"podSelector": {}, "policyTypes": ["Egress"]}),
+    );
+    m.policy(
+        "x",
+        "allow-egress",
+        json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}),
+    );
+    check(&m, 80, "TCP", Table::new(true));
+}
+
+#[test]
+fn ingress_and_egress_are_independent_and_both_needed() {
+    // x/a may only send to y; y/b only receives from x/a: x/a → y/b is the
+    // one pair through both; x/a → y/c needs no ingress allow.
+    let mut m = Model::new();
+    m.policy(
+        "x",
+        "a-to-y",
+        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]}),
+    );
+    m.policy(
+        "y",
+        "b-from-xa",
+        json!({"podSelector": {"matchLabels": {"pod": "b"}},
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "x"}},
+                                   "podSelector": {"matchLabels": {"pod": "a"}}}]}]}),
+    );
+    let want = Table::new(true)
+        .all_egress("x/a", false)
+        .peer("x/a", "y/a", true)
+        .peer("x/a", "y/c", true)
+        .all_ingress("y/b", false)
+        .peer("x/a", "y/b", true);
+    check(&m, 80, "TCP", want);
+    check(
+        &m,
+        81,
+        "UDP",
+        Table::new(true)
+            .all_egress("x/a", false)
+            .peer("x/a", "y/a", true)
+            .peer("x/a", "y/c", true)
+            .all_ingress("y/b", false)
+            .peer("x/a", "y/b", true),
+    );
+}
+
+#[test]
+fn a_namespace_the_store_does_not_hold_has_its_name_label() {
+    // Pods in a namespace without a stored Namespace (the lab's default)
+    // still match kubernetes.io/metadata.name.
+    let mut m = Model::new();
+    let mut p = pod_json("x", "d", json!({"pod": "d"}));
+    p["metadata"]["namespace"] = json!("default");
+    p["status"]["podIP"] = json!("10.244.0.99");
+    m.put(Kind::Pod, p);
+    m.policy(
+        "x",
+        "from-default",
+        json!({"podSelector": {"matchLabels": {"pod": "a"}},
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}}]}]}),
+    );
+    let v = m.view();
+    let src: Ipv4Addr = "10.244.0.99".parse().unwrap();
+    assert!(v.evaluate(&Flow::new(src, ip_of("x/a"), 80, "TCP")).allowed);
+    assert!(
+        !v.evaluate(&Flow::new(ip_of("y/a"), ip_of("x/a"), 80, "TCP"))
+            .allowed
+    );
+}
