@@ -294,6 +294,22 @@ fn scenario(tag: &str, up: &[&str], nodes: usize) {
     assert_eq!(ing["reason"], "no-rule-allows");
     assert_eq!(ing["isolated_by"][0], "x/only-from-y");
 
+    // The same flows from the lab's store alone: policy and routes, no NSG.
+    let root = std::env::var("AKSNET_LAB_ROOT").unwrap_or_else(|_| "/run/aksnet/lab".into());
+    let url = format!("sqlite:{root}/{}/cluster.db", lab.0);
+    let o = aksnet(
+        &["explain", "--store", &url, "z/b", "x/a", "-o", "json"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = json(&o);
+    assert_eq!(e["verdict"], "denied");
+    assert!(e["paths"][0]["nsg"].as_array().unwrap().is_empty());
+    let o = aksnet(&["explain", "--store", &url, "y/a", "x/a"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = aksnet(&["explain", "--store", &url, "vm", "x/a"], "");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
     // Unusable input: exit 2.
     for args in [
         vec!["nope/none", "x/a"],
