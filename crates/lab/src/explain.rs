@@ -278,6 +278,14 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Kubenet: the address of the node's bridge `cbr0` (its block's .1).
+    fn bridge_address(&self, node: &str) -> Option<Ipv4Addr> {
+        (self.plugin() == NetworkPlugin::Kubenet)
+            .then(|| self.snap.block_of(node))
+            .flatten()
+            .map(|b| Ipv4Addr::from(u32::from(b.network()) + 1))
+    }
+
     fn node_pod_sources(&self, node: &str) -> Vec<Ipv4Net> {
         match self.plugin() {
             NetworkPlugin::Azure => self.cluster_cidrs(),
@@ -302,7 +310,11 @@ impl<'a> World<'a> {
             masq: false,
         };
         // The Service, if TO is one: its backends each get a path.
-        let first_node = self.entry_node(source_ip, dest.address);
+        // The node whose agent DNATs: the one a NodePort is addressed to,
+        // else the first the packet meets.
+        let first_node = self
+            .node_by_ip(dest.address)
+            .or_else(|| self.entry_node(source_ip, dest.address));
         let hit = first_node.and_then(|n| self.service_at(&start, n));
         let mut paths = vec![];
         let service = hit.as_ref().map(|h| svc_id(h.svc));
@@ -396,11 +408,16 @@ impl<'a> World<'a> {
             policy: vec![],
             nsg: vec![],
         };
-        let policy = PolicyView::new(self.k8s).with_node_ips(
+        // A node's own addresses: its IP, and on kubenet its bridge's.
+        let policy = PolicyView::new(self.k8s).with_node_addresses(
             self.state
                 .nodes
                 .iter()
-                .map(|n| (n.name.clone(), n.ip))
+                .map(|n| {
+                    let mut a = vec![n.ip];
+                    a.extend(self.bridge_address(&n.name));
+                    (n.name.clone(), a)
+                })
                 .collect(),
         );
         let src_pod = self.pod_by_ip(p.saddr);
@@ -575,31 +592,39 @@ impl<'a> World<'a> {
                             }
                         }
                     }
-                    let masq_to = |p: &mut Packet, path: &mut Path, why: &str| {
+                    // Masquerade (and ip-masq-agent's SNAT) takes the address
+                    // of the interface the packet leaves by: eth0's (the node
+                    // IP), or on kubenet, towards a pod of this node, the
+                    // bridge's (the block's .1).
+                    let masq_to = |p: &mut Packet, path: &mut Path, to: Ipv4Addr, why: &str| {
                         // Masquerade happens once, on the node that DNAT'd.
                         p.masq = false;
-                        if p.saddr == node.ip {
+                        if p.saddr == to {
                             return;
                         }
                         let old = p.saddr;
-                        p.saddr = node.ip;
+                        p.saddr = to;
                         path.steps.push(Step {
                             at: name.clone(),
                             kind: StepKind::Snat,
                             ok: true,
-                            detail: format!("{old} → {} ({why})", node.ip),
+                            detail: format!("{old} → {to} ({why})"),
                         });
                     };
                     // Delivered here?
                     if p.daddr == node.ip {
-                        if p.masq {
-                            masq_to(&mut p, &mut path, "kube-proxy masquerade");
-                        }
+                        // Delivered locally: no postrouting, no masquerade.
                         return self.deliver_node(path, node, &p);
                     }
                     if let Some(pod) = self.pod_by_ip(p.daddr).filter(|pd| pd.node == node.name) {
                         if p.masq {
-                            masq_to(&mut p, &mut path, "kube-proxy masquerade");
+                            let to = self.bridge_address(&name).unwrap_or(node.ip);
+                            let why = if to == node.ip {
+                                "kube-proxy masquerade"
+                            } else {
+                                "kube-proxy masquerade, to the bridge cbr0's address"
+                            };
+                            masq_to(&mut p, &mut path, to, why);
                         }
                         let how = match plugin {
                             NetworkPlugin::Kubenet
@@ -643,7 +668,7 @@ impl<'a> World<'a> {
                         ),
                     );
                     if p.masq {
-                        masq_to(&mut p, &mut path, "kube-proxy masquerade");
+                        masq_to(&mut p, &mut path, node.ip, "kube-proxy masquerade");
                     } else if self
                         .node_pod_sources(&name)
                         .iter()
@@ -670,6 +695,7 @@ impl<'a> World<'a> {
                             masq_to(
                                 &mut p,
                                 &mut path,
+                                node.ip,
                                 "ip-masq-agent: destination outside nonMasqueradeCIDRs",
                             );
                         }
@@ -1135,18 +1161,31 @@ pub fn verify(e: &Explanation, outcomes: &[crate::probe::Outcome]) -> Verificati
         .filter_map(|p| p.delivered_to.as_deref())
         .collect();
     let any_allowed = e.paths.iter().any(|p| p.allowed);
-    let agrees = if e.allowed {
-        reached.len() == outcomes.len()
-            && answered_by.iter().all(|a| allowed_to.contains(&a.as_str()))
-    } else if any_allowed {
-        // Some backends allowed, some denied: whatever answered must be one
-        // of the allowed.
-        answered_by.iter().all(|a| allowed_to.contains(&a.as_str()))
-    } else {
-        reached.is_empty()
-    };
+    // Each answer's source is the one its path says (the NATs on the way).
+    let wrong_source = reached.iter().find_map(|o| {
+        let path = e
+            .paths
+            .iter()
+            .find(|p| p.allowed && p.delivered_to.as_deref() == o.label.as_deref())?;
+        let want = path.source_ip_seen.as_deref()?;
+        let got = o.source.map(|s| s.to_string()).unwrap_or_default();
+        (want != got).then(|| format!("source seen {got}, explained {want}"))
+    });
+    let agrees = wrong_source.is_none()
+        && if e.allowed {
+            reached.len() == outcomes.len()
+                && answered_by.iter().all(|a| allowed_to.contains(&a.as_str()))
+        } else if any_allowed {
+            // Some backends allowed, some denied: whatever answered must be one
+            // of the allowed.
+            answered_by.iter().all(|a| allowed_to.contains(&a.as_str()))
+        } else {
+            reached.is_empty()
+        };
     let note = if agrees {
         None
+    } else if let Some(w) = wrong_source {
+        Some(w)
     } else if reached.is_empty() {
         Some(
             outcomes

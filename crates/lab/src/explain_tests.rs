@@ -305,7 +305,8 @@ fn a_service_is_followed_once_per_backend() {
         .iter()
         .find(|p| p.delivered_to.as_deref() == Some("default/pod-1-1"))
         .unwrap();
-    assert_eq!(hair.source_ip_seen.as_deref(), Some("10.224.0.4"));
+    // On kubenet masquerade towards a local pod takes cbr0's address.
+    assert_eq!(hair.source_ip_seen.as_deref(), Some("10.244.0.1"));
     // A NodePort from the VM: DNAT on node-1, masquerade, the fabric again.
     let e = explain(&w, "vm", "nodeport/default/web@node-1", None);
     let to_22 = e
@@ -315,6 +316,15 @@ fn a_service_is_followed_once_per_backend() {
         .unwrap();
     assert_eq!(to_22.source_ip_seen.as_deref(), Some("10.224.0.4"));
     assert_eq!(to_22.nsg.len(), 3, "{to_22:#?}");
+    // A pod to another node's NodePort: DNAT'd there, not on its own node.
+    let e = explain(&w, "pod-1-1", "nodeport/default/web@node-2", None);
+    assert_eq!(e.paths.len(), 4, "{e:#?}");
+    let dnat = e.paths[0]
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Dnat)
+        .unwrap();
+    assert_eq!(dnat.at, "node-2");
     // node-1 → ClusterIP → a backend on node-2: masqueraded once, to node-1.
     let e = explain(&w, "node-1", "svc/default/web", None);
     let to_22 = e
@@ -354,6 +364,17 @@ fn verification_compares_with_the_paths() {
         elapsed: std::time::Duration::from_millis(1),
     };
     assert!(verify(&e, std::slice::from_ref(&ok)).agrees);
+    // Reached, but from a source the explanation does not say: disagrees.
+    let natted = Outcome {
+        source: Some("10.224.0.4".parse().unwrap()),
+        ..ok.clone()
+    };
+    let v = verify(&e, &[natted]);
+    assert!(!v.agrees);
+    assert_eq!(
+        v.note.as_deref(),
+        Some("source seen 10.224.0.4, explained 10.244.0.2")
+    );
     let v = verify(&e, &[Outcome::failed("timed out")]);
     assert!(!v.agrees && v.note.as_deref() == Some("timed out"));
     let wrong = Outcome {

@@ -160,8 +160,8 @@ pub struct PolicyView<'a> {
     pods: Vec<PolicyPod<'a>>,
     namespaces: BTreeMap<String, Labels>,
     policies: Vec<&'a NetworkPolicy>,
-    /// Node name → address, for "traffic from the pod's own node".
-    node_ips: BTreeMap<String, Ipv4Addr>,
+    /// Node name → its addresses, for "traffic from the pod's own node".
+    node_ips: BTreeMap<String, Vec<Ipv4Addr>>,
 }
 
 impl<'a> PolicyView<'a> {
@@ -213,7 +213,13 @@ impl<'a> PolicyView<'a> {
     /// Node addresses by node name (the cluster view's records), so that
     /// ingress from a pod's own node is recognised even when the Pod's
     /// `status.hostIP` is not set.
-    pub fn with_node_ips(mut self, node_ips: BTreeMap<String, Ipv4Addr>) -> Self {
+    pub fn with_node_ips(self, node_ips: BTreeMap<String, Ipv4Addr>) -> Self {
+        self.with_node_addresses(node_ips.into_iter().map(|(n, ip)| (n, vec![ip])).collect())
+    }
+
+    /// Every address of each node (its IP, a bridge's address: whatever
+    /// source the node's own traffic to a pod can have).
+    pub fn with_node_addresses(mut self, node_ips: BTreeMap<String, Vec<Ipv4Addr>>) -> Self {
         self.node_ips = node_ips;
         self
     }
@@ -237,20 +243,23 @@ impl<'a> PolicyView<'a> {
         self.namespaces.get(ns).cloned().unwrap_or_default()
     }
 
-    /// The address of the node a pod runs on.
-    fn node_ip_of(&self, p: &PolicyPod<'_>) -> Option<Ipv4Addr> {
-        p.pod
+    /// The addresses of the node a pod runs on.
+    fn node_addresses_of(&self, p: &PolicyPod<'_>) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = p
+            .pod
             .spec
             .node_name
             .as_deref()
-            .and_then(|n| self.node_ips.get(n).copied())
-            .or_else(|| {
-                p.pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.host_ip.as_deref())
-                    .and_then(|h| h.parse().ok())
-            })
+            .and_then(|n| self.node_ips.get(n).cloned())
+            .unwrap_or_default();
+        v.extend(
+            p.pod
+                .status
+                .as_ref()
+                .and_then(|s| s.host_ip.as_deref())
+                .and_then(|h| h.parse::<Ipv4Addr>().ok()),
+        );
+        v
     }
 
     /// Policies of the pod's namespace whose podSelector selects it and
@@ -318,7 +327,7 @@ impl<'a> PolicyView<'a> {
             v.message = format!("{} talking to itself is always allowed", v.pod);
             return v;
         }
-        if dir == Direction::Ingress && self.node_ip_of(pod) == Some(remote_ip) {
+        if dir == Direction::Ingress && self.node_addresses_of(pod).contains(&remote_ip) {
             v.reason = Reason::OwnNode;
             v.message = format!(
                 "from {remote_ip}, the node {} runs on: always allowed",

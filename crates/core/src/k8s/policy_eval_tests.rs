@@ -792,6 +792,16 @@ fn own_node_and_external_sources() {
     assert_eq!(r.ingress.as_ref().unwrap().reason, Reason::OwnNode);
     let r = v.evaluate(&Flow::new(node_ip(1), ip_of("x/a"), 80, "TCP"));
     assert!(!r.allowed);
+    // Every address of the node counts (kubenet: its bridge's .1).
+    let bridge: Ipv4Addr = "10.244.0.1".parse().unwrap();
+    assert!(
+        !v.evaluate(&Flow::new(bridge, ip_of("x/a"), 80, "TCP"))
+            .allowed
+    );
+    let v2 = PolicyView::new(&m.state)
+        .with_node_addresses([("node-1".to_string(), vec![node_ip(0), bridge])].into());
+    let r = v2.evaluate(&Flow::new(bridge, ip_of("x/a"), 80, "TCP"));
+    assert_eq!(r.ingress.unwrap().reason, Reason::OwnNode);
     // A pod can reach itself.
     let r = v.evaluate(&Flow::new(ip_of("x/a"), ip_of("x/a"), 80, "TCP"));
     assert!(r.allowed);
