@@ -469,10 +469,39 @@ impl<'a> World<'a> {
                 from_fabric: false,
             }
         } else if let Some(n) = self.node_by_ip(p.saddr) {
+            // The node picks its source by route: on kubenet its own pods
+            // are on cbr0, whose route has the bridge's address as `src`.
+            let local_pod = self.pod_by_ip(p.daddr).is_some_and(|pd| pd.node == n.name);
+            if let (true, Some(br)) = (local_pod, self.bridge_address(&n.name)) {
+                step(
+                    &mut path,
+                    &n.name,
+                    StepKind::Route,
+                    true,
+                    format!(
+                        "{} dev cbr0 src {br}: the node's source address towards its pods is the bridge's",
+                        p.daddr
+                    ),
+                );
+                p.saddr = br;
+            }
             Loc::Node {
                 name: n.name.clone(),
                 from_fabric: false,
             }
+        } else if self.lab && p.saddr == self.state.addressing.internet_ip {
+            let net = self.state.addressing.internet_net;
+            step(
+                &mut path,
+                "internet",
+                StepKind::Drop,
+                false,
+                format!(
+                    "{}: network unreachable: the internet host routes only {net}; nothing of the VNet is published to it here",
+                    p.daddr
+                ),
+            );
+            return path;
         } else {
             let at = self.name_of(p.saddr);
             if !self.lab {

@@ -149,6 +149,12 @@ fn nsg_deny_is_named_with_its_priority() {
     assert!(e.allowed, "{e:#?}");
     let e = explain(&w, "node-1", "pod-1-1", None);
     assert!(e.allowed && e.paths[0].nsg.is_empty(), "{e:#?}");
+    // The node's source towards its own pods is cbr0's address.
+    assert_eq!(e.paths[0].source_ip_seen.as_deref(), Some("10.244.0.1"));
+    // The internet host routes only its own network.
+    let e = explain(&w, "internet", "vm", None);
+    assert!(!e.allowed);
+    assert!(e.paths[0].steps[0].detail.contains("network unreachable"));
 }
 
 #[test]
