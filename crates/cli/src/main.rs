@@ -50,6 +50,8 @@ pub enum Command {
     Get(commands::k8s::get::GetArgs),
     /// Delete Kubernetes objects from the store.
     Delete(commands::k8s::delete::DeleteArgs),
+    /// Every step of one connection (routes, NAT, NSG, NetworkPolicy) and its verdict; --verify probes it in a lab.
+    Explain(commands::explain::ExplainArgs),
     /// Serve cluster DNS (the Kubernetes DNS specification) from the store; forward other names.
     Dns(commands::dns::DnsArgs),
     /// Check a node: agent, lease, conflist, routes, nftables tables, IPAM (exit 1 when one fails).
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::k8s::apply::run(&args),
         Command::Get(args) => commands::k8s::get::run(&args),
         Command::Delete(args) => commands::k8s::delete::run(&args),
+        Command::Explain(args) => commands::explain::run(&args),
         Command::Dns(args) => commands::dns::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Install(args) => commands::install::run_install(&args),

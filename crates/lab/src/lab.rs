@@ -372,13 +372,32 @@ pub fn remove_pod(dir: &LabDir, pod: &str) -> Result<crate::kubelet::Report> {
 
 /// `lab check`.
 pub fn check(dir: &LabDir) -> Result<CheckReport> {
+    // A dead agent is said at once (not after the settle timeout), with
+    // what to run.
+    let (state, snap) = ready_and_settled(dir)?;
+    Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
+}
+
+/// `lab check --policy`: the pod × pod × port matrix, probed and expected.
+pub fn check_policy(dir: &LabDir) -> Result<crate::policy_check::PolicyReport> {
+    let (state, snap) = ready_and_settled(dir)?;
+    let k8s = crate::kubelet::objects(dir)?;
+    let w = crate::explain::World {
+        state: &state,
+        snap: &snap,
+        k8s: &k8s,
+        lab: true,
+    };
+    Ok(crate::policy_check::run(&w))
+}
+
+/// A lab that is up, with every agent running, and its store settled.
+pub fn ready_and_settled(dir: &LabDir) -> Result<(LabState, Snapshot)> {
     require_root()?;
     let state = dir.load()?;
     if state.phase != Phase::Ready {
         return Err(LabError::NotReady(state.name));
     }
-    // A dead agent is said at once (not after the settle timeout), with
-    // what to run.
     let snap = store::snapshot(dir)?;
     for n in &state.nodes {
         let a = nodes::agent_state(&state, n, &snap);
@@ -394,7 +413,7 @@ pub fn check(dir: &LabDir) -> Result<CheckReport> {
         }
     }
     let snap = settle(dir, &state, SETTLE)?;
-    Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
+    Ok((state, snap))
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod design;
 pub mod dns;
 pub mod docs;
+pub mod explain;
 pub mod install;
 pub mod k8s;
 pub mod lab;

@@ -26,6 +26,7 @@ pub mod namespace;
 pub mod netpol;
 pub mod object;
 pub mod pod;
+pub mod policy_eval;
 pub mod service;
 pub mod store;
 pub mod time;

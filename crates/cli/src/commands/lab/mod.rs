@@ -165,6 +165,9 @@ pub enum LabCommand {
     Check {
         #[command(flatten)]
         name: NameArg,
+        /// Instead: probe every pod from every pod on every port they serve, beside the table the NetworkPolicies (and routes, NSG) give.
+        #[arg(long)]
+        policy: bool,
         #[command(flatten)]
         output: OutputArg,
     },
@@ -346,7 +349,27 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Check { name, output } => {
+        LabCommand::Check {
+            name,
+            policy: true,
+            output,
+        } => {
+            let r = lab::check_policy(&dir(&name)?)?;
+            match output.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => print!("{}", aksnet_lab::policy_check::render(&r)),
+            }
+            Ok(if r.all_match() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_INVALID)
+            })
+        }
+        LabCommand::Check {
+            name,
+            policy: false,
+            output,
+        } => {
             let r = lab::check(&dir(&name)?)?;
             match output.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
