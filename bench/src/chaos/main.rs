@@ -11,7 +11,10 @@
 //!   processes get `SIGKILL` at a random moment of their call;
 //! * the agent is `kill -9`ed and restarted every `--agent-kill-ms`;
 //! * the SQLite store is held under an exclusive transaction for
-//!   `--store-lock-ms` every `--store-lock-every-ms`;
+//!   `--store-lock-ms` every `--store-lock-every-ms`; or, with
+//!   `--store etcd`, the store is a three-member etcd cluster on loopback
+//!   and one member in turn (so the leader too) is killed for
+//!   `--etcd-member-down-ms` every `--etcd-member-stop-every-ms`;
 //! * a TCP connection between two sentinel pods exchanges a message every
 //!   100 ms throughout, through the node's bridge and the agent's tables;
 //! * every 2 s all pods' `eth0` addresses are read from the kernel: an
@@ -70,6 +73,16 @@ pub struct Args {
     /// ...this often (0: never).
     #[arg(long, default_value_t = 3000)]
     pub store_lock_every_ms: u64,
+    /// The agent's store: `sqlite` (one file, locked by the store fault) or
+    /// `etcd` (three members on loopback, one killed and restarted in turn).
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+    /// With `--store etcd`: kill one member this often (0: never)...
+    #[arg(long, default_value_t = 3000)]
+    pub etcd_member_stop_every_ms: u64,
+    /// ...and start it again after this long.
+    #[arg(long, default_value_t = 1500)]
+    pub etcd_member_down_ms: u64,
     /// Random seed (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -79,6 +92,13 @@ pub struct Args {
     /// Print the runs as JSON instead of a Markdown table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Sqlite,
+    Etcd,
 }
 
 /// A small xorshift generator: reproducible runs from `--seed`.
@@ -133,7 +153,9 @@ pub struct Report {
     pub gcs: u64,
     pub plugin_kills: u64,
     pub agent_restarts: u64,
+    pub store: StoreKind,
     pub store_locks: u64,
+    pub etcd_member_stops: u64,
     pub errors: u64,
     pub check_failures: u64,
     pub duplicates: u64,
@@ -162,6 +184,7 @@ struct Counters {
     duplicates: AtomicU64,
     agent_restarts: AtomicU64,
     store_locks: AtomicU64,
+    etcd_member_stops: AtomicU64,
 }
 
 fn bump(a: &AtomicU64) {
@@ -459,7 +482,28 @@ fn run_once(args: &Args, run: usize, seed: u64) -> Result<Report> {
                 }
             });
         }
-        if args.store_lock_every_ms > 0 {
+        if args.store == StoreKind::Etcd && args.etcd_member_stop_every_ms > 0 {
+            s.spawn(move || {
+                let mut since = Instant::now();
+                let mut turn = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if since.elapsed() >= Duration::from_millis(args.etcd_member_stop_every_ms) {
+                        match w.bounce_etcd_member(
+                            turn,
+                            Duration::from_millis(args.etcd_member_down_ms),
+                            stop,
+                        ) {
+                            Ok(()) => bump(&c.etcd_member_stops),
+                            Err(e) => eprintln!("chaos: etcd member: {e}"),
+                        }
+                        turn += 1;
+                        since = Instant::now();
+                    }
+                }
+            });
+        }
+        if args.store == StoreKind::Sqlite && args.store_lock_every_ms > 0 {
             s.spawn(move || {
                 let mut since = Instant::now();
                 while !stop.load(Ordering::SeqCst) {
@@ -486,6 +530,10 @@ fn run_once(args: &Args, run: usize, seed: u64) -> Result<Report> {
         stop.store(true, Ordering::SeqCst);
         Ok(())
     })?;
+    // Members the fault thread restarted die with it (their parent-death
+    // signal follows the thread that spawned them): start them again from
+    // this thread before recovery needs the store.
+    w.adopt_etcd_members()?;
 
     // Recovery, as the runtime does it, with the agent up.
     w.ensure_agent()?;
@@ -567,7 +615,9 @@ fn run_once(args: &Args, run: usize, seed: u64) -> Result<Report> {
         gcs: ld(&c.gcs),
         plugin_kills: ld(&c.kills),
         agent_restarts: ld(&c.agent_restarts),
+        store: args.store,
         store_locks: ld(&c.store_locks),
+        etcd_member_stops: ld(&c.etcd_member_stops),
         errors: ld(&c.errors),
         check_failures: ld(&c.check_failures),
         duplicates: ld(&c.duplicates) + kernel_dups,
@@ -591,7 +641,24 @@ fn run_once(args: &Args, run: usize, seed: u64) -> Result<Report> {
     Ok(report)
 }
 
+impl StoreKind {
+    fn label(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Etcd => "etcd ×3",
+        }
+    }
+}
+
 impl Report {
+    /// The store faults injected: SQLite locks, or etcd member kills.
+    fn store_faults(&self) -> String {
+        match self.store {
+            StoreKind::Sqlite => format!("{} locks", self.store_locks),
+            StoreKind::Etcd => format!("{} member kills", self.etcd_member_stops),
+        }
+    }
+
     /// True when nothing was handed out twice, leaked, lost or broken.
     pub fn clean(&self) -> bool {
         self.duplicates == 0
@@ -608,13 +675,13 @@ impl Report {
 
 fn table(rs: &[Report]) -> String {
     let mut out = String::from(
-        "| run | ops | ADD/DEL/CHECK/GC | plugin kills | agent restarts | store locks | errors | duplicates | leaked addr/files/veths/routes/nft/netns | survivors | unreachable | conn. breaks | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| run | store | ops | ADD/DEL/CHECK/GC | plugin kills | agent restarts | store faults | errors | duplicates | leaked addr/files/veths/routes/nft/netns | survivors | unreachable | conn. breaks | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rs {
         out.push_str(&format!(
-            "| {} | {} | {}/{}/{}/{} | {} | {} | {} | {} | {} | {}/{}/{}/{}/{}/{} | {} | {} | {} | {} |\n",
-            r.run, r.ops, r.adds, r.dels, r.checks, r.gcs, r.plugin_kills, r.agent_restarts,
-            r.store_locks, r.errors + r.check_failures, r.duplicates, r.leaked_addresses,
+            "| {} | {} | {} | {}/{}/{}/{} | {} | {} | {} | {} | {} | {}/{}/{}/{}/{}/{} | {} | {} | {} | {} |\n",
+            r.run, r.store.label(), r.ops, r.adds, r.dels, r.checks, r.gcs, r.plugin_kills,
+            r.agent_restarts, r.store_faults(), r.errors + r.check_failures, r.duplicates, r.leaked_addresses,
             r.leaked_files, r.leaked_veths, r.leaked_routes, r.leaked_nft, r.leaked_netns,
             r.survivors, r.unreachable, r.connection_breaks, r.seconds
         ));
@@ -637,11 +704,11 @@ fn main() -> Result<()> {
         let seed = base.wrapping_add(run as u64);
         let r = run_once(&args, run, seed)?;
         eprintln!(
-            "chaos: run {run}: {} ops, {} kills, {} agent restarts, {} store locks: {}",
+            "chaos: run {run}: {} ops, {} kills, {} agent restarts, {}: {}",
             r.ops,
             r.plugin_kills,
             r.agent_restarts,
-            r.store_locks,
+            r.store_faults(),
             if r.clean() { "clean" } else { "NOT CLEAN" }
         );
         reports.push(r);

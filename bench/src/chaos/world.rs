@@ -16,7 +16,9 @@ use aksnet_linux::Netns;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::Args;
+use aksnet_store::testing::etcd::{require_etcd, EtcdCluster};
+
+use crate::{Args, StoreKind};
 
 const NODE_IP: &str = "10.224.0.4";
 const NETWORK: &str = "aksnet";
@@ -28,6 +30,11 @@ pub struct World {
     pub bin_dir: PathBuf,
     pub node_ns: String,
     agent: Mutex<Option<Child>>,
+    store_url: String,
+    /// With `--store etcd`: the three members, and which of them a fault
+    /// thread restarted (see [`World::adopt_etcd_members`]).
+    etcd: Option<Mutex<EtcdCluster>>,
+    etcd_restarted: Mutex<BTreeSet<usize>>,
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -132,11 +139,27 @@ impl World {
         let dir = std::env::temp_dir().join(format!("aksnet-chaos-{pid}-{run}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("conf")).context("create the run directory")?;
+        let (etcd, store_url) = match args.store {
+            StoreKind::Sqlite => (None, format!("sqlite:{}", dir.join("cluster.db").display())),
+            StoreKind::Etcd => {
+                let Some(bin) = require_etcd("cni-chaos --store etcd") else {
+                    bail!("--store etcd needs etcd (apt-get install -y etcd-server)");
+                };
+                // Started from this (the run's) thread: members die with it.
+                let cluster = EtcdCluster::start(&bin, 3)
+                    .map_err(|e| anyhow::anyhow!("start a 3-member etcd: {e}"))?;
+                let url = cluster.store_url();
+                (Some(Mutex::new(cluster)), url)
+            }
+        };
         let w = World {
             pid,
             run,
             dir,
             bin_dir,
+            store_url,
+            etcd,
+            etcd_restarted: Mutex::new(BTreeSet::new()),
             node_ns: format!("aksnet-chaos-{pid}-{run}-node"),
             agent: Mutex::new(None),
         };
@@ -190,7 +213,56 @@ impl World {
     }
 
     pub fn store_url(&self) -> String {
-        format!("sqlite:{}", self.dir.join("cluster.db").display())
+        self.store_url.clone()
+    }
+
+    /// Kills etcd member `turn % 3` (SIGKILL), waits `down` (or until
+    /// `stop`), starts it again on its data directory and waits until the
+    /// cluster answers.
+    pub fn bounce_etcd_member(&self, turn: usize, down: Duration, stop: &AtomicBool) -> Result<()> {
+        let Some(etcd) = &self.etcd else {
+            bail!("not an etcd run");
+        };
+        let i = {
+            let mut c = etcd.lock().unwrap_or_else(|e| e.into_inner());
+            let i = turn % c.len().max(1);
+            c.stop_member(i);
+            i
+        };
+        let t = Instant::now();
+        while t.elapsed() < down && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.etcd_restarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(i);
+        etcd.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .restart_member(i)
+            .map_err(|e| anyhow::anyhow!("restart etcd member {i}: {e}"))
+    }
+
+    /// Restarts, from the calling thread, every member a fault thread
+    /// restarted: a member gets the parent-death signal of the thread that
+    /// spawned it, so it would die when that thread ends.
+    pub fn adopt_etcd_members(&self) -> Result<()> {
+        let Some(etcd) = &self.etcd else {
+            return Ok(());
+        };
+        let members = std::mem::take(
+            &mut *self
+                .etcd_restarted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let mut c = etcd.lock().unwrap_or_else(|e| e.into_inner());
+        for i in members {
+            c.stop_member(i);
+            c.restart_member(i)
+                .map_err(|e| anyhow::anyhow!("restart etcd member {i}: {e}"))?;
+        }
+        Ok(())
     }
 
     pub fn conflist_path(&self) -> PathBuf {

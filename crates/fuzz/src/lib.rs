@@ -14,9 +14,12 @@
 //!   keeps none;
 //! * a store listing decodes without panicking and reports every record it
 //!   could not read;
-//! * a manifest's objects are each applied or rejected with a reason.
+//! * a manifest's objects are each applied or rejected with a reason;
+//! * the DNS server answers only with messages that decode, and still
+//!   answers a real query correctly after any datagram.
 
 pub mod cni;
+pub mod dns;
 pub mod ipam;
 pub mod manifests;
 pub mod plan;
@@ -30,6 +33,7 @@ pub type Target = (&'static str, fn(&[u8]));
 pub const TARGETS: &[Target] = &[
     ("cni_config", cni::config),
     ("cni_request", cni::request),
+    ("dns_query", dns::query),
     ("ipam_store", ipam::store),
     ("manifests", manifests::apply),
     ("planner_file", plan::file),
