@@ -1,5 +1,11 @@
 //! `aksnet`: plan an AKS cluster network, run its node agent, build a lab.
 
+// Output goes through `out!`/`outln!` (stdout.rs): `print!` panics when the
+// reader has closed the pipe.
+#![deny(clippy::print_stdout)]
+
+#[macro_use]
+mod stdout;
 mod commands;
 mod render;
 
@@ -110,6 +116,9 @@ fn main() -> ExitCode {
         Command::Man(args) => commands::docs::run_man(&args),
     };
     match result {
+        // The output was cut short by a write error (not a reader that
+        // stopped early): the result is not what the command says it is.
+        Ok(_) if stdout::failed() => ExitCode::from(commands::EXIT_UNUSABLE),
         Ok(code) => code,
         Err(e) => {
             eprintln!("aksnet: {}", error_chain(&e));

@@ -76,7 +76,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             eprintln!("  {}: {}", f.code, f.message);
         }
         if args.output == Output::Json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            outln!("{}", serde_json::to_string_pretty(&plan)?);
         }
         return Ok(ExitCode::from(EXIT_INVALID));
     }
@@ -95,7 +95,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "created": created,
@@ -109,8 +109,8 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             } else {
                 "already initialised"
             };
-            println!("cluster {verb} in {}", args.store.url);
-            print!("{}", render::cluster::network(&plan.network));
+            outln!("cluster {verb} in {}", args.store.url);
+            out!("{}", render::cluster::network(&plan.network));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -122,7 +122,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let view = aksnet_cluster::read(kv.as_ref()).context("reading the cluster")?;
     let u = render::cluster::usage_of(&net, &view);
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "network": net,
@@ -131,8 +131,8 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             }))?
         ),
         Output::Table => {
-            print!("{}", render::cluster::network(&net));
-            print!("{}", render::cluster::usage(&net, &u));
+            out!("{}", render::cluster::network(&net));
+            out!("{}", render::cluster::usage(&net, &u));
         }
     }
     if !view.is_clean() {

@@ -46,14 +46,14 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             let (_, view) = open_view(&a.store)?;
             let rows = render::cluster::node_rows(&view);
             match a.output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "nodes": rows,
                         "problems": view.problems,
                     }))?
                 ),
-                Output::Table => print!("{}", render::cluster::nodes(&rows)),
+                Output::Table => out!("{}", render::cluster::nodes(&rows)),
             }
             // A record left out of the list is never a silent success.
             if !view.is_clean() {
@@ -71,9 +71,10 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
     let kv = args.store.open_existing()?;
     match aksnet_cluster::remove_node(kv.as_ref(), &args.name) {
         Ok(r) => {
-            println!(
+            outln!(
                 "node {} removed; {} claim(s) released",
-                args.name, r.released
+                args.name,
+                r.released
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -39,13 +39,13 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(unusable(&e, json_out)),
     };
     match (args.output, args.compare) {
-        (Output::Json, true) => println!(
+        (Output::Json, true) => outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "plans": plans }))?
         ),
-        (Output::Json, false) => println!("{}", serde_json::to_string_pretty(&plans[0])?),
-        (Output::Table, true) => print!("{}", render::plan::comparison(&plans)),
-        (Output::Table, false) => print!("{}", render::plan::single(&plans[0])),
+        (Output::Json, false) => outln!("{}", serde_json::to_string_pretty(&plans[0])?),
+        (Output::Table, true) => out!("{}", render::plan::comparison(&plans)),
+        (Output::Table, false) => out!("{}", render::plan::single(&plans[0])),
     }
     Ok(if plans.iter().all(|p| p.valid) {
         ExitCode::SUCCESS
@@ -63,7 +63,7 @@ fn unusable(e: &aksnet_core::spec::InputError, json_out: bool) -> ExitCode {
             "valid": false,
             "errors": [{"code": "input-unusable", "message": e.to_string(), "field": e.field}],
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     ExitCode::from(EXIT_UNUSABLE)
 }

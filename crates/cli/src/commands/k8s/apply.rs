@@ -94,7 +94,7 @@ fn rejected(args: &ApplyArgs, url: &str, errors: Vec<ObjectError>) -> anyhow::Re
             results: vec![],
             errors,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::from(EXIT_INVALID))
 }
@@ -253,7 +253,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         });
     }
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&ApplyReport {
                 applied: true,
@@ -267,8 +267,8 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Output::Table => {
             for r in rows {
                 match r.reason {
-                    Some(why) => println!("{} {} ({why})", r.display, r.action),
-                    None => println!("{} {}", r.display, r.action),
+                    Some(why) => outln!("{} {} ({why})", r.display, r.action),
+                    None => outln!("{} {}", r.display, r.action),
                 }
             }
         }

@@ -211,7 +211,7 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
         plan.not_found.clone()
     };
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&Report {
                 deleted: plan.deleted.iter().map(row).collect(),
@@ -222,10 +222,10 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
         ),
         Output::Table => {
             for id in &plan.deleted {
-                println!("{} \"{}\" deleted", id.kind.qualified_singular(), id.name);
+                outln!("{} \"{}\" deleted", id.kind.qualified_singular(), id.name);
             }
             for line in &ignored {
-                println!("{line}");
+                outln!("{line}");
             }
             for id in &missing {
                 eprintln!(

@@ -77,8 +77,8 @@ pub fn list(
 
 fn print(v: &Value, output: GetOutput) -> anyhow::Result<()> {
     match output {
-        GetOutput::Yaml => print!("{}", serde_yaml::to_string(v)?),
-        _ => println!("{}", serde_json::to_string_pretty(v)?),
+        GetOutput::Yaml => out!("{}", serde_yaml::to_string(v)?),
+        _ => outln!("{}", serde_json::to_string_pretty(v)?),
     }
     Ok(())
 }
@@ -154,7 +154,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         };
         match args.output {
-            GetOutput::Table => print!(
+            GetOutput::Table => out!(
                 "{}",
                 render::k8s::table(kind, &[o], &snap.k8s, false, now_secs(), "")
             ),
@@ -170,7 +170,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
                     None => eprintln!("No resources found"),
                 }
             } else {
-                print!(
+                out!(
                     "{}",
                     render::k8s::table(kind, &objs, &snap.k8s, args.all_namespaces, now_secs(), "")
                 );
@@ -224,10 +224,10 @@ fn all(
             &prefix,
         );
         if !first {
-            println!();
+            outln!();
         }
         first = false;
-        print!("{table}");
+        out!("{table}");
     }
     if first {
         if args.all_namespaces {

@@ -77,7 +77,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("lab {name} was not fully removed: {}", down.left.join(", "));
         }
         if !json_out {
-            print!("{}", render::check(&report));
+            out!("{}", render::check(&report));
             eprintln!(
                 "== {name}: down ({} namespaces removed)\n",
                 down.namespaces_removed.len()
@@ -86,12 +86,12 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         reports.push(report);
     }
     if json_out {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "models": reports }))?
         );
     } else {
-        print!("{}", comparison(&reports));
+        out!("{}", comparison(&reports));
     }
     Ok(if reports.iter().all(CheckReport::all_match) {
         ExitCode::SUCCESS

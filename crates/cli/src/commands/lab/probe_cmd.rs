@@ -86,10 +86,10 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
     match a.output.output {
         Output::Json => {
             for r in &rows {
-                println!("{}", serde_json::to_string(r)?);
+                outln!("{}", serde_json::to_string(r)?);
             }
         }
-        Output::Table => print!("{}", render::probes(&rows)),
+        Output::Table => out!("{}", render::probes(&rows)),
     }
     Ok(if rows.iter().all(|r| r.reachable) {
         ExitCode::SUCCESS
