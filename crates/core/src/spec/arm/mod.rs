@@ -190,6 +190,9 @@ pub(crate) struct Collected {
     pub(crate) capz_pools: Vec<(String, super::input::PoolInput)>,
     pub(crate) capz_replicas: Vec<(String, Option<Sourced<u32>>)>,
     pub(crate) capz_subnet: Option<String>,
+    /// CAPZ ASO flavour: (AzureASOManagedMachinePool name, the name of the
+    /// ASO agent pool it holds), joined to MachinePool replicas.
+    pub(crate) capz_aso_pools: Vec<(String, String)>,
 }
 
 /// A VNet of the inputs.
@@ -230,7 +233,12 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
     input.notes.append(&mut c.notes);
 
     let Some((props, cname, csrc)) = c.clusters.first().cloned() else {
-        let what: Vec<&str> = docs.iter().map(|d| d.label.as_str()).collect();
+        let mut what: Vec<&str> = Vec::new();
+        for d in docs {
+            if !what.contains(&d.label.as_str()) {
+                what.push(&d.label);
+            }
+        }
         return Err(InputError::new(
             what.join(", "),
             "found no managed cluster: give an ARM/Bicep template with a Microsoft.ContainerService/managedClusters resource, the resource or its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML",
@@ -258,6 +266,20 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
             if mine {
                 r.pool(p, name.clone());
             }
+        }
+    }
+    for (obj, pool_name) in &c.capz_aso_pools {
+        let replicas = c
+            .capz_replicas
+            .iter()
+            .find(|(infra, _)| infra == obj)
+            .and_then(|(_, n)| n.clone());
+        if let Some(p) = input
+            .pools
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(pool_name) && p.count.is_none())
+        {
+            p.count = replicas;
         }
     }
     for (obj, mut pool) in c.capz_pools {
