@@ -299,3 +299,42 @@ fn refusals_the_issue_lists() {
         assert!(codes.contains(&code), "{a:?}: {codes:?}");
     }
 }
+
+#[test]
+fn the_kubernetes_version_picks_the_default_plugin() {
+    // No plugin named: AKS uses kubenet before 1.30, overlay from 1.30.
+    for (version, plugin) in [
+        ("1.29.9", "kubenet"),
+        ("1.30", "overlay"),
+        ("1.33.1", "overlay"),
+    ] {
+        let out = aksnet(&["plan", "--kubernetes-version", version, "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{version}");
+        let v = json(&out);
+        assert_eq!(v["network_plugin"], plugin, "{version}");
+        assert_eq!(v["network"]["kubernetes_version"], version);
+        let said = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "network-plugin-defaulted");
+        assert!(said, "{version}: {v}");
+    }
+    // A named plugin wins, and then nothing is said about the default.
+    let out = aksnet(&[
+        "plan",
+        "--kubernetes-version",
+        "1.29",
+        "--network-plugin",
+        "azure",
+        "-o",
+        "json",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["network_plugin"], "azure");
+    assert!(!v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["code"] == "network-plugin-defaulted"));
+}

@@ -107,6 +107,36 @@ fn other_quickstarts() {
         "{:?}",
         p.warnings
     );
+    assert_eq!(p.network_plugin, NetworkPlugin::Overlay);
+    // The template names no plugin: AKS picks it by the version its
+    // k8Version parameter gives (kubenet before 1.30, overlay from 1.30).
+    let p = plan(
+        &["quickstart-aks-osm-addon.json"],
+        &[],
+        &["k8Version=1.28.5"],
+    )
+    .unwrap();
+    assert_eq!(p.network_plugin, NetworkPlugin::Kubenet);
+    assert_eq!(p.network.kubernetes_version.as_deref(), Some("1.28.5"));
+    let note = p
+        .warnings
+        .iter()
+        .find(|w| w.code == "network-plugin-defaulted")
+        .unwrap();
+    assert!(
+        note.message
+            .contains("kubenet, AKS's default for Kubernetes 1.28.5"),
+        "{}",
+        note.message
+    );
+    assert_eq!(p.capacity.route_table_entries, 4);
+    let p = plan(
+        &["quickstart-aks-osm-addon.json"],
+        &[],
+        &["k8Version=1.30.4"],
+    )
+    .unwrap();
+    assert_eq!(p.network_plugin, NetworkPlugin::Overlay);
 }
 
 #[test]

@@ -122,6 +122,11 @@ pub struct OutboundInput {
     pub nat_idle_timeout: Option<Sourced<u32>>,
 }
 
+/// Stands in a `network-plugin-defaulted` note for what AKS picks, which
+/// depends on the Kubernetes version a flag may still change; [`SpecInput::resolve`]
+/// fills it in.
+pub(crate) const PLUGIN_DEFAULT: &str = "\u{0}plugin-default";
+
 /// Everything a user can say about a design, unparsed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpecInput {
@@ -294,7 +299,8 @@ impl SpecInput {
             }
         };
         let Some(plugin) = &self.network_plugin else {
-            return Ok(NetworkPlugin::Overlay);
+            // AKS picks by Kubernetes version (spec/version.rs).
+            return Ok(super::version::default_plugin(self.version()).0);
         };
         let name = plugin.value.trim().to_ascii_lowercase();
         match (name.as_str(), mode) {
@@ -319,6 +325,10 @@ impl SpecInput {
         }
     }
 
+    fn version(&self) -> Option<&str> {
+        self.kubernetes_version.as_ref().map(|v| v.value.as_str())
+    }
+
     /// Resolves the design for `plugin`. In `compare` mode, inputs that only
     /// make sense for another model are dropped with a warning instead of
     /// making the design invalid.
@@ -328,6 +338,27 @@ impl SpecInput {
             return Err(p.error.clone());
         }
         let mut notes = self.notes.clone();
+        // What AKS picks for a cluster without a plugin, said with the
+        // version it depends on (a flag-only design with a version too).
+        if self.network_plugin.is_none() {
+            let (_, why) = super::version::default_plugin(self.version());
+            let mut said = false;
+            for n in notes
+                .iter_mut()
+                .filter(|n| n.code == "network-plugin-defaulted")
+            {
+                n.message = n.message.replace(PLUGIN_DEFAULT, &why);
+                said = true;
+            }
+            if !said && !compare {
+                if let Some(v) = &self.kubernetes_version {
+                    notes.push(Finding::new(
+                        "network-plugin-defaulted",
+                        format!("{}: no --network-plugin; {why}", v.source),
+                    ));
+                }
+            }
+        }
         let net = |v: &Option<Sourced<String>>, default: &str, flag: &str| {
             parse_net(v.as_ref(), default, flag)
         };

@@ -369,7 +369,7 @@ fn capz(
             if spec.get("networkPlugin").ok().flatten().is_none() {
                 r.input.notes.push(Finding::new(
                     "network-plugin-defaulted",
-                    format!("{label}: {kind}.spec.networkPlugin is not set; planned as aksnet's default (Azure CNI Overlay); set it, or give --network-plugin"),
+                    format!("{label}: {kind}.spec.networkPlugin is not set; {}; set it, or give --network-plugin", super::input::PLUGIN_DEFAULT),
                 ));
             }
         }

@@ -10,6 +10,7 @@ pub mod document;
 mod input;
 mod k8s;
 mod surge;
+pub mod version;
 
 pub use arm::{from_documents, ArmError, Document, Parameters};
 pub use input::{

@@ -352,7 +352,7 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
         input.notes.push(Finding::new(
             "network-plugin-defaulted",
             format!(
-                "{csrc}: the cluster names no networkPlugin; planned as Azure CNI Overlay, the default of az aks create (older API versions defaulted to kubenet); set networkProfile.networkPlugin, or give --network-plugin"
+                "{csrc}: the cluster names no networkPlugin; {}; set networkProfile.networkPlugin, or give --network-plugin", super::input::PLUGIN_DEFAULT
             ),
         ));
     }
