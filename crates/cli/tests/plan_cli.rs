@@ -338,3 +338,41 @@ fn the_kubernetes_version_picks_the_default_plugin() {
         .iter()
         .any(|w| w["code"] == "network-plugin-defaulted"));
 }
+
+#[test]
+fn flags_clap_refuses_still_answer_in_json() {
+    for args in [
+        &["plan", "--node-count", "abc", "-o", "json"][..],
+        &["plan", "-o", "json", "--bogus"][..],
+        &[
+            "--log-format",
+            "json",
+            "plan",
+            "--output=json",
+            "--max-pods",
+            "-1",
+        ][..],
+        &["plan", "-ojson", "--compare", "--network-plugin"][..],
+    ] {
+        let out = aksnet(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let v = json(&out);
+        assert_eq!(v["valid"], false, "{args:?}");
+        assert_eq!(v["errors"][0]["code"], "input-unusable", "{args:?}");
+        assert!(v["errors"][0]["message"].is_string(), "{args:?}");
+        // The person at the terminal still gets clap's message.
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error:"),
+            "{args:?}"
+        );
+    }
+    let v = json(&aksnet(&["plan", "--node-count", "abc", "-o", "json"]));
+    assert_eq!(v["errors"][0]["field"], "--node-count <N>");
+    // Without -o json, stdout stays empty; help is not an error.
+    let out = aksnet(&["plan", "--node-count", "abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let out = aksnet(&["plan", "--help", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}

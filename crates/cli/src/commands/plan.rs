@@ -54,6 +54,26 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Whether a command line (without the program name) is `aksnet plan`
+/// asking for JSON, read without clap (for the errors clap itself reports).
+pub fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    // Global flags may come first: `aksnet --log-format json plan ...`.
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') {
+        i += if args[i] == "--log-format" { 2 } else { 1 };
+    }
+    if args.get(i).map(String::as_str) != Some("plan") {
+        return false;
+    }
+    let rest = &args[i + 1..];
+    rest.iter().enumerate().any(|(k, a)| {
+        let next = rest.get(k + 1).map(String::as_str);
+        matches!(a.as_str(), "--output=json" | "-ojson" | "-o=json")
+            || (matches!(a.as_str(), "-o" | "--output") && next == Some("json"))
+    })
+}
+
 /// Unusable input: the message on stderr, and with `-o json` the same as a
 /// JSON object on stdout, so scripts always get JSON.
 fn unusable(e: &aksnet_core::spec::InputError, json_out: bool) -> ExitCode {
