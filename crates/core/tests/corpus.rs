@@ -301,6 +301,76 @@ fn capz_aso_flavour_reads_the_aso_objects_inside_capz() {
     assert_eq!(p.capacity.node_count, 10);
 }
 
+#[test]
+fn avm_agent_pool_module_joins_the_cluster_it_names() {
+    // Azure Verified Modules' agent-pool module: languageVersion 2.0
+    // symbolic resources, the cluster as an `existing` resource, Bicep's
+    // nullable parameters (null when not given, never "no value").
+    let pool = "avm-managed-cluster-agent-pool.json";
+    // Alone it is a pool without its cluster: a clear finding (exit 2)
+    // naming what to add.
+    let e = plan(
+        &[pool],
+        &[],
+        &["managedClusterName=aks101cluster", "name=user1"],
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("agent pool 'user1' of cluster 'aks101cluster'")
+            && e.message.contains("another --file"),
+        "{e}"
+    );
+    // With the quickstart's cluster (clusterName defaults to aks101cluster):
+    // a second pool, count and maxPods from --parameter, typed as ints.
+    let p = plan(
+        &["quickstart-aks.json", pool],
+        &[],
+        &[
+            "managedClusterName=aks101cluster",
+            "name=user1",
+            "count=5",
+            "maxPods=50",
+        ],
+    )
+    .unwrap();
+    assert!(p.valid, "{:?}", p.errors);
+    let pools: Vec<(&str, u32, u32)> = p
+        .network
+        .node_pools
+        .iter()
+        .map(|n| (n.name.as_str(), n.count, n.max_pods))
+        .collect();
+    assert_eq!(pools, [("agentpool", 3, 250), ("user1", 5, 50)]);
+    assert_eq!(p.capacity.node_count, 8);
+    // One surge node per pool.
+    assert_eq!(p.capacity.required_subnet_ips, 10);
+    // The module's defaults: count 1, maxPods unset (the plugin's default).
+    let p = plan(
+        &["quickstart-aks.json", pool],
+        &[],
+        &["managedClusterName=aks101cluster", "name=user1"],
+    )
+    .unwrap();
+    assert_eq!(p.network.node_pools[1].count, 1);
+    assert_eq!(p.network.node_pools[1].max_pods, 250);
+    // A pool of another cluster is not this cluster's.
+    let p = plan(
+        &["quickstart-aks.json", pool],
+        &[],
+        &["managedClusterName=other", "name=user1"],
+    )
+    .unwrap();
+    assert_eq!(p.network.node_pools.len(), 1);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.code == "document-ignored" && w.message.contains("'other'")),
+        "{:?}",
+        p.warnings
+    );
+}
+
 /// The figure for the closing note: how many corpus designs plan.
 #[test]
 fn corpus_figures() {
@@ -314,6 +384,10 @@ fn corpus_figures() {
             vec![],
         ),
         (vec!["capz-aks-aso-cluster-template.yaml"], vec![]),
+        (
+            vec!["quickstart-aks.json", "avm-managed-cluster-agent-pool.json"],
+            vec!["managedClusterName=aks101cluster", "name=user1", "count=5"],
+        ),
         (vec!["quickstart-aks.json"], vec![]),
         (vec!["quickstart-aks-azure-linux.json"], vec![]),
         (

@@ -625,6 +625,13 @@ impl<'a> Ctx<'a> {
         if let Some(e) = self.scope.failed.get(&name.to_ascii_lowercase()) {
             return Err(e.clone());
         }
+        // Bicep's optional parameters (`param x string?`) compile to
+        // `"nullable": true` without a default: null when not given.
+        if p.decl.get("defaultValue").is_none()
+            && p.decl.get("nullable").and_then(Value::as_bool) == Some(true)
+        {
+            return Ok(Value::Null);
+        }
         match p.decl.get("defaultValue") {
             Some(d) => self.deeper()?.value(d).map_err(|e| EvalError {
                 message: format!("the default of parameter '{written}': {}", e.message),

@@ -264,6 +264,20 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
                 what.push(&d.label);
             }
         }
+        // Agent pools of a cluster the inputs only refer to (a Bicep
+        // `existing` resource, an ASO owner): say which cluster to add.
+        if let Some((parent, pool, _)) = c.pools.first() {
+            let which = match (pool, parent) {
+                (Some(p), Some(c)) => format!("agent pool '{p}' of cluster '{c}'"),
+                (Some(p), None) => format!("agent pool '{p}'"),
+                // Its name needs parameters no one gave: still a pool.
+                _ => "an agent pool (its name needs the template's parameters)".to_string(),
+            };
+            return Err(InputError::new(
+                what.join(", "),
+                format!("found {which}, but not the cluster itself (a pool is planned with its cluster's network profile and other pools): give the cluster's template, az aks show output or ASO ManagedCluster with another --file"),
+            ));
+        }
         return Err(InputError::new(
             what.join(", "),
             "found no managed cluster: give an ARM/Bicep template with a Microsoft.ContainerService/managedClusters resource, the resource or its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML",
@@ -290,6 +304,16 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
             };
             if mine {
                 r.pool(p, name.clone());
+            } else {
+                r.input.notes.push(Finding::new(
+                    "document-ignored",
+                    format!(
+                        "agent pool '{}' belongs to cluster '{}', not '{}': not planned",
+                        name.as_deref().unwrap_or("?"),
+                        parent.as_deref().unwrap_or("?"),
+                        cname.as_deref().unwrap_or("?")
+                    ),
+                ));
             }
         }
     }
