@@ -18,6 +18,8 @@ cases=(
   "quickstart aks-osm-addon, k8Version=1.28.5|-f quickstart-aks-osm-addon.json -p k8Version=1.28.5"
   "quickstart prometheus-grafana (excerpt) + parameters|-f quickstart-prometheus-grafana-excerpt.json --parameters quickstart-prometheus-grafana.parameters.json"
   "aks-baseline spoke + stamp|-f aks-baseline-spoke.json -f aks-baseline-cluster-stamp.json -p targetVnetResourceId=$vnet"
+  "AVM agent-pool module alone|-f avm-managed-cluster-agent-pool.json -p managedClusterName=aks101cluster -p name=user1"
+  "quickstart aks + AVM agent-pool module|-f quickstart-aks.json -f avm-managed-cluster-agent-pool.json -p managedClusterName=aks101cluster -p name=user1 -p count=5"
   "CAPZ AKS flavour|-f capz-aks-cluster-template.yaml"
   "CAPZ AKS ASO flavour|-f capz-aks-aso-cluster-template.yaml"
   "ASO cluster + pool v1api20231001|-f aso-managedcluster-v1api20231001.yaml -f aso-managedclustersagentpool-v1api20231001.yaml"
