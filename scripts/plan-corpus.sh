@@ -6,8 +6,15 @@
 #
 #   scripts/plan-corpus.sh OLD/aksnet target/debug/aksnet
 set -euo pipefail
-cd "$(dirname "$0")/../crates/core/tests/corpus"
 [ $# -ge 1 ] || { echo "usage: $0 AKSNET [AKSNET...]" >&2; exit 2; }
+bins=()
+for b in "$@"; do
+  p=$(command -v "$b" 2>/dev/null || true)
+  [ -n "$p" ] && [ -x "$p" ] || { echo "plan-corpus: $b is not an executable" >&2; exit 2; }
+  bins+=("$(cd "$(dirname "$p")" && pwd)/$(basename "$p")")
+done
+set -- "${bins[@]}"
+cd "$(dirname "$0")/../crates/core/tests/corpus"
 vnet=/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet-hub-spoke-BU0001A0008-00
 # name | plan arguments
 cases=(
@@ -26,6 +33,8 @@ cases=(
   "ASO cluster + pool v20250801|-f aso-managedcluster-v20250801.yaml -f aso-managedclustersagentpool-v20250801.yaml"
   "az aks show (kubenet)|-f az-aks-show-kubenet.json"
 )
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
 header="| design |"
 rule="|---|"
 for b in "$@"; do header+=" $b |"; rule+="---|"; done
@@ -37,9 +46,15 @@ for c in "${cases[@]}"; do
   row="| $name |"
   for b in "$@"; do
     set +e
-    out=$("$b" plan -o json "${args[@]}" 2>/dev/null)
+    out=$("$b" plan -o json "${args[@]}" 2>"$err")
     code=$?
     set -e
+    if [ -z "$out" ]; then
+      # Older builds printed nothing on stdout for unusable input.
+      cell="exit $code: no plan, nothing on stdout ($(head -c 90 "$err" | head -n 1))"
+      row+=" ${cell//|/\\|} |"
+      continue
+    fi
     cell=$(jq -r --arg code "$code" '
       if has("capacity") then
         "exit \($code): \(.network_plugin), \(if .valid then "valid" else "INVALID " + ([.errors[].code] | join(",")) end), \(.capacity.node_count) nodes, subnet \(.capacity.subnets[0].cidr // "unknown"), \(.capacity.required_subnet_ips) addresses needed"
