@@ -585,6 +585,25 @@ impl SpecInput {
                 })
                 .transpose()
         };
+        // A dual-stack design without IPv6 ranges gets AKS's IPv6 defaults:
+        // both families are planned, never the IPv4 half alone.
+        let dual = self
+            .ip_families
+            .iter()
+            .any(|f| f.value.trim().eq_ignore_ascii_case("IPv6"));
+        let family_default = |v: &Option<Sourced<String>>, d: &str, what: &str| {
+            v.clone().or_else(|| {
+                (dual && plugin != NetworkPlugin::Azure).then(|| {
+                    Sourced::new(d.to_string(), format!("{what} (AKS's dual-stack default)"))
+                })
+            })
+        };
+        let pod_cidr_v6 = family_default(&self.pod_cidr_v6, defaults::POD_CIDR_V6, "IPv6 pod CIDR");
+        let service_cidr_v6 = family_default(
+            &self.service_cidr_v6,
+            defaults::SERVICE_CIDR_V6,
+            "IPv6 service CIDR",
+        );
         let ipv6 = {
             let d = Ipv6Design {
                 vnet_cidrs: self
@@ -599,8 +618,8 @@ impl SpecInput {
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                pod_cidr: v6(&self.pod_cidr_v6)?,
-                service_cidr: v6(&self.service_cidr_v6)?,
+                pod_cidr: v6(&pod_cidr_v6)?,
+                service_cidr: v6(&service_cidr_v6)?,
             };
             (d != Ipv6Design::default()).then_some(d)
         };

@@ -902,6 +902,31 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_without_ipv6_ranges_gets_the_aks_defaults() {
+        let np = json!({"networkPlugin": "azure", "networkPluginMode": "overlay",
+            "ipFamilies": ["IPv4", "IPv6"]});
+        let p = plan(&[np], &[]);
+        assert!(p.valid, "{:?}", p.errors);
+        let v6 = p.network.ipv6.expect("both families are planned");
+        assert_eq!(v6.pod_cidr.unwrap().to_string(), "fd12:3456:789a::/64");
+        assert_eq!(
+            v6.service_cidr.unwrap().to_string(),
+            "fd12:3456:789a:1::/108"
+        );
+        // Given ranges win; IPv4 only stays IPv4 only.
+        let np = json!({"networkPlugin": "kubenet", "ipFamilies": ["IPv4", "IPv6"],
+            "podCidrs": ["10.244.0.0/16", "fd00:1::/64"]});
+        let v6 = plan(&[np], &[]).network.ipv6.unwrap();
+        assert_eq!(v6.pod_cidr.unwrap().to_string(), "fd00:1::/64");
+        assert_eq!(
+            v6.service_cidr.unwrap().to_string(),
+            "fd12:3456:789a:1::/108"
+        );
+        let np = json!({"networkPlugin": "kubenet", "ipFamilies": ["IPv4"]});
+        assert!(plan(&[np], &[]).network.ipv6.is_none());
+    }
+
+    #[test]
     fn a_template_linking_itself_is_read_once() {
         let t = json!({"resources": [
             {"type": "Microsoft.Resources/deployments", "name": "again",
