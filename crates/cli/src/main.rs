@@ -2,7 +2,7 @@
 
 // Output goes through `out!`/`outln!` (stdout.rs): `print!` panics when the
 // reader has closed the pipe.
-#![deny(clippy::print_stdout)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 #[macro_use]
 mod stdout;
@@ -153,7 +153,7 @@ fn main() -> ExitCode {
         Ok(_) if stdout::failed() => ExitCode::from(commands::EXIT_UNUSABLE),
         Ok(code) => code,
         Err(e) => {
-            eprintln!("aksnet: {}", error_chain(&e));
+            errln!("aksnet: {}", error_chain(&e));
             ExitCode::from(commands::EXIT_UNUSABLE)
         }
     }

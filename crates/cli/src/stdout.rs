@@ -8,8 +8,10 @@
 //! error (a full disk behind `> file`) is said once on stderr and makes the
 //! command exit 2, so a script never takes a truncated file for a result.
 //!
-//! `out!` and `outln!` are `print!` and `println!` with that behaviour;
-//! `clippy::print_stdout` is denied in this crate so none is missed.
+//! `out!` and `outln!` are `print!` and `println!` with that behaviour,
+//! `errln!` is `eprintln!` that ignores a closed stderr (`2>&1 | head`);
+//! `clippy::print_stdout` and `print_stderr` are denied in this crate so
+//! none is missed.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -47,7 +49,9 @@ fn record(e: &io::Error) {
     CLOSED.store(true, Ordering::Relaxed);
     if e.kind() != io::ErrorKind::BrokenPipe {
         FAILED.store(true, Ordering::Relaxed);
-        eprintln!("aksnet: cannot write to standard output: {e}");
+        write_err_fmt(format_args!(
+            "aksnet: cannot write to standard output: {e}\n"
+        ));
     }
 }
 
@@ -55,6 +59,14 @@ fn record(e: &io::Error) {
 /// reader: `main` then exits 2.
 pub fn failed() -> bool {
     FAILED.load(Ordering::Relaxed)
+}
+
+/// Writes to stderr, ignoring a failure: a message nobody can read (the
+/// pipe `2>&1 | head` closed) is no reason to panic, and the exit status
+/// still says what happened.
+pub fn write_err_fmt(args: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.flush());
 }
 
 /// `print!` that survives a closed stdout.
@@ -71,5 +83,22 @@ macro_rules! outln {
     };
     ($($arg:tt)*) => {
         $crate::stdout::write_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` that survives a closed stderr.
+macro_rules! errln {
+    () => {
+        $crate::stdout::write_err_fmt(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::write_err_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that survives a closed stderr.
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::stdout::write_err_fmt(format_args!($($arg)*))
     };
 }

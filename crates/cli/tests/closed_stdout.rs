@@ -152,3 +152,36 @@ fn a_full_disk_is_an_error_not_a_quiet_exit() {
     );
     assert_eq!(out.status.code(), Some(2), "{stderr}");
 }
+
+#[test]
+fn a_closed_stderr_too_keeps_the_status() {
+    // `aksnet plan ... 2>&1 | head -1`: the messages on stderr hit the same
+    // closed pipe.
+    for (args, code) in [
+        (&["plan", "--subnet-cidr", "x"][..], 2),
+        (&["plan", "-f", "/nonexistent/design.json"][..], 2),
+        (&["plan", "--node-count", "abc"][..], 2),
+        (
+            &[
+                "plan",
+                "--network-plugin",
+                "kubenet",
+                "--network-policy",
+                "azure",
+            ][..],
+            1,
+        ),
+        (&["plan"][..], 0),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = aksnet()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "aksnet {args:?}");
+    }
+}

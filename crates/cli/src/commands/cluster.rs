@@ -59,21 +59,21 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let input = match args.design.to_input() {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("aksnet cluster init: {e}");
+            errln!("aksnet cluster init: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
     let plan = match planner::plan_input(&input) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("aksnet cluster init: {e}");
+            errln!("aksnet cluster init: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
     if !plan.valid {
-        eprintln!("aksnet cluster init: the planner rejects this design; nothing was stored");
+        errln!("aksnet cluster init: the planner rejects this design; nothing was stored");
         for f in &plan.errors {
-            eprintln!("  {}: {}", f.code, f.message);
+            errln!("  {}: {}", f.code, f.message);
         }
         if args.output == Output::Json {
             outln!("{}", serde_json::to_string_pretty(&plan)?);
@@ -85,7 +85,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         Ok(created) => created,
         Err(ClusterError::OtherNetwork { .. }) => {
             let existing = read_network(kv.as_ref())?;
-            eprintln!(
+            errln!(
                 "aksnet cluster init: {} already holds a different {} design; use a new store, or `aksnet cluster show` to see it",
                 args.store.url,
                 existing.network_plugin
@@ -136,7 +136,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if !view.is_clean() {
-        eprint!(
+        err!(
             "{}",
             render::cluster::problems("cluster show", &view.problems)
         );

@@ -57,7 +57,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             }
             // A record left out of the list is never a silent success.
             if !view.is_clean() {
-                eprint!("{}", render::cluster::problems("node list", &view.problems));
+                err!("{}", render::cluster::problems("node list", &view.problems));
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
             Ok(ExitCode::SUCCESS)
@@ -79,9 +79,10 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(ClusterError::NoNode { .. }) => {
-            eprintln!(
+            errln!(
                 "aksnet node remove: no node '{}' in {} (see `aksnet node list`)",
-                args.name, args.store.url
+                args.name,
+                args.store.url
             );
             Ok(ExitCode::from(EXIT_INVALID))
         }

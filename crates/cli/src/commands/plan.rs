@@ -77,7 +77,7 @@ pub fn wants_json(args: impl Iterator<Item = String>) -> bool {
 /// Unusable input: the message on stderr, and with `-o json` the same as a
 /// JSON object on stdout, so scripts always get JSON.
 fn unusable(e: &aksnet_core::spec::InputError, json_out: bool) -> ExitCode {
-    eprintln!("aksnet plan: {e}");
+    errln!("aksnet plan: {e}");
     if json_out {
         let v = json!({
             "valid": false,

@@ -76,7 +76,7 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let unusable = |msg: String| {
-        eprintln!("aksnet status: {msg}");
+        errln!("aksnet status: {msg}");
         Ok(ExitCode::from(EXIT_UNUSABLE))
     };
     let kv = match args.store.open_existing() {

@@ -98,7 +98,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         match Kind::from_cli(k) {
             Ok(k) => kinds.push(k),
             Err(e) => {
-                eprintln!("aksnet get: {e}");
+                errln!("aksnet get: {e}");
                 return Ok(ExitCode::from(EXIT_UNUSABLE));
             }
         }
@@ -108,18 +108,18 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
-            eprintln!("aksnet get: {e}");
+            errln!("aksnet get: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
     if kinds.len() > 1 && name.is_some() {
-        eprintln!("aksnet get: name one kind to get an object by name (e.g. `aksnet get svc web`)");
+        errln!("aksnet get: name one kind to get an object by name (e.g. `aksnet get svc web`)");
         return Ok(ExitCode::from(EXIT_UNUSABLE));
     }
     let target = match args.target.resolve() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("aksnet get: {e}");
+            errln!("aksnet get: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
@@ -144,7 +144,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &name {
         objs.retain(|o| o.name() == name);
         let Some(o) = objs.into_iter().next() else {
-            eprintln!(
+            errln!(
                 "Error from server (NotFound): {} \"{name}\" not found{}",
                 kind.qualified_plural(),
                 scope
@@ -166,8 +166,8 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         GetOutput::Table => {
             if objs.is_empty() {
                 match scope {
-                    Some(n) => eprintln!("No resources found in {n} namespace."),
-                    None => eprintln!("No resources found"),
+                    Some(n) => errln!("No resources found in {n} namespace."),
+                    None => errln!("No resources found"),
                 }
             } else {
                 out!(
@@ -231,9 +231,9 @@ fn all(
     }
     if first {
         if args.all_namespaces {
-            eprintln!("No resources found");
+            errln!("No resources found");
         } else {
-            eprintln!("No resources found in {ns} namespace.");
+            errln!("No resources found in {ns} namespace.");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -53,7 +53,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         let name = format!("{}-{}", a.prefix, network.network_plugin.as_str());
         let d = LabDir::new(&name)?;
         if !json_out {
-            eprintln!("== {name}: up");
+            errln!("== {name}: up");
         }
         let bar = super::bar(json_out);
         let up = lab::up(
@@ -78,7 +78,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
         if !json_out {
             out!("{}", render::check(&report));
-            eprintln!(
+            errln!(
                 "== {name}: down ({} namespaces removed)\n",
                 down.namespaces_removed.len()
             );

@@ -367,7 +367,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             match output {
                 Some(p) => {
                     std::fs::write(&p, svg).with_context(|| p.display().to_string())?;
-                    eprintln!("wrote {}", p.display());
+                    errln!("wrote {}", p.display());
                 }
                 None => out!("{svg}"),
             }
@@ -451,7 +451,7 @@ pub fn design(
     let mut input = match d.to_input() {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("aksnet lab up: {e}");
+            errln!("aksnet lab up: {e}");
             return Ok(Err(ExitCode::from(EXIT_UNUSABLE)));
         }
     };
@@ -461,14 +461,14 @@ pub fn design(
     let plan = match planner::plan_input(&input) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("aksnet lab up: {e}");
+            errln!("aksnet lab up: {e}");
             return Ok(Err(ExitCode::from(EXIT_UNUSABLE)));
         }
     };
     if !plan.valid {
-        eprintln!("aksnet lab up: the planner rejects this design, so no lab is built:");
+        errln!("aksnet lab up: the planner rejects this design, so no lab is built:");
         for f in &plan.errors {
-            eprintln!("  {}: {}", f.code, f.message);
+            errln!("  {}: {}", f.code, f.message);
         }
         return Ok(Err(ExitCode::from(EXIT_INVALID)));
     }

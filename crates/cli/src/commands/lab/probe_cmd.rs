@@ -41,7 +41,7 @@ pub struct ProbeArgs {
 }
 
 fn unusable(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("aksnet lab probe: {msg}");
+    errln!("aksnet lab probe: {msg}");
     Ok(ExitCode::from(EXIT_UNUSABLE))
 }
 
