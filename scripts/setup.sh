@@ -18,6 +18,7 @@ APT_PACKAGES=(
   fonts-dejavu-core                   # the font the diagram test measures text with
   openssl                             # the TLS etcd tests make a throwaway CA with it
   g++                                 # libFuzzer's C++ sources, built by the fuzz targets (scripts/fuzz.sh)
+  jq                                  # scripts/plan-corpus.sh reads the plans' JSON
 )
 
 need_root() {

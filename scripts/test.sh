@@ -6,6 +6,9 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# The README's and docs' examples, run and compared with what they show
+# (the safe ones: aksnet plan; well under a second).
+./scripts/docs-examples.sh target/debug/aksnet
 # A bounded coverage-guided run of every fuzz target (libFuzzer), where a
 # nightly toolchain is installed: `cargo test` above already replays every
 # target's corpus and 3,000 mutations of it on the stable toolchain, so a

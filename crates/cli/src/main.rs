@@ -1,5 +1,11 @@
 //! `aksnet`: plan an AKS cluster network, run its node agent, build a lab.
 
+// Output goes through `out!`/`outln!` (stdout.rs): `print!` panics when the
+// reader has closed the pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod stdout;
 mod commands;
 mod render;
 
@@ -87,7 +93,39 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `aksnet plan -o json` answers in JSON whatever happens, a
+            // flag clap refuses (`--node-count abc`) included.
+            use clap::error::{ContextKind, ErrorKind};
+            let usage = !matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if usage && commands::plan::wants_json(std::env::args().skip(1)) {
+                let text = e.render().to_string();
+                let message = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                let field = e.get(ContextKind::InvalidArg).map(|a| a.to_string());
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "valid": false,
+                        "errors": [{"code": "input-unusable", "message": message, "field": field}],
+                    }))
+                    .unwrap_or_default()
+                );
+            }
+            e.exit()
+        }
+    };
     // A long-running agent says what it does (the block it claimed, the
     // routes it programmed) at info; one-shot commands only warn.
     let default_level = match cli.command {
@@ -113,9 +151,12 @@ fn main() -> ExitCode {
         Command::Man(args) => commands::docs::run_man(&args),
     };
     match result {
+        // The output was cut short by a write error (not a reader that
+        // stopped early): the result is not what the command says it is.
+        Ok(_) if stdout::failed() => ExitCode::from(commands::EXIT_UNUSABLE),
         Ok(code) => code,
         Err(e) => {
-            eprintln!("aksnet: {}", error_chain(&e));
+            errln!("aksnet: {}", error_chain(&e));
             ExitCode::from(commands::EXIT_UNUSABLE)
         }
     }

@@ -299,3 +299,80 @@ fn refusals_the_issue_lists() {
         assert!(codes.contains(&code), "{a:?}: {codes:?}");
     }
 }
+
+#[test]
+fn the_kubernetes_version_picks_the_default_plugin() {
+    // No plugin named: AKS uses kubenet before 1.30, overlay from 1.30.
+    for (version, plugin) in [
+        ("1.29.9", "kubenet"),
+        ("1.30", "overlay"),
+        ("1.33.1", "overlay"),
+    ] {
+        let out = aksnet(&["plan", "--kubernetes-version", version, "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{version}");
+        let v = json(&out);
+        assert_eq!(v["network_plugin"], plugin, "{version}");
+        assert_eq!(v["network"]["kubernetes_version"], version);
+        let said = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "network-plugin-defaulted");
+        assert!(said, "{version}: {v}");
+    }
+    // A named plugin wins, and then nothing is said about the default.
+    let out = aksnet(&[
+        "plan",
+        "--kubernetes-version",
+        "1.29",
+        "--network-plugin",
+        "azure",
+        "-o",
+        "json",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["network_plugin"], "azure");
+    assert!(!v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["code"] == "network-plugin-defaulted"));
+}
+
+#[test]
+fn flags_clap_refuses_still_answer_in_json() {
+    for args in [
+        &["plan", "--node-count", "abc", "-o", "json"][..],
+        &["plan", "-o", "json", "--bogus"][..],
+        &[
+            "--log-format",
+            "json",
+            "plan",
+            "--output=json",
+            "--max-pods",
+            "-1",
+        ][..],
+        &["plan", "-ojson", "--compare", "--network-plugin"][..],
+    ] {
+        let out = aksnet(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let v = json(&out);
+        assert_eq!(v["valid"], false, "{args:?}");
+        assert_eq!(v["errors"][0]["code"], "input-unusable", "{args:?}");
+        assert!(v["errors"][0]["message"].is_string(), "{args:?}");
+        // The person at the terminal still gets clap's message.
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error:"),
+            "{args:?}"
+        );
+    }
+    let v = json(&aksnet(&["plan", "--node-count", "abc", "-o", "json"]));
+    assert_eq!(v["errors"][0]["field"], "--node-count <N>");
+    // Without -o json, stdout stays empty; help is not an error.
+    let out = aksnet(&["plan", "--node-count", "abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let out = aksnet(&["plan", "--help", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}

@@ -107,6 +107,36 @@ fn other_quickstarts() {
         "{:?}",
         p.warnings
     );
+    assert_eq!(p.network_plugin, NetworkPlugin::Overlay);
+    // The template names no plugin: AKS picks it by the version its
+    // k8Version parameter gives (kubenet before 1.30, overlay from 1.30).
+    let p = plan(
+        &["quickstart-aks-osm-addon.json"],
+        &[],
+        &["k8Version=1.28.5"],
+    )
+    .unwrap();
+    assert_eq!(p.network_plugin, NetworkPlugin::Kubenet);
+    assert_eq!(p.network.kubernetes_version.as_deref(), Some("1.28.5"));
+    let note = p
+        .warnings
+        .iter()
+        .find(|w| w.code == "network-plugin-defaulted")
+        .unwrap();
+    assert!(
+        note.message
+            .contains("kubenet, AKS's default for Kubernetes 1.28.5"),
+        "{}",
+        note.message
+    );
+    assert_eq!(p.capacity.route_table_entries, 4);
+    let p = plan(
+        &["quickstart-aks-osm-addon.json"],
+        &[],
+        &["k8Version=1.30.4"],
+    )
+    .unwrap();
+    assert_eq!(p.network_plugin, NetworkPlugin::Overlay);
 }
 
 #[test]
@@ -211,11 +241,153 @@ fn az_aks_show_spellings() {
     assert_eq!(p.capacity.route_table_entries, 2);
 }
 
+#[test]
+fn quickstart_prometheus_grafana_bicep_modules_with_a_parameters_file() {
+    // Bicep modules compiled to inner-scope nested deployments: the VNet
+    // and child subnets in one, the cluster in another, joined by the
+    // network module's output (reference(...).outputs.subnet2Id.value).
+    let files = ["quickstart-prometheus-grafana-excerpt.json"];
+    let params = ["quickstart-prometheus-grafana.parameters.json"];
+    let p = plan(&files, &params, &[]).unwrap();
+    assert!(p.valid, "{:?}", p.errors);
+    assert_eq!(p.network_plugin, NetworkPlugin::Overlay);
+    let vnets: Vec<String> = p.network.vnet_cidrs.iter().map(|c| c.to_string()).collect();
+    assert_eq!(vnets, ["10.0.0.0/16", "10.100.0.0/16"]);
+    assert_eq!(p.capacity.subnets.len(), 1);
+    assert_eq!(p.capacity.subnets[0].cidr.as_deref(), Some("10.100.0.0/22"));
+    // The autoscaled System pool is planned at maxCount 2, 110 pods.
+    assert_eq!(p.capacity.node_count, 2);
+    assert_eq!(p.network.node_pools[0].max_pods, 110);
+    assert_eq!(p.capacity.required_subnet_ips, 3);
+    assert_eq!(p.capacity.subnet_usable_ips, Some(1019));
+    assert_eq!(p.capacity.max_nodes, 255);
+    // The default service CIDR 10.0.0.0/16 is the VNet's first address
+    // space, which holds no subnet: allowed, not recommended.
+    assert_eq!(p.network.service_cidr.to_string(), "10.0.0.0/16");
+    assert!(
+        warnings(&p).contains(&"service-cidr-in-vnet"),
+        "{:?}",
+        p.warnings
+    );
+    assert_eq!(p.network.network_policy.as_deref(), Some("azure"));
+    // Without the parameters file the required parameters are named.
+    let e = plan(&files, &[], &[]).unwrap_err();
+    assert!(e.message.contains("--parameter"), "{e}");
+}
+
+#[test]
+fn capz_aso_flavour_reads_the_aso_objects_inside_capz() {
+    // AzureASOManagedControlPlane / AzureASOManagedMachinePool hold ASO
+    // ManagedCluster / ManagedClustersAgentPool objects in spec.resources;
+    // each pool's count is its MachinePool's replicas.
+    let f = ["capz-aks-aso-cluster-template.yaml"];
+    let p = plan(&f, &[], &[]).unwrap();
+    assert!(p.valid, "{:?}", p.errors);
+    assert_eq!(p.network_plugin, NetworkPlugin::Azure);
+    let pools: Vec<(&str, u32, Option<&str>)> = p
+        .network
+        .node_pools
+        .iter()
+        .map(|n| (n.name.as_str(), n.count, n.mode.as_deref()))
+        .collect();
+    assert_eq!(
+        pools,
+        [("pool0", 2, Some("System")), ("pool1", 2, Some("User"))]
+    );
+    // Azure CNI node subnet on AKS's default subnet: (4 + 2 surge) × 31.
+    assert_eq!(p.capacity.required_subnet_ips, 6 * 31);
+    assert_eq!(p.network.subnet_cidr.to_string(), "10.224.0.0/16");
+    let p = plan(&f, &[], &["WORKER_MACHINE_COUNT=5"]).unwrap();
+    assert_eq!(p.capacity.node_count, 10);
+}
+
+#[test]
+fn avm_agent_pool_module_joins_the_cluster_it_names() {
+    // Azure Verified Modules' agent-pool module: languageVersion 2.0
+    // symbolic resources, the cluster as an `existing` resource, Bicep's
+    // nullable parameters (null when not given, never "no value").
+    let pool = "avm-managed-cluster-agent-pool.json";
+    // Alone it is a pool without its cluster: a clear finding (exit 2)
+    // naming what to add.
+    let e = plan(
+        &[pool],
+        &[],
+        &["managedClusterName=aks101cluster", "name=user1"],
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("agent pool 'user1' of cluster 'aks101cluster'")
+            && e.message.contains("another --file"),
+        "{e}"
+    );
+    // With the quickstart's cluster (clusterName defaults to aks101cluster):
+    // a second pool, count and maxPods from --parameter, typed as ints.
+    let p = plan(
+        &["quickstart-aks.json", pool],
+        &[],
+        &[
+            "managedClusterName=aks101cluster",
+            "name=user1",
+            "count=5",
+            "maxPods=50",
+        ],
+    )
+    .unwrap();
+    assert!(p.valid, "{:?}", p.errors);
+    let pools: Vec<(&str, u32, u32)> = p
+        .network
+        .node_pools
+        .iter()
+        .map(|n| (n.name.as_str(), n.count, n.max_pods))
+        .collect();
+    assert_eq!(pools, [("agentpool", 3, 250), ("user1", 5, 50)]);
+    assert_eq!(p.capacity.node_count, 8);
+    // One surge node per pool.
+    assert_eq!(p.capacity.required_subnet_ips, 10);
+    // The module's defaults: count 1, maxPods unset (the plugin's default).
+    let p = plan(
+        &["quickstart-aks.json", pool],
+        &[],
+        &["managedClusterName=aks101cluster", "name=user1"],
+    )
+    .unwrap();
+    assert_eq!(p.network.node_pools[1].count, 1);
+    assert_eq!(p.network.node_pools[1].max_pods, 250);
+    // A pool of another cluster is not this cluster's.
+    let p = plan(
+        &["quickstart-aks.json", pool],
+        &[],
+        &["managedClusterName=other", "name=user1"],
+    )
+    .unwrap();
+    assert_eq!(p.network.node_pools.len(), 1);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.code == "document-ignored" && w.message.contains("'other'")),
+        "{:?}",
+        p.warnings
+    );
+}
+
 /// The figure for the closing note: how many corpus designs plan.
 #[test]
 fn corpus_figures() {
     let vnet = "targetVnetResourceId=/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet-hub-spoke-BU0001A0008-00";
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec![
+                "quickstart-prometheus-grafana-excerpt.json",
+                "--parameters=quickstart-prometheus-grafana.parameters.json",
+            ],
+            vec![],
+        ),
+        (vec!["capz-aks-aso-cluster-template.yaml"], vec![]),
+        (
+            vec!["quickstart-aks.json", "avm-managed-cluster-agent-pool.json"],
+            vec!["managedClusterName=aks101cluster", "name=user1", "count=5"],
+        ),
         (vec!["quickstart-aks.json"], vec![]),
         (vec!["quickstart-aks-azure-linux.json"], vec![]),
         (
@@ -244,9 +416,46 @@ fn corpus_figures() {
         ),
         (vec!["az-aks-show-kubenet.json"], vec![]),
     ];
+    let split = |f: &[&'static str]| -> (Vec<&'static str>, Vec<&'static str>) {
+        let (ps, fs): (Vec<&str>, Vec<&str>) =
+            f.iter().partition(|x| x.starts_with("--parameters="));
+        (
+            fs,
+            ps.iter()
+                .map(|x| x.trim_start_matches("--parameters="))
+                .collect(),
+        )
+    };
     let planned = cases
         .iter()
-        .filter(|(f, p)| plan(f, &[], p).is_ok())
+        .filter(|(f, p)| {
+            let (files, param_files) = split(f);
+            plan(&files, &param_files, p).is_ok()
+        })
         .count();
     assert_eq!(planned, cases.len(), "every corpus design produces a plan");
+    // Every file of the corpus is in a case (the quickstart's own
+    // parameters file is refused on purpose, see above), and there are at
+    // least 15.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "SOURCES.md")
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "{} corpus files", files.len());
+    let sources = std::fs::read_to_string(dir.join("SOURCES.md")).unwrap();
+    for f in &files {
+        assert!(
+            sources.contains(&format!("`{f}`")),
+            "{f} is not in SOURCES.md"
+        );
+        let used = f == "quickstart-aks.parameters.json"
+            || cases.iter().any(|(fs, _)| {
+                fs.iter()
+                    .any(|x| x.trim_start_matches("--parameters=") == f.as_str())
+            });
+        assert!(used, "{f} is in no corpus case");
+    }
 }

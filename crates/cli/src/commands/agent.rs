@@ -158,7 +158,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     match agent.run(stop) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ AgentError::Removed(_)) => {
-            eprintln!("aksnet agent: {e}");
+            errln!("aksnet agent: {e}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(e.into()),

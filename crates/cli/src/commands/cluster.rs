@@ -59,24 +59,24 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let input = match args.design.to_input() {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("aksnet cluster init: {e}");
+            errln!("aksnet cluster init: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
     let plan = match planner::plan_input(&input) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("aksnet cluster init: {e}");
+            errln!("aksnet cluster init: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
     if !plan.valid {
-        eprintln!("aksnet cluster init: the planner rejects this design; nothing was stored");
+        errln!("aksnet cluster init: the planner rejects this design; nothing was stored");
         for f in &plan.errors {
-            eprintln!("  {}: {}", f.code, f.message);
+            errln!("  {}: {}", f.code, f.message);
         }
         if args.output == Output::Json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            outln!("{}", serde_json::to_string_pretty(&plan)?);
         }
         return Ok(ExitCode::from(EXIT_INVALID));
     }
@@ -85,7 +85,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         Ok(created) => created,
         Err(ClusterError::OtherNetwork { .. }) => {
             let existing = read_network(kv.as_ref())?;
-            eprintln!(
+            errln!(
                 "aksnet cluster init: {} already holds a different {} design; use a new store, or `aksnet cluster show` to see it",
                 args.store.url,
                 existing.network_plugin
@@ -95,7 +95,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "created": created,
@@ -109,8 +109,8 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             } else {
                 "already initialised"
             };
-            println!("cluster {verb} in {}", args.store.url);
-            print!("{}", render::cluster::network(&plan.network));
+            outln!("cluster {verb} in {}", args.store.url);
+            out!("{}", render::cluster::network(&plan.network));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -122,7 +122,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let view = aksnet_cluster::read(kv.as_ref()).context("reading the cluster")?;
     let u = render::cluster::usage_of(&net, &view);
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "network": net,
@@ -131,12 +131,12 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             }))?
         ),
         Output::Table => {
-            print!("{}", render::cluster::network(&net));
-            print!("{}", render::cluster::usage(&net, &u));
+            out!("{}", render::cluster::network(&net));
+            out!("{}", render::cluster::usage(&net, &u));
         }
     }
     if !view.is_clean() {
-        eprint!(
+        err!(
             "{}",
             render::cluster::problems("cluster show", &view.problems)
         );

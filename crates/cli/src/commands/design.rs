@@ -70,6 +70,9 @@ pub struct DesignArgs {
     /// API server authorized IP ranges, comma-separated CIDRs.
     #[arg(long, value_name = "CIDRS")]
     pub api_server_authorized_ip_ranges: Option<String>,
+    /// Kubernetes version (MAJOR.MINOR[.PATCH]). With no plugin named, AKS uses kubenet before 1.30 and Azure CNI Overlay from 1.30.
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
     /// A design file (repeatable; `-` reads stdin): an ARM/Bicep template (nested deployments, languageVersion 2.0), a managedClusters resource or its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML. Flags override the files.
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: Vec<PathBuf>,
@@ -129,6 +132,7 @@ impl DesignArgs {
                 .filter(|r| !r.is_empty())
                 .map(|r| Sourced::new(r.to_string(), "--api-server-authorized-ip-ranges"))
                 .collect(),
+            kubernetes_version: s(&self.kubernetes_version, "--kubernetes-version"),
             ..SpecInput::default()
         };
         if self.file.is_empty() {

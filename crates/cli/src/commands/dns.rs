@@ -86,7 +86,7 @@ pub fn run(args: &DnsArgs) -> anyhow::Result<ExitCode> {
             );
         }
         // One line on stdout, so a script (or the lab) knows the port.
-        println!(
+        outln!(
             "aksnet dns: serving {} on {} (udp, tcp) from {}; upstreams: {}",
             cfg.cluster_domain,
             server.local_addr(),
@@ -97,8 +97,6 @@ pub fn run(args: &DnsArgs) -> anyhow::Result<ExitCode> {
                 upstreams.join(", ")
             }
         );
-        use std::io::Write;
-        std::io::stdout().flush().ok();
         wait_for_signal().await?;
         server.shutdown().await?;
         anyhow::Ok(())

@@ -39,7 +39,10 @@ pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
 }
 
 pub fn run_completions(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
-    completions(args.shell, &mut std::io::stdout().lock());
+    // clap_complete panics on a write error: generate, then write.
+    let mut script = Vec::new();
+    completions(args.shell, &mut script);
+    crate::stdout::write_bytes(&script);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,7 +82,7 @@ fn write_page(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> an
 
 pub fn run_man(args: &ManArgs) -> anyhow::Result<ExitCode> {
     for p in write_man_pages(&args.dir)? {
-        println!("{}", p.display());
+        outln!("{}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,18 +48,18 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             let (_, view) = open_view(&a.store)?;
             let rows = render::cluster::node_rows(&view);
             match a.output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "nodes": rows,
                         "problems": view.problems,
                     }))?
                 ),
-                Output::Table => print!("{}", render::cluster::nodes(&rows)),
+                Output::Table => out!("{}", render::cluster::nodes(&rows)),
             }
             // A record left out of the list is never a silent success.
             if !view.is_clean() {
-                eprint!("{}", render::cluster::problems("node list", &view.problems));
+                err!("{}", render::cluster::problems("node list", &view.problems));
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
             Ok(ExitCode::SUCCESS)
@@ -74,11 +74,11 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
     match aksnet_cluster::remove_node(kv.as_ref(), &args.name) {
         Ok(r) => {
             match args.output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::json!({"removed": {"nodes": [&args.name]}, "claims_released": r.released})
                 ),
-                Output::Table => println!(
+                Output::Table => outln!(
                     "node {} removed; {} claim(s) released",
                     args.name, r.released
                 ),
@@ -86,9 +86,10 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(ClusterError::NoNode { .. }) => {
-            eprintln!(
+            errln!(
                 "aksnet node remove: no node '{}' in {} (see `aksnet node list`)",
-                args.name, args.store.url
+                args.name,
+                args.store.url
             );
             Ok(ExitCode::from(EXIT_INVALID))
         }

@@ -39,13 +39,13 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(unusable(&e, json_out)),
     };
     match (args.output, args.compare) {
-        (Output::Json, true) => println!(
+        (Output::Json, true) => outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "plans": plans }))?
         ),
-        (Output::Json, false) => println!("{}", serde_json::to_string_pretty(&plans[0])?),
-        (Output::Table, true) => print!("{}", render::plan::comparison(&plans)),
-        (Output::Table, false) => print!("{}", render::plan::single(&plans[0])),
+        (Output::Json, false) => outln!("{}", serde_json::to_string_pretty(&plans[0])?),
+        (Output::Table, true) => out!("{}", render::plan::comparison(&plans)),
+        (Output::Table, false) => out!("{}", render::plan::single(&plans[0])),
     }
     Ok(if plans.iter().all(|p| p.valid) {
         ExitCode::SUCCESS
@@ -54,16 +54,36 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Whether a command line (without the program name) is `aksnet plan`
+/// asking for JSON, read without clap (for the errors clap itself reports).
+pub fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    // Global flags may come first: `aksnet --log-format json plan ...`.
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') {
+        i += if args[i] == "--log-format" { 2 } else { 1 };
+    }
+    if args.get(i).map(String::as_str) != Some("plan") {
+        return false;
+    }
+    let rest = &args[i + 1..];
+    rest.iter().enumerate().any(|(k, a)| {
+        let next = rest.get(k + 1).map(String::as_str);
+        matches!(a.as_str(), "--output=json" | "-ojson" | "-o=json")
+            || (matches!(a.as_str(), "-o" | "--output") && next == Some("json"))
+    })
+}
+
 /// Unusable input: the message on stderr, and with `-o json` the same as a
 /// JSON object on stdout, so scripts always get JSON.
 fn unusable(e: &aksnet_core::spec::InputError, json_out: bool) -> ExitCode {
-    eprintln!("aksnet plan: {e}");
+    errln!("aksnet plan: {e}");
     if json_out {
         let v = json!({
             "valid": false,
             "errors": [{"code": "input-unusable", "message": e.to_string(), "field": e.field}],
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     ExitCode::from(EXIT_UNUSABLE)
 }

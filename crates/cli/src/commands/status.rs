@@ -76,7 +76,7 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let unusable = |msg: String| {
-        eprintln!("aksnet status: {msg}");
+        errln!("aksnet status: {msg}");
         Ok(ExitCode::from(EXIT_UNUSABLE))
     };
     let kv = match args.store.open_existing() {
@@ -128,7 +128,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // A reader that stops early (`| head`) is not an error of the node's.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::stdout::write_bytes(text.as_bytes());
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {

@@ -283,7 +283,7 @@ fn outbound(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
                 f.error(
                     "snat-ports-exhausted",
                     format!(
-                        "{} nodes (surge included) × {} SNAT ports = {} ports, but {ips} outbound IP{} give{} {} (64,000 each); use {need_ips} outbound IPs, fewer ports per node, or at most {} nodes",
+                        "{} nodes (surge included) × {} SNAT ports = {} ports, but {ips} outbound IP{} give{} {} (64,000 each); use {need_ips} outbound IPs, fewer ports per node, or at most {} nodes (surge included)",
                         thousands(nodes),
                         thousands(ports),
                         thousands(ports * nodes),

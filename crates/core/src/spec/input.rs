@@ -122,6 +122,11 @@ pub struct OutboundInput {
     pub nat_idle_timeout: Option<Sourced<u32>>,
 }
 
+/// Stands in a `network-plugin-defaulted` note for what AKS picks, which
+/// depends on the Kubernetes version a flag may still change; [`SpecInput::resolve`]
+/// fills it in.
+pub(crate) const PLUGIN_DEFAULT: &str = "\u{0}plugin-default";
+
 /// Everything a user can say about a design, unparsed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpecInput {
@@ -294,7 +299,8 @@ impl SpecInput {
             }
         };
         let Some(plugin) = &self.network_plugin else {
-            return Ok(NetworkPlugin::Overlay);
+            // AKS picks by Kubernetes version (spec/version.rs).
+            return Ok(super::version::default_plugin(self.version()).0);
         };
         let name = plugin.value.trim().to_ascii_lowercase();
         match (name.as_str(), mode) {
@@ -319,6 +325,10 @@ impl SpecInput {
         }
     }
 
+    fn version(&self) -> Option<&str> {
+        self.kubernetes_version.as_ref().map(|v| v.value.as_str())
+    }
+
     /// Resolves the design for `plugin`. In `compare` mode, inputs that only
     /// make sense for another model are dropped with a warning instead of
     /// making the design invalid.
@@ -328,6 +338,27 @@ impl SpecInput {
             return Err(p.error.clone());
         }
         let mut notes = self.notes.clone();
+        // What AKS picks for a cluster without a plugin, said with the
+        // version it depends on (a flag-only design with a version too).
+        if self.network_plugin.is_none() {
+            let (_, why) = super::version::default_plugin(self.version());
+            let mut said = false;
+            for n in notes
+                .iter_mut()
+                .filter(|n| n.code == "network-plugin-defaulted")
+            {
+                n.message = n.message.replace(PLUGIN_DEFAULT, &why);
+                said = true;
+            }
+            if !said && !compare {
+                if let Some(v) = &self.kubernetes_version {
+                    notes.push(Finding::new(
+                        "network-plugin-defaulted",
+                        format!("{}: no --network-plugin; {why}", v.source),
+                    ));
+                }
+            }
+        }
         let net = |v: &Option<Sourced<String>>, default: &str, flag: &str| {
             parse_net(v.as_ref(), default, flag)
         };
@@ -554,6 +585,25 @@ impl SpecInput {
                 })
                 .transpose()
         };
+        // A dual-stack design without IPv6 ranges gets AKS's IPv6 defaults:
+        // both families are planned, never the IPv4 half alone.
+        let dual = self
+            .ip_families
+            .iter()
+            .any(|f| f.value.trim().eq_ignore_ascii_case("IPv6"));
+        let family_default = |v: &Option<Sourced<String>>, d: &str, what: &str| {
+            v.clone().or_else(|| {
+                (dual && plugin != NetworkPlugin::Azure).then(|| {
+                    Sourced::new(d.to_string(), format!("{what} (AKS's dual-stack default)"))
+                })
+            })
+        };
+        let pod_cidr_v6 = family_default(&self.pod_cidr_v6, defaults::POD_CIDR_V6, "IPv6 pod CIDR");
+        let service_cidr_v6 = family_default(
+            &self.service_cidr_v6,
+            defaults::SERVICE_CIDR_V6,
+            "IPv6 service CIDR",
+        );
         let ipv6 = {
             let d = Ipv6Design {
                 vnet_cidrs: self
@@ -568,8 +618,8 @@ impl SpecInput {
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                pod_cidr: v6(&self.pod_cidr_v6)?,
-                service_cidr: v6(&self.service_cidr_v6)?,
+                pod_cidr: v6(&pod_cidr_v6)?,
+                service_cidr: v6(&service_cidr_v6)?,
             };
             (d != Ipv6Design::default()).then_some(d)
         };

@@ -50,14 +50,41 @@ pub(crate) fn collect(
     input: &mut SpecInput,
 ) -> Result<(), InputError> {
     let (group, kind) = kind_of(v);
+    if aso(v, &group, &kind, label, c, input) {
+        return Ok(());
+    }
+    if group.starts_with("infrastructure.cluster.x-k8s.io") || group.starts_with("cluster.x-k8s.io")
+    {
+        // The placeholders are this file's parameters.
+        collect_vars(v, declared);
+        let v = substitute(v, params);
+        return capz(&v, &kind, label, c, input);
+    }
+    c.notes.push(Finding::new(
+        "document-ignored",
+        format!("{label}: {kind} ({group}) says nothing about the cluster network; ignored"),
+    ));
+    Ok(())
+}
+
+/// An azure-service-operator object (`containerservice.azure.com`,
+/// `network.azure.com`); false when `v` is not one.
+fn aso(
+    v: &Value,
+    group: &str,
+    kind: &str,
+    label: &str,
+    c: &mut Collected,
+    input: &mut SpecInput,
+) -> bool {
     let spec = Lazy::concrete(v.clone(), label, "")
         .get("spec")
         .ok()
         .flatten();
     let name = name_of(v);
     if group.ends_with("containerservice.azure.com") {
-        let Some(spec) = spec else { return Ok(()) };
-        match kind.as_str() {
+        let Some(spec) = spec else { return true };
+        match kind {
             "ManagedCluster" => {
                 let src = format!(
                     "{label}: ManagedCluster {}",
@@ -74,12 +101,12 @@ pub(crate) fn collect(
             }
             _ => {}
         }
-        return Ok(());
+        return true;
     }
     if group.ends_with("network.azure.com") {
-        let Some(spec) = spec else { return Ok(()) };
+        let Some(spec) = spec else { return true };
         let mut r = Reader { input };
-        match kind.as_str() {
+        match kind {
             "VirtualNetwork" => {
                 let mut info = super::arm::vnet_of(&mut r, name.as_deref().unwrap_or(""), &spec);
                 // ASO subnets are separate objects; inline ones too.
@@ -97,20 +124,9 @@ pub(crate) fn collect(
             }
             _ => {}
         }
-        return Ok(());
+        return true;
     }
-    if group.starts_with("infrastructure.cluster.x-k8s.io") || group.starts_with("cluster.x-k8s.io")
-    {
-        // The placeholders are this file's parameters.
-        collect_vars(v, declared);
-        let v = substitute(v, params);
-        return capz(&v, &kind, label, c, input);
-    }
-    c.notes.push(Finding::new(
-        "document-ignored",
-        format!("{label}: {kind} ({group}) says nothing about the cluster network; ignored"),
-    ));
-    Ok(())
+    false
 }
 
 /// `${VAR}`, `${VAR:=d}`, `${VAR:-d}`, `${VAR=d}`, `${VAR-d}` in `s`.
@@ -353,7 +369,7 @@ fn capz(
             if spec.get("networkPlugin").ok().flatten().is_none() {
                 r.input.notes.push(Finding::new(
                     "network-plugin-defaulted",
-                    format!("{label}: {kind}.spec.networkPlugin is not set; planned as aksnet's default (Azure CNI Overlay); set it, or give --network-plugin"),
+                    format!("{label}: {kind}.spec.networkPlugin is not set; {}; set it, or give --network-plugin", super::input::PLUGIN_DEFAULT),
                 ));
             }
         }
@@ -386,6 +402,34 @@ fn capz(
                 ..PoolInput::default()
             };
             c.capz_pools.push((name.unwrap_or_default(), pool));
+        }
+        // CAPZ's ASO flavour: the control plane, cluster and pools each
+        // hold azure-service-operator objects in `spec.resources`; a
+        // MachinePool's replicas give its ASO pool's count.
+        "AzureASOManagedControlPlane" | "AzureASOManagedCluster" | "AzureASOManagedMachinePool" => {
+            if kind == "AzureASOManagedControlPlane" {
+                if let Some(ver) = r.text(&spec, "version", None) {
+                    r.input.kubernetes_version = Some(ver);
+                }
+            }
+            let resources = v
+                .pointer("/spec/resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for (i, res) in resources.iter().enumerate() {
+                let (g, k) = kind_of(res);
+                let inner = format!(
+                    "{label}: {kind} {}: spec.resources[{i}]",
+                    name.clone().unwrap_or_default()
+                );
+                if aso(res, &g, &k, &inner, c, r.input) && k == "ManagedClustersAgentPool" {
+                    if let Some(pool) = name_of(res) {
+                        c.capz_aso_pools
+                            .push((name.clone().unwrap_or_default(), pool));
+                    }
+                }
+            }
         }
         "MachinePool" => {
             let infra = v

@@ -10,6 +10,7 @@ pub mod document;
 mod input;
 mod k8s;
 mod surge;
+pub mod version;
 
 pub use arm::{from_documents, ArmError, Document, Parameters};
 pub use input::{
@@ -37,6 +38,12 @@ pub mod defaults {
     pub const API_POOL_COUNT: u32 = 1;
     pub const ROUTE_TABLE_LIMIT: u32 = 400;
     pub const POOL_NAME: &str = "nodepool1";
+    /// Dual-stack (`ipFamilies: [IPv4, IPv6]`) defaults for the IPv6 half
+    /// (`reference/aks-networking.md` §2: `--pod-cidrs 10.244.0.0/16,
+    /// fd12:3456:789a::/64`, `--service-cidrs 10.0.0.0/16,
+    /// fd12:3456:789a:1::/108`).
+    pub const POD_CIDR_V6: &str = "fd12:3456:789a::/64";
+    pub const SERVICE_CIDR_V6: &str = "fd12:3456:789a:1::/108";
 }
 
 /// The three AKS network models.

@@ -488,15 +488,15 @@ fn stop_service(changes: &mut Vec<Change>) {
 
 fn print(changes: &[Change], output: Output, done_hint: Option<&str>) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(changes)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(changes)?),
         Output::Table => {
             for c in changes {
-                println!("{:<9} {}", c.action, c.what);
+                outln!("{:<9} {}", c.action, c.what);
             }
             if !changes.iter().any(Change::is_change) {
-                println!("nothing to change");
+                outln!("nothing to change");
             } else if let Some(h) = done_hint {
-                println!("{h}");
+                outln!("{h}");
             }
         }
     }

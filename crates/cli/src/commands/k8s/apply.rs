@@ -72,15 +72,15 @@ enum Item {
 }
 
 fn unusable(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("aksnet apply: {msg}");
+    errln!("aksnet apply: {msg}");
     Ok(ExitCode::from(EXIT_UNUSABLE))
 }
 
 fn rejected(args: &ApplyArgs, url: &str, errors: Vec<ObjectError>) -> anyhow::Result<ExitCode> {
     for e in &errors {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
     }
-    eprintln!(
+    errln!(
         "aksnet apply: {} object{} rejected; nothing was applied",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" }
@@ -94,7 +94,7 @@ fn rejected(args: &ApplyArgs, url: &str, errors: Vec<ObjectError>) -> anyhow::Re
             results: vec![],
             errors,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::from(EXIT_INVALID))
 }
@@ -172,7 +172,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                 // Only ignored kinds: nothing to store, nothing to refuse.
                 break (Default::default(), snap.revision);
             }
-            eprintln!(
+            errln!(
                 "aksnet apply: {url} holds no cluster network, so there is no service CIDR to allocate from; run `aksnet cluster init --store {url}` (or `aksnet lab up`) first"
             );
             return Ok(ExitCode::from(EXIT_INVALID));
@@ -196,7 +196,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         }
         let txn = transaction(&plan.writes, &plan.checks, Some(network_rev));
         if let Some(msg) = too_big(&txn) {
-            eprintln!("aksnet apply: {msg}; nothing was applied");
+            errln!("aksnet apply: {msg}; nothing was applied");
             return Ok(ExitCode::from(EXIT_INVALID));
         }
         let r = store.txn(txn)?;
@@ -204,7 +204,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             break (plan, r.revision);
         }
         if attempt >= ATTEMPTS {
-            eprintln!(
+            errln!(
                 "aksnet apply: the store kept changing under this apply ({ATTEMPTS} attempts lost a race); nothing was applied, try again"
             );
             return Ok(ExitCode::from(EXIT_INVALID));
@@ -253,7 +253,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         });
     }
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&ApplyReport {
                 applied: true,
@@ -267,8 +267,8 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Output::Table => {
             for r in rows {
                 match r.reason {
-                    Some(why) => println!("{} {} ({why})", r.display, r.action),
-                    None => println!("{} {}", r.display, r.action),
+                    Some(why) => outln!("{} {} ({why})", r.display, r.action),
+                    None => outln!("{} {}", r.display, r.action),
                 }
             }
         }

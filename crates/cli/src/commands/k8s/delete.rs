@@ -71,7 +71,7 @@ struct Report {
 }
 
 fn unusable(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("aksnet delete: {msg}");
+    errln!("aksnet delete: {msg}");
     Ok(ExitCode::from(EXIT_UNUSABLE))
 }
 
@@ -104,7 +104,7 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(ReadError::Input(e)) => return unusable(e),
                 Err(ReadError::Object(e)) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     return Ok(ExitCode::from(EXIT_INVALID));
                 }
             }
@@ -164,7 +164,7 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
         if let Some(d) = ids.iter().find(|id| derived.contains(id)) {
-            eprintln!(
+            errln!(
                 "error: {d} is derived from the Pods of its Service; it follows them (delete or relabel the Pods, or delete the Service)"
             );
             return Ok(ExitCode::from(EXIT_INVALID));
@@ -173,7 +173,7 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
             Ok(p) => p,
             Err(errs) => {
                 for e in errs {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                 }
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
@@ -183,7 +183,7 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
         }
         let txn = transaction(&plan.writes, &[], None);
         if let Some(msg) = too_big(&txn) {
-            eprintln!("aksnet delete: {msg}; nothing was deleted");
+            errln!("aksnet delete: {msg}; nothing was deleted");
             return Ok(ExitCode::from(EXIT_INVALID));
         }
         let r = store.txn(txn)?;
@@ -191,7 +191,7 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
             break (plan, Some(r.revision));
         }
         if attempt >= ATTEMPTS {
-            eprintln!("aksnet delete: the store kept changing ({ATTEMPTS} attempts lost a race); nothing was deleted, try again");
+            errln!("aksnet delete: the store kept changing ({ATTEMPTS} attempts lost a race); nothing was deleted, try again");
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
@@ -211,7 +211,7 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
         plan.not_found.clone()
     };
     match args.output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&Report {
                 deleted: plan.deleted.iter().map(row).collect(),
@@ -222,13 +222,13 @@ pub fn run(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
         ),
         Output::Table => {
             for id in &plan.deleted {
-                println!("{} \"{}\" deleted", id.kind.qualified_singular(), id.name);
+                outln!("{} \"{}\" deleted", id.kind.qualified_singular(), id.name);
             }
             for line in &ignored {
-                println!("{line}");
+                outln!("{line}");
             }
             for id in &missing {
-                eprintln!(
+                errln!(
                     "Error from server (NotFound): {} \"{}\" not found{}",
                     id.kind.qualified_plural(),
                     id.name,

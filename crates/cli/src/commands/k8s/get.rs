@@ -77,8 +77,8 @@ pub fn list(
 
 fn print(v: &Value, output: GetOutput) -> anyhow::Result<()> {
     match output {
-        GetOutput::Yaml => print!("{}", serde_yaml::to_string(v)?),
-        _ => println!("{}", serde_json::to_string_pretty(v)?),
+        GetOutput::Yaml => out!("{}", serde_yaml::to_string(v)?),
+        _ => outln!("{}", serde_json::to_string_pretty(v)?),
     }
     Ok(())
 }
@@ -98,7 +98,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         match Kind::from_cli(k) {
             Ok(k) => kinds.push(k),
             Err(e) => {
-                eprintln!("aksnet get: {e}");
+                errln!("aksnet get: {e}");
                 return Ok(ExitCode::from(EXIT_UNUSABLE));
             }
         }
@@ -108,18 +108,18 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
-            eprintln!("aksnet get: {e}");
+            errln!("aksnet get: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
     if kinds.len() > 1 && name.is_some() {
-        eprintln!("aksnet get: name one kind to get an object by name (e.g. `aksnet get svc web`)");
+        errln!("aksnet get: name one kind to get an object by name (e.g. `aksnet get svc web`)");
         return Ok(ExitCode::from(EXIT_UNUSABLE));
     }
     let target = match args.target.resolve() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("aksnet get: {e}");
+            errln!("aksnet get: {e}");
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
@@ -144,7 +144,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &name {
         objs.retain(|o| o.name() == name);
         let Some(o) = objs.into_iter().next() else {
-            eprintln!(
+            errln!(
                 "Error from server (NotFound): {} \"{name}\" not found{}",
                 kind.qualified_plural(),
                 scope
@@ -154,7 +154,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         };
         match args.output {
-            GetOutput::Table => print!(
+            GetOutput::Table => out!(
                 "{}",
                 render::k8s::table(kind, &[o], &snap.k8s, false, now_secs(), "")
             ),
@@ -166,11 +166,11 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         GetOutput::Table => {
             if objs.is_empty() {
                 match scope {
-                    Some(n) => eprintln!("No resources found in {n} namespace."),
-                    None => eprintln!("No resources found"),
+                    Some(n) => errln!("No resources found in {n} namespace."),
+                    None => errln!("No resources found"),
                 }
             } else {
-                print!(
+                out!(
                     "{}",
                     render::k8s::table(kind, &objs, &snap.k8s, args.all_namespaces, now_secs(), "")
                 );
@@ -224,16 +224,16 @@ fn all(
             &prefix,
         );
         if !first {
-            println!();
+            outln!();
         }
         first = false;
-        print!("{table}");
+        out!("{table}");
     }
     if first {
         if args.all_namespaces {
-            eprintln!("No resources found");
+            errln!("No resources found");
         } else {
-            eprintln!("No resources found in {ns} namespace.");
+            errln!("No resources found in {ns} namespace.");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -51,6 +51,6 @@ pub fn after_commit(lab: &LabDir, done: &Committed) -> anyhow::Result<()> {
     }
     tracing::debug!(lab = %lab.name, revision = done.revision, "syncing the lab's pods");
     let report = aksnet_lab::kubelet::sync(lab)?;
-    eprint!("{}", render_kubelet(&report));
+    err!("{}", render_kubelet(&report));
     Ok(())
 }

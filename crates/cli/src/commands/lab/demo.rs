@@ -53,7 +53,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         let name = format!("{}-{}", a.prefix, network.network_plugin.as_str());
         let d = LabDir::new(&name)?;
         if !json_out {
-            eprintln!("== {name}: up");
+            errln!("== {name}: up");
         }
         let bar = super::bar(json_out);
         let up = lab::up(
@@ -77,8 +77,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("lab {name} was not fully removed: {}", down.left.join(", "));
         }
         if !json_out {
-            print!("{}", render::check(&report));
-            eprintln!(
+            out!("{}", render::check(&report));
+            errln!(
                 "== {name}: down ({} namespaces removed)\n",
                 down.namespaces_removed.len()
             );
@@ -86,12 +86,12 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         reports.push(report);
     }
     if json_out {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "models": reports }))?
         );
     } else {
-        print!("{}", comparison(&reports));
+        out!("{}", comparison(&reports));
     }
     Ok(if reports.iter().all(CheckReport::all_match) {
         ExitCode::SUCCESS

@@ -273,8 +273,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         LabCommand::Status { name, output } => {
             let st = lab::status(&dir(&name)?)?;
             match output.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&st)?),
-                Output::Table => print!("{}", render::status(&st)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&st)?),
+                Output::Table => out!("{}", render::status(&st)),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -286,8 +286,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         LabCommand::Down { name, output } => {
             let r = teardown::down(&dir(&name)?)?;
             match output.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-                Output::Table => print!("{}", render::down(&r)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => out!("{}", render::down(&r)),
             }
             Ok(if r.left.is_empty() {
                 ExitCode::SUCCESS
@@ -316,7 +316,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             let r = lab::remove_pod(&dir(&name)?, &pod)?;
             changed(output.output, "removed", "pods", &[pod]);
             if output.output == Output::Table {
-                print!("{}", render::kubelet(&r));
+                out!("{}", render::kubelet(&r));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -341,11 +341,11 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         LabCommand::RestartAgent { name, node, output } => {
             let pid = lab::restart_agent(&dir(&name)?, &node)?;
             match output.output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::json!({ "restarted": { "node": node, "agent_pid": pid } })
                 ),
-                Output::Table => println!("restarted the agent of {node} (pid {pid})"),
+                Output::Table => outln!("restarted the agent of {node} (pid {pid})"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -372,8 +372,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         } => {
             let r = lab::check(&dir(&name)?)?;
             match output.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-                Output::Table => print!("{}", render::check(&r)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => out!("{}", render::check(&r)),
             }
             Ok(if r.all_match() {
                 ExitCode::SUCCESS
@@ -390,9 +390,9 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             match output {
                 Some(p) => {
                     std::fs::write(&p, svg).with_context(|| p.display().to_string())?;
-                    eprintln!("wrote {}", p.display());
+                    errln!("wrote {}", p.display());
                 }
-                None => print!("{svg}"),
+                None => out!("{svg}"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -405,14 +405,14 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         } => {
             let r = bench::run(&dir(&name)?, seconds, repeats)?;
             match output.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-                Output::Table => print!("{}", render::bench(&r)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => out!("{}", render::bench(&r)),
             }
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::List => {
             for n in lab::list() {
-                println!("{n}");
+                outln!("{n}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -474,7 +474,7 @@ pub fn design(
     let mut input = match d.to_input() {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("aksnet lab up: {e}");
+            errln!("aksnet lab up: {e}");
             return Ok(Err(ExitCode::from(EXIT_UNUSABLE)));
         }
     };
@@ -484,14 +484,14 @@ pub fn design(
     let plan = match planner::plan_input(&input) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("aksnet lab up: {e}");
+            errln!("aksnet lab up: {e}");
             return Ok(Err(ExitCode::from(EXIT_UNUSABLE)));
         }
     };
     if !plan.valid {
-        eprintln!("aksnet lab up: the planner rejects this design, so no lab is built:");
+        errln!("aksnet lab up: the planner rejects this design, so no lab is built:");
         for f in &plan.errors {
-            eprintln!("  {}: {}", f.code, f.message);
+            errln!("  {}: {}", f.code, f.message);
         }
         return Ok(Err(ExitCode::from(EXIT_INVALID)));
     }
@@ -574,10 +574,10 @@ fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
             let st = lab::status(&LabDir::new(&state.name)?)?;
             let mut v = serde_json::to_value(&st)?;
             v["up_seconds"] = serde_json::json!((secs * 100.0).round() / 100.0);
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         Output::Table => {
-            println!(
+            outln!(
                 "lab {} is up in {secs:.1} s: {} network, {}, {}; `aksnet lab check --name {}` probes it, `aksnet lab down --name {}` removes it",
                 state.name,
                 state.network.network_plugin,
@@ -595,8 +595,8 @@ fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
 /// `--output json` `{"added": {"pods": ["pod-1-3", "pod-1-4"]}}`.
 fn changed(output: Output, verb: &str, kind: &str, names: &[String]) {
     match output {
-        Output::Json => println!("{}", serde_json::json!({ verb: { kind: names } })),
-        Output::Table => println!("{verb} {}", names.join(", ")),
+        Output::Json => outln!("{}", serde_json::json!({ verb: { kind: names } })),
+        Output::Table => outln!("{verb} {}", names.join(", ")),
     }
 }
 
@@ -683,11 +683,11 @@ fn nsg(c: NsgCommand) -> anyhow::Result<ExitCode> {
         NsgCommand::List { name, output } => {
             let rules = lab::nsg_list(&dir(&name)?)?;
             match output.output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "rules": rules }))?
                 ),
-                Output::Table => print!("{}", render::nsg(&rules)),
+                Output::Table => out!("{}", render::nsg(&rules)),
             }
         }
         NsgCommand::Remove {

@@ -41,7 +41,7 @@ pub struct ProbeArgs {
 }
 
 fn unusable(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("aksnet lab probe: {msg}");
+    errln!("aksnet lab probe: {msg}");
     Ok(ExitCode::from(EXIT_UNUSABLE))
 }
 
@@ -86,10 +86,10 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
     match a.output.output {
         Output::Json => {
             for r in &rows {
-                println!("{}", serde_json::to_string(r)?);
+                outln!("{}", serde_json::to_string(r)?);
             }
         }
-        Output::Table => print!("{}", render::probes(&rows)),
+        Output::Table => out!("{}", render::probes(&rows)),
     }
     Ok(if rows.iter().all(|r| r.reachable) {
         ExitCode::SUCCESS

@@ -625,6 +625,13 @@ impl<'a> Ctx<'a> {
         if let Some(e) = self.scope.failed.get(&name.to_ascii_lowercase()) {
             return Err(e.clone());
         }
+        // Bicep's optional parameters (`param x string?`) compile to
+        // `"nullable": true` without a default: null when not given.
+        if p.decl.get("defaultValue").is_none()
+            && p.decl.get("nullable").and_then(Value::as_bool) == Some(true)
+        {
+            return Ok(Value::Null);
+        }
         match p.decl.get("defaultValue") {
             Some(d) => self.deeper()?.value(d).map_err(|e| EvalError {
                 message: format!("the default of parameter '{written}': {}", e.message),
@@ -737,8 +744,14 @@ impl<'a> Ctx<'a> {
         {
             let nested = entry.nested.borrow().clone();
             let Some(scope) = nested else {
+                let hint = entry
+                    .raw
+                    .pointer("/properties")
+                    .and_then(|p| p.get(super::template::LINK_HINT))
+                    .and_then(Value::as_str)
+                    .map_or(String::new(), |h| format!(" (give it with {h})"));
                 return Err(EvalError::new(format!(
-                    "reference() to deployment '{target}', whose template is linked, not in the inputs"
+                    "reference() to deployment '{target}', whose template is linked, not in the inputs{hint}"
                 )));
             };
             let inner = Ctx {
@@ -1024,6 +1037,25 @@ fn builtin(name: &str, a: &[Value], ctx: &Ctx) -> R<Value> {
         "json" => {
             let s = str_arg(a, 0, "json")?;
             serde_json::from_str(s).map_err(|e| EvalError::new(format!("json(): {e}")))
+        }
+        // uri(base, relative): the relative URI resolved against the base
+        // (everything up to the base's last '/'); linked templates use it
+        // with deployment().properties.templateLink.uri, which is empty
+        // here, so the result is the path relative to the parent file.
+        "uri" => {
+            let base = str_arg(a, 0, name)?;
+            let rel = str_arg(a, 1, name)?;
+            Ok(Value::String(if rel.contains("://") {
+                rel.to_string()
+            } else {
+                match base.rfind('/') {
+                    Some(i) => format!("{}{}", &base[..=i], rel.trim_start_matches('/')),
+                    None => rel.to_string(),
+                }
+            }))
+        }
+        "uricomponent" | "uricomponenttostring" => {
+            Ok(Value::String(str_arg(a, 0, name)?.to_string()))
         }
         "tolower" => Ok(Value::String(str_arg(a, 0, name)?.to_lowercase())),
         "toupper" => Ok(Value::String(str_arg(a, 0, name)?.to_uppercase())),

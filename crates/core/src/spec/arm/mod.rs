@@ -190,6 +190,9 @@ pub(crate) struct Collected {
     pub(crate) capz_pools: Vec<(String, super::input::PoolInput)>,
     pub(crate) capz_replicas: Vec<(String, Option<Sourced<u32>>)>,
     pub(crate) capz_subnet: Option<String>,
+    /// CAPZ ASO flavour: (AzureASOManagedMachinePool name, the name of the
+    /// ASO agent pool it holds), joined to MachinePool replicas.
+    pub(crate) capz_aso_pools: Vec<(String, String)>,
 }
 
 /// A VNet of the inputs.
@@ -205,8 +208,33 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
     let mut c = Collected::default();
     let mut declared: Vec<String> = Vec::new();
     let mut input = SpecInput::default();
+    // Templates may link each other (`templateLink`): a file another one
+    // links is read as that deployment, with the parameters it passes, and
+    // not on its own as well.
+    let links = template::Links {
+        docs: docs
+            .iter()
+            .filter_map(|d| {
+                let m = d.value.as_object()?;
+                eval::get_ci(m, "resources").filter(|r| r.is_array() || r.is_object())?;
+                Some((d.label.as_str(), m))
+            })
+            .collect(),
+    };
+    let mut linked: Vec<String> = Vec::new();
+    if links.docs.len() > 1 {
+        for (label, m) in &links.docs {
+            let decls = eval::get_ci(m, "parameters").and_then(Value::as_object);
+            let given = params.for_template(decls).unwrap_or_default();
+            let (_, w) = template::walk(m, &given, label, &links);
+            linked.extend(w.linked.into_iter().filter(|l| l != label));
+        }
+    }
     for d in docs {
-        classify(d, params, &mut c, &mut declared, &mut input)?;
+        if linked.contains(&d.label) {
+            continue;
+        }
+        classify(d, params, &links, &mut c, &mut declared, &mut input)?;
     }
     // Every --parameter must belong to some template (or CAPZ variable).
     for (k, _, src) in params.names() {
@@ -230,7 +258,26 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
     input.notes.append(&mut c.notes);
 
     let Some((props, cname, csrc)) = c.clusters.first().cloned() else {
-        let what: Vec<&str> = docs.iter().map(|d| d.label.as_str()).collect();
+        let mut what: Vec<&str> = Vec::new();
+        for d in docs {
+            if !what.contains(&d.label.as_str()) {
+                what.push(&d.label);
+            }
+        }
+        // Agent pools of a cluster the inputs only refer to (a Bicep
+        // `existing` resource, an ASO owner): say which cluster to add.
+        if let Some((parent, pool, _)) = c.pools.first() {
+            let which = match (pool, parent) {
+                (Some(p), Some(c)) => format!("agent pool '{p}' of cluster '{c}'"),
+                (Some(p), None) => format!("agent pool '{p}'"),
+                // Its name needs parameters no one gave: still a pool.
+                _ => "an agent pool (its name needs the template's parameters)".to_string(),
+            };
+            return Err(InputError::new(
+                what.join(", "),
+                format!("found {which}, but not the cluster itself (a pool is planned with its cluster's network profile and other pools): give the cluster's template, az aks show output or ASO ManagedCluster with another --file"),
+            ));
+        }
         return Err(InputError::new(
             what.join(", "),
             "found no managed cluster: give an ARM/Bicep template with a Microsoft.ContainerService/managedClusters resource, the resource or its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML",
@@ -257,7 +304,31 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
             };
             if mine {
                 r.pool(p, name.clone());
+            } else {
+                r.input.notes.push(Finding::new(
+                    "document-ignored",
+                    format!(
+                        "agent pool '{}' belongs to cluster '{}', not '{}': not planned",
+                        name.as_deref().unwrap_or("?"),
+                        parent.as_deref().unwrap_or("?"),
+                        cname.as_deref().unwrap_or("?")
+                    ),
+                ));
             }
+        }
+    }
+    for (obj, pool_name) in &c.capz_aso_pools {
+        let replicas = c
+            .capz_replicas
+            .iter()
+            .find(|(infra, _)| infra == obj)
+            .and_then(|(_, n)| n.clone());
+        if let Some(p) = input
+            .pools
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(pool_name) && p.count.is_none())
+        {
+            p.count = replicas;
         }
     }
     for (obj, mut pool) in c.capz_pools {
@@ -305,7 +376,7 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
         input.notes.push(Finding::new(
             "network-plugin-defaulted",
             format!(
-                "{csrc}: the cluster names no networkPlugin; planned as Azure CNI Overlay, the default of az aks create (older API versions defaulted to kubenet); set networkProfile.networkPlugin, or give --network-plugin"
+                "{csrc}: the cluster names no networkPlugin; {}; set networkProfile.networkPlugin, or give --network-plugin", super::input::PLUGIN_DEFAULT
             ),
         ));
     }
@@ -315,6 +386,7 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
 fn classify(
     d: &Document,
     params: &Parameters,
+    links: &template::Links,
     c: &mut Collected,
     declared: &mut Vec<String>,
     input: &mut SpecInput,
@@ -344,7 +416,7 @@ fn classify(
             declared.extend(ds.keys().cloned());
         }
         let given = params.for_template(decls)?;
-        let (_, w) = template::walk(root, &given);
+        let (_, w) = template::walk(root, &given, label, links);
         for (path, msg) in w.notes {
             c.notes.push(Finding::new(
                 "template-not-evaluated",
@@ -728,6 +800,147 @@ mod tests {
         assert_eq!(s.pools.len(), 2);
         // (4 + 1 surge) × 2 pools × (1 + 30)
         assert_eq!(s.required_ips, 310);
+    }
+
+    fn read_labelled(docs: &[(&str, Value)]) -> Result<SpecInput, InputError> {
+        let docs: Vec<Document> = docs
+            .iter()
+            .map(|(l, v)| Document {
+                value: v.clone(),
+                label: l.to_string(),
+            })
+            .collect();
+        from_documents(&docs, &Parameters::default())
+    }
+
+    #[test]
+    fn linked_templates_are_read_from_the_input_files() {
+        // The quickstart pattern: _artifactsLocation defaults to the
+        // deployment's own link, and the network template sits beside it.
+        let parent = json!({
+            "parameters": {
+                "_artifactsLocation": {"type": "string", "defaultValue": "[deployment().properties.templateLink.uri]"},
+                "_artifactsLocationSasToken": {"type": "securestring", "defaultValue": ""}
+            },
+            "resources": [
+                {"type": "Microsoft.Resources/deployments", "name": "net",
+                 "properties": {"mode": "Incremental",
+                    "templateLink": {"uri": "[uri(parameters('_artifactsLocation'), concat('nested/network.json', parameters('_artifactsLocationSasToken')))]"},
+                    "parameters": {"space": {"value": "10.60.0.0/16"}}}},
+                {"type": "Microsoft.ContainerService/managedClusters", "name": "c",
+                 "properties": {"networkProfile": {"networkPlugin": "azure"},
+                    "agentPoolProfiles": [{"name": "sys", "mode": "System", "count": 3,
+                        "vnetSubnetID": "[reference('net').outputs.nodes.value]"}]}}
+            ]
+        });
+        let child = json!({
+            "parameters": {"space": {"type": "string"}},
+            "resources": [{"type": "Microsoft.Network/virtualNetworks", "name": "v",
+                "properties": {"addressSpace": {"addressPrefixes": ["[parameters('space')]"]},
+                    "subnets": [{"name": "nodes", "properties": {"addressPrefix": "[cidrSubnet(parameters('space'), 24, 1)]"}}]}}],
+            "outputs": {"nodes": {"type": "string",
+                "value": "[resourceId('Microsoft.Network/virtualNetworks/subnets', 'v', 'nodes')]"}}
+        });
+        let i = read_labelled(&[
+            ("deploy/azuredeploy.json", parent.clone()),
+            ("deploy/nested/network.json", child.clone()),
+        ])
+        .unwrap();
+        let p = crate::planner::plan_input(&i.overridden_by(SpecInput::default())).unwrap();
+        assert!(p.valid, "{:?}", p.errors);
+        assert_eq!(p.capacity.subnets[0].cidr.as_deref(), Some("10.60.1.0/24"));
+        assert_eq!(p.network.vnet_cidrs[0].to_string(), "10.60.0.0/16");
+        // Read once, as the deployment (with the space it passes), not on
+        // its own as well: no "file-without-network" or parameter error.
+        assert!(
+            !p.warnings
+                .iter()
+                .any(|w| w.code == "template-not-evaluated" || w.code == "file-without-network"),
+            "{:?}",
+            p.warnings
+        );
+        // relativePath (template specs and `az deployment --template-file`)
+        // names the file the same way.
+        let mut rel = parent.clone();
+        rel["resources"][0]["properties"]["templateLink"] =
+            json!({"relativePath": "nested/network.json"});
+        let i = read_labelled(&[
+            ("deploy/azuredeploy.json", rel),
+            ("deploy/nested/network.json", child),
+        ])
+        .unwrap();
+        let p = crate::planner::plan_input(&i.overridden_by(SpecInput::default())).unwrap();
+        assert_eq!(p.capacity.subnets[0].cidr.as_deref(), Some("10.60.1.0/24"));
+        // Without the file: a finding naming what to pass, and the subnet
+        // is unknown, never a default.
+        let i = read_labelled(&[("deploy/azuredeploy.json", parent)]).unwrap();
+        let note = i
+            .notes
+            .iter()
+            .find(|w| w.code == "template-not-evaluated")
+            .expect("a finding for the link");
+        assert!(
+            note.message.contains("--file deploy/nested/network.json"),
+            "{}",
+            note.message
+        );
+        // The subnet it outputs is not guessed: the field names the file
+        // and the flag that would supply it.
+        let e =
+            crate::planner::plan_input(&i.clone().overridden_by(SpecInput::default())).unwrap_err();
+        assert!(e.field.ends_with("vnetSubnetID"), "{e}");
+        assert!(
+            e.message.contains("--file deploy/nested/network.json")
+                && e.message.contains("--subnet-cidr"),
+            "{e}"
+        );
+        let flags = SpecInput {
+            subnet_cidr: Some(Sourced::new("10.60.1.0/24".into(), "--subnet-cidr")),
+            ..SpecInput::default()
+        };
+        assert!(crate::planner::plan_input(&i.overridden_by(flags)).is_ok());
+    }
+
+    #[test]
+    fn dual_stack_without_ipv6_ranges_gets_the_aks_defaults() {
+        let np = json!({"networkPlugin": "azure", "networkPluginMode": "overlay",
+            "ipFamilies": ["IPv4", "IPv6"]});
+        let p = plan(&[np], &[]);
+        assert!(p.valid, "{:?}", p.errors);
+        let v6 = p.network.ipv6.expect("both families are planned");
+        assert_eq!(v6.pod_cidr.unwrap().to_string(), "fd12:3456:789a::/64");
+        assert_eq!(
+            v6.service_cidr.unwrap().to_string(),
+            "fd12:3456:789a:1::/108"
+        );
+        // Given ranges win; IPv4 only stays IPv4 only.
+        let np = json!({"networkPlugin": "kubenet", "ipFamilies": ["IPv4", "IPv6"],
+            "podCidrs": ["10.244.0.0/16", "fd00:1::/64"]});
+        let v6 = plan(&[np], &[]).network.ipv6.unwrap();
+        assert_eq!(v6.pod_cidr.unwrap().to_string(), "fd00:1::/64");
+        assert_eq!(
+            v6.service_cidr.unwrap().to_string(),
+            "fd12:3456:789a:1::/108"
+        );
+        let np = json!({"networkPlugin": "kubenet", "ipFamilies": ["IPv4"]});
+        assert!(plan(&[np], &[]).network.ipv6.is_none());
+    }
+
+    #[test]
+    fn a_template_linking_itself_is_read_once() {
+        let t = json!({"resources": [
+            {"type": "Microsoft.Resources/deployments", "name": "again",
+             "properties": {"templateLink": {"relativePath": "self.json"}}},
+            {"type": "Microsoft.ContainerService/managedClusters", "name": "c",
+             "properties": {"networkProfile": {"networkPlugin": "kubenet"},
+                "agentPoolProfiles": [{"name": "a", "count": 2}]}}]});
+        let i = read_labelled(&[("self.json", t)]).unwrap();
+        assert!(
+            i.notes.iter().any(|n| n.message.contains("a loop")),
+            "{:?}",
+            i.notes
+        );
+        assert_eq!(i.pools.len(), 1);
     }
 
     #[test]

@@ -146,9 +146,14 @@ impl Reader<'_> {
         if let Some(np) = &profile {
             self.network_profile(np);
         }
-        self.input.kubernetes_version = self
+        // A version the cluster object does not hold may come from
+        // elsewhere (CAPZ's control plane `spec.version`): keep it.
+        let version = self
             .text(props, "kubernetesVersion", None)
             .or_else(|| self.text(props, "currentKubernetesVersion", None));
+        if version.is_some() {
+            self.input.kubernetes_version = version;
+        }
         if let Ok(Some(api)) = props.get("apiServerAccessProfile") {
             self.input.authorized_ip_ranges = self.texts(&api, "authorizedIPRanges", None);
         }

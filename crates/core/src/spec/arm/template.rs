@@ -12,6 +12,10 @@ use serde_json::{Map, Value};
 use super::eval::{get_ci, nested_template, Ctx, EvalError, Registry, ResourceEntry, Scope};
 use super::lazy::Lazy;
 
+/// Where a deployment whose linked template is not among the inputs keeps
+/// the flag that would supply it (a key no template can write).
+pub const LINK_HINT: &str = "\u{0}linkHint";
+
 /// Deepest nesting of deployments followed.
 const MAX_NESTING: usize = 16;
 /// Most resource instances a copy loop may produce.
@@ -50,14 +54,77 @@ pub struct Walk {
     pub resources: Vec<Found>,
     /// Warnings: conditions that could not be evaluated, linked templates.
     pub notes: Vec<(String, String)>,
+    /// The documents read as linked templates (their labels).
+    pub linked: Vec<String>,
+    /// The files being walked, outermost first (a link back is a loop).
+    chain: Vec<String>,
 }
 
-/// Walks `template` whose top-level parameter values are `given`.
-pub fn walk(template: &Map<String, Value>, given: &HashMap<String, Value>) -> (Rc<Scope>, Walk) {
+/// The template documents of every `--file`, which a deployment's
+/// `templateLink` may name.
+#[derive(Default)]
+pub struct Links<'a> {
+    pub docs: Vec<(&'a str, &'a Map<String, Value>)>,
+}
+
+/// What a `templateLink` names, matched against the input files.
+enum LinkMatch<'a> {
+    Found(&'a str, &'a Map<String, Value>),
+    Missing,
+    Ambiguous(Vec<&'a str>),
+}
+
+impl<'a> Links<'a> {
+    /// The input file a link (`nested/vnet.json`, or a URL ending in it,
+    /// with or without a SAS query) names: the same file name, and of
+    /// several, the one whose path shares the most trailing components.
+    fn find(&self, link: &str) -> LinkMatch<'a> {
+        let path = link.split(['?', '#']).next().unwrap_or(link);
+        let want: Vec<&str> = path.split(['/', '\\']).filter(|c| !c.is_empty()).collect();
+        let Some(file) = want.last() else {
+            return LinkMatch::Missing;
+        };
+        let mut best: Vec<(usize, &'a str, &'a Map<String, Value>)> = Vec::new();
+        for &(label, doc) in &self.docs {
+            let have: Vec<&str> = label.split(['/', '\\']).filter(|c| !c.is_empty()).collect();
+            if have.last() != Some(file) {
+                continue;
+            }
+            let shared = want
+                .iter()
+                .rev()
+                .zip(have.iter().rev())
+                .take_while(|(a, b)| a == b)
+                .count();
+            match best.first() {
+                Some((n, _, _)) if *n > shared => {}
+                Some((n, _, _)) if *n == shared => best.push((shared, label, doc)),
+                _ => best = vec![(shared, label, doc)],
+            }
+        }
+        match best.as_slice() {
+            [] => LinkMatch::Missing,
+            [(_, label, doc)] => LinkMatch::Found(label, doc),
+            many => LinkMatch::Ambiguous(many.iter().map(|(_, l, _)| *l).collect()),
+        }
+    }
+}
+
+/// Walks `template` (the file `label`) whose top-level parameter values are
+/// `given`; deployments linking another input file follow it.
+pub fn walk(
+    template: &Map<String, Value>,
+    given: &HashMap<String, Value>,
+    label: &str,
+    links: &Links,
+) -> (Rc<Scope>, Walk) {
     let registry = Rc::new(Registry::default());
     let scope = Rc::new(Scope::new(template, given, registry, "deployment"));
-    let mut w = Walk::default();
-    walk_in(template, &scope, "", None, &[], &mut w, 0);
+    let mut w = Walk {
+        chain: vec![label.to_string()],
+        ..Walk::default()
+    };
+    walk_in(template, &scope, "", None, &[], links, &mut w, 0);
     (scope, w)
 }
 
@@ -76,12 +143,14 @@ fn resources_of(t: &Map<String, Value>) -> Vec<(String, Option<String>, &Value)>
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn walk_in(
     template: &Map<String, Value>,
     scope: &Rc<Scope>,
     prefix: &str,
     parent: Option<(&str, &str)>,
     copy: &[(String, i64)],
+    links: &Links,
     w: &mut Walk,
     depth: usize,
 ) {
@@ -181,6 +250,13 @@ fn walk_in(
                 _ => (ty.clone(), name.clone()),
             };
             let mut raw = r.clone();
+            let is_deployment = full_ty.eq_ignore_ascii_case(super::DEPLOYMENTS);
+            let existing = obj.get("existing").and_then(Value::as_bool) == Some(true);
+            let linked = if is_deployment && !existing {
+                link(obj, &mut raw, &ctx, &ipath, links, w)
+            } else {
+                None
+            };
             if let (Some(m), true) = (raw.as_object_mut(), full_ty != ty) {
                 m.insert("type".into(), Value::String(full_ty.clone()));
                 if let Some(n) = &full_name {
@@ -195,10 +271,16 @@ fn walk_in(
                 nested: Default::default(),
             });
             scope.registry.resources.borrow_mut().push(entry.clone());
-            let existing = obj.get("existing").and_then(Value::as_bool) == Some(true);
             let lower = full_ty.to_ascii_lowercase();
-            if lower == super::DEPLOYMENTS.to_ascii_lowercase() && !existing {
-                deployment(obj, &entry, &ctx, &ipath, w, depth);
+            if is_deployment && !existing {
+                let pushed = linked.is_some();
+                if let Some(l) = linked {
+                    w.chain.push(l);
+                }
+                deployment(obj, &entry, &ctx, &ipath, links, w, depth);
+                if pushed {
+                    w.chain.pop();
+                }
             }
             if let Some(children) = obj.get("resources") {
                 if let (Some(name), true) =
@@ -206,7 +288,16 @@ fn walk_in(
                 {
                     let mut t = Map::new();
                     t.insert("resources".into(), children.clone());
-                    walk_in(&t, scope, &ipath, Some((&full_ty, name)), &inst, w, depth);
+                    walk_in(
+                        &t,
+                        scope,
+                        &ipath,
+                        Some((&full_ty, name)),
+                        &inst,
+                        links,
+                        w,
+                        depth,
+                    );
                 }
             }
             w.resources.push(Found {
@@ -228,24 +319,22 @@ fn deployment(
     entry: &Rc<ResourceEntry>,
     ctx: &Ctx,
     path: &str,
+    links: &Links,
     w: &mut Walk,
     depth: usize,
 ) {
     let props = obj.get("properties");
     let Some(template) = nested_template(&entry.raw) else {
-        if props.and_then(|p| p.get("templateLink")).is_some() {
-            w.notes.push((
-                format!("{path}.properties.templateLink"),
-                "a linked template is not read; give it with another --file (and its parameters with --parameter)".into(),
-            ));
-        }
         return;
     };
-    let inner = props
-        .and_then(|p| p.get("expressionEvaluationOptions"))
-        .and_then(|o| o.get("scope"))
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.eq_ignore_ascii_case("inner"));
+    // A linked template always has a scope of its own.
+    let linked = props.and_then(|p| p.get("templateLink")).is_some();
+    let inner = linked
+        || props
+            .and_then(|p| p.get("expressionEvaluationOptions"))
+            .and_then(|o| o.get("scope"))
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.eq_ignore_ascii_case("inner"));
     let name = ctx
         .value(obj.get("name").unwrap_or(&Value::Null))
         .ok()
@@ -272,8 +361,125 @@ fn deployment(
         ctx.scope.clone()
     };
     *entry.nested.borrow_mut() = Some(scope.clone());
-    let prefix = format!("{path}.properties.template");
-    walk_in(template, &scope, &prefix, None, &[], w, depth + 1);
+    let prefix = match (linked, w.chain.last()) {
+        (true, Some(file)) => format!("{path}.properties.templateLink({file})"),
+        _ => format!("{path}.properties.template"),
+    };
+    walk_in(template, &scope, &prefix, None, &[], links, w, depth + 1);
+}
+
+/// A deployment whose template is linked (`templateLink.uri` or
+/// `relativePath`): when the link names an input file, that file's template
+/// is put in the deployment's `properties.template` (in `raw`) and its label
+/// returned; otherwise a note says which file to give.
+fn link(
+    obj: &Map<String, Value>,
+    raw: &mut Value,
+    ctx: &Ctx,
+    path: &str,
+    links: &Links,
+    w: &mut Walk,
+) -> Option<String> {
+    let props = obj.get("properties")?;
+    if nested_template(raw).is_some() {
+        return None;
+    }
+    let tl = props.get("templateLink")?;
+    let at = format!("{path}.properties.templateLink");
+    if tl.get("id").is_some() && tl.get("uri").is_none() && tl.get("relativePath").is_none() {
+        w.notes.push((
+            at,
+            "links a template spec (id), which is not in the inputs; its resources are not read"
+                .into(),
+        ));
+        return None;
+    }
+    let (key, expr) = match (tl.get("relativePath"), tl.get("uri")) {
+        (Some(r), _) => ("relativePath", r),
+        (None, Some(u)) => ("uri", u),
+        (None, None) => return None,
+    };
+    let target = match ctx.value(expr) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => {
+            w.notes.push((
+                format!("{at}.{key}"),
+                format!("is {other}, not a file name; the linked template is not read"),
+            ));
+            return None;
+        }
+        Err(e) => {
+            w.notes.push((
+                format!("{at}.{key}"),
+                format!(
+                    "'{}' cannot be evaluated ({}); the linked template is not read",
+                    expr, e.message
+                ),
+            ));
+            return None;
+        }
+    };
+    if props.get("parametersLink").is_some() {
+        w.notes.push((
+            format!("{path}.properties.parametersLink"),
+            "the linked template's parameters are in a linked file, which is not read; its parameters take their defaults".into(),
+        ));
+    }
+    // The hint: the link's path beside the file that links it.
+    let parent = w.chain.last().cloned().unwrap_or_default();
+    let clean = target
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(&target)
+        .to_string();
+    let rel = if clean.contains("://") {
+        clean.rsplit('/').next().unwrap_or(&clean).to_string()
+    } else {
+        clean.clone()
+    };
+    let hint = match std::path::Path::new(&parent).parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.join(&rel).display().to_string(),
+        _ => rel,
+    };
+    match links.find(&target) {
+        LinkMatch::Found(label, doc) => {
+            if w.chain.iter().any(|c| c == label) {
+                w.notes.push((
+                    at,
+                    format!("links {label}, which is already being read (a loop); not read again"),
+                ));
+                return None;
+            }
+            if let Some(p) = raw.get_mut("properties").and_then(Value::as_object_mut) {
+                p.insert("template".into(), Value::Object(doc.clone()));
+            }
+            if !w.linked.iter().any(|l| l == label) {
+                w.linked.push(label.to_string());
+            }
+            Some(label.to_string())
+        }
+        LinkMatch::Missing => {
+            // reference() to this deployment then names the file too.
+            if let Some(p) = raw.get_mut("properties").and_then(Value::as_object_mut) {
+                p.insert(LINK_HINT.into(), Value::String(format!("--file {hint}")));
+            }
+            w.notes.push((
+                at,
+                format!("links '{clean}', which is not among the inputs; its resources are not read: give it with --file {hint}"),
+            ));
+            None
+        }
+        LinkMatch::Ambiguous(labels) => {
+            w.notes.push((
+                at,
+                format!(
+                    "links '{clean}', which matches several inputs ({}); not read: give only one of them",
+                    labels.join(", ")
+                ),
+            ));
+            None
+        }
+    }
 }
 
 fn join(prefix: &str, rel: &str) -> String {
