@@ -48,7 +48,7 @@ pub struct ExplainArgs {
 }
 
 fn unusable(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("aksnet explain: {msg}");
+    errln!("aksnet explain: {msg}");
     Ok(ExitCode::from(EXIT_UNUSABLE))
 }
 
@@ -147,8 +147,8 @@ pub fn run(a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         e.verification = Some(explain::verify(&e, &outcomes));
     }
     match a.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&e)?),
-        Output::Table => print!("{}", render(&e)),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&e)?),
+        Output::Table => out!("{}", render(&e)),
     }
     let agrees = e.verification.as_ref().is_none_or(|v| v.agrees);
     Ok(if e.allowed && agrees {

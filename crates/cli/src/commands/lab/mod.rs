@@ -356,8 +356,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         } => {
             let r = lab::check_policy(&dir(&name)?)?;
             match output.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-                Output::Table => print!("{}", aksnet_lab::policy_check::render(&r)),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => out!("{}", aksnet_lab::policy_check::render(&r)),
             }
             Ok(if r.all_match() {
                 ExitCode::SUCCESS
