@@ -178,6 +178,8 @@ pub fn classify(state: &LabState, ip: Ipv4Addr) -> Option<Seen> {
         Some(Seen::Vm)
     } else if ip == state.addressing.public_ip {
         Some(Seen::Public)
+    } else if ip == state.addressing.internet_ip {
+        Some(Seen::Internet)
     } else {
         None
     }
@@ -256,11 +258,12 @@ pub fn run(state: &LabState, snap: &Snapshot, route_table_entries: usize) -> Che
         })
         .collect();
     let outcomes = probe::run_all(&probes, 16, Duration::from_millis(1500));
-    let results = pairs
+    let mut results: Vec<CheckResult> = pairs
         .iter()
         .zip(outcomes.iter())
         .map(|(p, o)| judge(state, &unavailable, p, o))
         .collect();
+    results.extend(crate::check_dns_api::run(state));
     CheckReport {
         network_plugin: state.network.network_plugin.as_str().to_string(),
         results,

@@ -12,7 +12,10 @@
 //! or by entering one of its namespaces.
 
 pub mod bench;
+pub mod apiserver;
 pub mod check;
+pub mod check_dns_api;
+pub mod cluster_dns;
 pub mod cni;
 pub mod diagram;
 pub mod error;

@@ -17,6 +17,7 @@ use aksnet_core::k8s::namespace::DEFAULT_NAMESPACE;
 use aksnet_core::spec::ClusterNetwork;
 use serde_json::Value;
 
+use crate::cluster_dns;
 use crate::cni::{self, Attachment, Runtime};
 use crate::error::{LabError, Result};
 use crate::ip;
@@ -183,6 +184,7 @@ pub fn create(
             probe_pid: None,
             ports: p.ports.clone(),
             uid: p.uid.clone(),
+            dns_pid: None,
         });
     }
     state.pods.extend(planned.iter().cloned());
@@ -198,6 +200,8 @@ pub fn create(
             &names.pod(p.node_index, p.index),
             &["link set dev lo up".into()],
         )?;
+        // The kubelet's resolv.conf for the pod (the cluster DNS).
+        cluster_dns::write_resolv_conf(state, p)?;
     }
     let results: Mutex<Vec<(String, Result<Value>)>> = Mutex::new(vec![]);
     let queue = Mutex::new(planned.iter());
@@ -254,10 +258,16 @@ pub fn create(
         if !matches!(outcome.get(&p.id()), Some(Ok(()))) {
             continue;
         }
-        match start_server(dir, state, p) {
-            Ok(pid) => {
+        let dns = if cluster_dns::is_dns_pod(p) {
+            cluster_dns::start_server(dir, state, p).map(Some)
+        } else {
+            Ok(None)
+        };
+        match dns.and_then(|dns| Ok((start_server(dir, state, p)?, dns))) {
+            Ok((pid, dns)) => {
                 if let Some(s) = state.pods.iter_mut().find(|x| x.is(&p.id())) {
                     s.probe_pid = Some(pid);
+                    s.dns_pid = dns;
                 }
                 tick(&format!("{} on {}", p.display(), p.node));
             }
@@ -280,12 +290,19 @@ pub fn create(
 }
 
 fn start_server(dir: &LabDir, state: &LabState, p: &PodState) -> Result<u32> {
+    // A DNS pod's port 53 is its `aksnet dns`; the probe server takes the rest.
+    let ports: Vec<Listen> = p
+        .ports
+        .iter()
+        .filter(|l| !(cluster_dns::is_dns_pod(p) && l.port == cluster_dns::DNS_PORT))
+        .cloned()
+        .collect();
     nodes::start_probe_on(
         dir,
         state,
         &state.names().pod(p.node_index, p.index),
         &p.id(),
-        &p.ports,
+        &ports,
     )
 }
 
@@ -317,11 +334,13 @@ pub fn remove_one(dir: &LabDir, state: &mut LabState, reference: &str) -> Result
     if let Some(pid) = p.probe_pid {
         process::stop(pid, &dir.marker(), Duration::from_millis(500));
     }
+    cluster_dns::stop_server(state, &p);
     let del = cni_del(dir, state, &p);
     let ns = state.names().pod(p.node_index, p.index);
     if ip::netns_exists(&ns) {
         ip::netns_batch(&[format!("netns del {ns}")])?;
     }
+    cluster_dns::remove_etc(&ns);
     let _ = std::fs::remove_file(result_path(dir, &p));
     state.pods.retain(|x| !x.is(&p.id()));
     dir.save(state)?;

@@ -251,6 +251,13 @@ pub fn destination(
         if let Some((p, proto, _)) = svc.and_then(|s| first_port(s, protocol)) {
             return Ok(dest(ip, p, proto));
         }
+        if ip == state.addressing.apiserver_ip {
+            return Ok(dest(
+                ip,
+                crate::topology::APISERVER_PORT_NUMBER,
+                Protocol::Tcp,
+            ));
+        }
         return Ok(dest(ip, PROBE_PORT, Protocol::Tcp));
     }
     if to.contains('/') || state.pod(to).is_some() {
@@ -266,12 +273,58 @@ pub fn destination(
         let l = pod_port(p, protocol).unwrap_or_else(|| Listen::new(PROBE_PORT, Protocol::Tcp));
         return Ok(dest(ip, l.port, l.protocol));
     }
+    if to == "apiserver" {
+        return Ok(dest(
+            state.addressing.apiserver_ip,
+            crate::topology::APISERVER_PORT_NUMBER,
+            Protocol::Tcp,
+        ));
+    }
     let s = source(state, to).map_err(|_| {
         Unusable(format!(
-            "TO '{to}' is not a pod (NAMESPACE/NAME, or NAME in default), a node, vm, internet, svc/NAMESPACE/NAME, nodeport/NAMESPACE/NAME@NODE, lb/NAMESPACE/NAME or an IPv4 address"
+            "TO '{to}' is not a pod (NAMESPACE/NAME, or NAME in default), a node, vm, internet, apiserver, svc/NAMESPACE/NAME, nodeport/NAMESPACE/NAME@NODE, lb/NAMESPACE/NAME, an IPv4 address, or a name FROM resolves (FROM a pod)"
         ))
     })?;
     Ok(dest(s.ip, PROBE_PORT, Protocol::Tcp))
+}
+
+/// Whether `to` may be a DNS name (`web`, `web.shop`, `example.com`).
+pub fn looks_like_name(to: &str) -> bool {
+    !to.is_empty()
+        && to.len() <= 253
+        && to.parse::<Ipv4Addr>().is_err()
+        && to
+            .split('.')
+            .enumerate()
+            .all(|(i, l)| {
+                (!l.is_empty() || i > 0 && to.ends_with('.'))
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+}
+
+/// TO as a name FROM resolves, the way its resolver would (its
+/// `/etc/netns/…/resolv.conf`: the cluster DNS and the search list), then
+/// as the address it resolved to: `None` when FROM has no resolver
+/// configuration (a node, the VM, the internet host) or TO is no name.
+pub fn by_name(
+    state: &LabState,
+    k8s: &K8sState,
+    src: &Source,
+    to: &str,
+    port: Option<u16>,
+    protocol: Option<Protocol>,
+) -> Option<Result<Destination, Unusable>> {
+    if !looks_like_name(to) || !crate::cluster_dns::resolv_path(&src.netns).exists() {
+        return None;
+    }
+    Some(match crate::cluster_dns::resolve_from(&src.netns, to) {
+        Ok(Some((ip, _))) => destination(state, k8s, &ip.to_string(), port, protocol),
+        Ok(None) => Err(Unusable(format!(
+            "'{to}' does not resolve from there: no name of its search list has an address (NXDOMAIN or NODATA)"
+        ))),
+        Err(e) => Err(Unusable(format!("resolving '{to}': {e}"))),
+    })
 }
 
 /// Whose address the destination saw: `pod`, `node`, `vm`, `public` or
