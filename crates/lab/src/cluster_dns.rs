@@ -406,7 +406,8 @@ mod tests {
         );
         assert_eq!(c.candidates("web.y")[0], "web.y.shop.svc.cluster.local");
         assert_eq!(c.candidates("web.y.svc.cluster.local.")[..], ["web.y.svc.cluster.local"]);
-        assert_eq!(c.candidates("a.b.c.d.e")[0], "a.b.c.d.e");
+        assert_eq!(c.candidates("a.b.c.d.e.f")[0], "a.b.c.d.e.f");
+        assert_eq!(c.candidates("a.b.c.d.e")[0], "a.b.c.d.e.shop.svc.cluster.local");
     }
 
     #[test]

@@ -142,6 +142,15 @@ fn first_port(svc: &Service, protocol: Option<Protocol>) -> Option<(u16, Protoco
         .find(|(_, proto, _)| protocol.is_none_or(|want| want == *proto))
 }
 
+/// The protocol of the Service's first port numbered `port`.
+fn declared_protocol(svc: &Service, port: u16) -> Option<Protocol> {
+    svc.spec
+        .ports
+        .iter()
+        .find(|p| p.port == i64::from(port))
+        .and_then(|p| Protocol::from_k8s(p.protocol.as_deref()))
+}
+
 /// A pod's first container port (or its first of `protocol`).
 fn pod_port(p: &PodState, protocol: Option<Protocol>) -> Option<Listen> {
     p.ports
@@ -177,7 +186,10 @@ pub fn destination(
                     }
                 ))
             })?;
-            let (p, proto) = match first_port(svc, protocol) {
+            let declared = port
+                .filter(|_| protocol.is_none())
+                .and_then(|want| Some((want, declared_protocol(svc, want)?, None)));
+            let (p, proto) = match declared.or_else(|| first_port(svc, protocol)) {
                 Some((p, proto, _)) => (p, proto),
                 None if port.is_some() => (0, Protocol::Tcp),
                 None => {
@@ -248,6 +260,14 @@ pub fn destination(
             Object::Service(svc) if svc.cluster_ipv4() == Some(ip) => Some(svc),
             _ => None,
         });
+        if let Some(s) = svc {
+            // `--port` of a port the Service declares: that port's protocol.
+            if let (Some(want), None) = (port, protocol) {
+                if let Some(proto) = declared_protocol(s, want) {
+                    return Ok(dest(ip, want, proto));
+                }
+            }
+        }
         if let Some((p, proto, _)) = svc.and_then(|s| first_port(s, protocol)) {
             return Ok(dest(ip, p, proto));
         }
@@ -465,6 +485,21 @@ mod tests {
             destination(&st, &k, "svc/shop/web", None, Some(Protocol::Udp)).unwrap(),
             d("10.0.12.7", 53, Protocol::Udp)
         );
+        assert_eq!(
+            destination(&st, &k, "svc/shop/web", Some(53), None).unwrap(),
+            d("10.0.12.7", 53, Protocol::Udp),
+            "--port of a declared port takes its protocol"
+        );
+        assert_eq!(
+            destination(&st, &k, "10.0.12.7", Some(53), None).unwrap(),
+            d("10.0.12.7", 53, Protocol::Udp)
+        );
+        assert_eq!(
+            to("apiserver").unwrap(),
+            d("203.0.113.200", 443, Protocol::Tcp)
+        );
+        assert!(looks_like_name("web") && looks_like_name("web.shop") && looks_like_name("example.com."));
+        assert!(!looks_like_name("10.0.0.1") && !looks_like_name("a/b") && !looks_like_name("a..b"));
         assert_eq!(
             destination(&st, &k, "svc/shop/web", Some(9999), None).unwrap(),
             d("10.0.12.7", 9999, Protocol::Tcp),
