@@ -94,8 +94,11 @@ pub fn pairs(state: &LabState) -> Vec<Pair> {
         })
         .collect();
     let pods_of = |node: &str| -> Vec<Endpoint> {
+        // The cluster DNS pods are infrastructure, checked by name
+        // (`pod-to-service-by-name`), not as workload pods.
         state
             .pods_on(node)
+            .filter(|p| !crate::cluster_dns::is_dns_pod(p))
             .filter_map(|p| {
                 Some(Endpoint {
                     name: p.display(),

@@ -531,13 +531,18 @@ pub fn status(dir: &LabDir) -> Result<Status> {
                     .agent_pid
                     .is_some_and(|p| process::is_ours(p, &nodes::agent_marker(&state, n))),
                 agent: nodes::agent_state(&state, n, &snap),
-                pods: state.pods_on(&n.name).count(),
+                pods: state
+                    .pods_on(&n.name)
+                    .filter(|p| !crate::cluster_dns::is_dns_pod(p))
+                    .count(),
             }
         })
         .collect();
+    // The workload pods; the cluster DNS pods are under `cluster_dns`.
     let pods = state
         .pods
         .iter()
+        .filter(|p| !crate::cluster_dns::is_dns_pod(p))
         .map(|p| PodStatus {
             name: p.name.clone(),
             namespace: p.namespace.clone(),

@@ -583,7 +583,14 @@ fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
                 state.name,
                 state.network.network_plugin,
                 crate::render::count(state.nodes.len(), "node"),
-                crate::render::count(state.pods.len(), "pod"),
+                crate::render::count(
+                    state
+                        .pods
+                        .iter()
+                        .filter(|p| !aksnet_lab::cluster_dns::is_dns_pod(p))
+                        .count(),
+                    "pod"
+                ),
                 state.name,
                 state.name
             );
