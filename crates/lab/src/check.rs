@@ -266,7 +266,7 @@ pub fn run(state: &LabState, snap: &Snapshot, route_table_entries: usize) -> Che
         .zip(outcomes.iter())
         .map(|(p, o)| judge(state, &unavailable, p, o))
         .collect();
-    results.extend(crate::check_dns_api::run(state));
+    results.extend(crate::check_dns_api::run(state, &unavailable));
     CheckReport {
         network_plugin: state.network.network_plugin.as_str().to_string(),
         results,

@@ -12,6 +12,7 @@
 //! - `node-to-apiserver`: every node, always (AKS authorizes the cluster's
 //!   outbound IP), seen as the outbound public IP.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::check::{classify, CheckResult};
@@ -38,16 +39,83 @@ struct Planned {
     note: Option<String>,
 }
 
+/// Whether a pod on `from` reaches the DNS pods, when a kubenet node is
+/// `NetworkUnavailable` (its /24 has no route: nothing crosses between it
+/// and other nodes): `Some(true)` all of them, `Some(false)` none (with
+/// why), `None` some (the Service's random pick decides; not checked).
+fn dns_pods_reachable(
+    state: &LabState,
+    unavailable: &BTreeSet<String>,
+    from: &str,
+) -> Option<(bool, Option<String>)> {
+    let eps: Vec<&str> = state
+        .pods
+        .iter()
+        .filter(|p| cluster_dns::is_dns_pod(p))
+        .map(|p| p.node.as_str())
+        .collect();
+    let crosses = |n: &str| n == from || !(unavailable.contains(n) || unavailable.contains(from));
+    let ok = eps.iter().filter(|n| crosses(n)).count();
+    if ok == eps.len() {
+        Some((true, None))
+    } else if ok == 0 {
+        let down = if unavailable.contains(from) {
+            from.to_string()
+        } else {
+            eps.iter()
+                .find(|n| unavailable.contains(**n))
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        };
+        Some((
+            false,
+            Some(format!(
+                "{down} is NetworkUnavailable: its /24 has no route in the route table, so no DNS pod can answer"
+            )),
+        ))
+    } else {
+        None
+    }
+}
+
 /// Probes the three kinds and judges them.
-pub fn run(state: &LabState) -> Vec<CheckResult> {
+pub fn run(state: &LabState, unavailable: &BTreeSet<String>) -> Vec<CheckResult> {
     let names = state.names();
     let a = &state.addressing;
     let mut plan: Vec<Planned> = vec![];
     let by_name = service_name();
-    for p in state.pods.iter().filter(|p| !cluster_dns::is_dns_pod(p)) {
-        let Some(ip) = p.ip else { continue };
+    let sources: Vec<(&crate::state::PodState, std::net::Ipv4Addr, bool, Option<String>)> = state
+        .pods
+        .iter()
+        .filter(|p| !cluster_dns::is_dns_pod(p))
+        .filter_map(|p| {
+            let ip = p.ip?;
+            let (expected, why) = dns_pods_reachable(state, unavailable, &p.node)?;
+            Some((p, ip, expected, why))
+        })
+        .collect();
+    // Each pod resolves on a thread of its own (a lookup that gets no
+    // answer waits its time-out).
+    let resolved: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = sources
+            .iter()
+            .map(|(p, ..)| {
+                let ns = names.pod(p.node_index, p.index);
+                let by_name = &by_name;
+                s.spawn(move || cluster_dns::resolve_from(&ns, by_name))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(crate::LabError::Invalid("a lookup panicked".into())))
+            })
+            .collect()
+    });
+    for ((p, ip, expected, why), r) in sources.into_iter().zip(resolved) {
         let ns = names.pod(p.node_index, p.index);
-        let (probe, failed, note) = match cluster_dns::resolve_from(&ns, &by_name) {
+        let (probe, failed, note) = match r {
             Ok(Some((addr, fqdn))) => (
                 Some(Probe {
                     from_netns: netns_path(&ns),
@@ -73,8 +141,8 @@ pub fn run(state: &LabState) -> Vec<CheckResult> {
             to: by_name.clone(),
             probe,
             failed,
-            expected_reachable: true,
-            note,
+            expected_reachable: expected,
+            note: why.or(note),
         });
     }
     let to_api = |from: &str, netns: String, from_ip: String, expected: bool, note| Planned {

@@ -40,12 +40,22 @@ pub const DNS_PORT: u16 = 53;
 pub const METRICS_PORT: u16 = 9153;
 /// The public zones the internet host serves.
 pub const PUBLIC_ZONES: [&str; 2] = ["example.com", "azmk8s.io"];
+/// How long one name lookup of the lab's waits for its answer.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The DNS pods' namespaces are numbered from here on their node, apart
+/// from the workload pods' (`pod-<node>-<j>` named as its namespace).
+pub const DNS_POD_INDEX: u32 = 9000;
 /// Where `ip netns exec` looks for a namespace's own `/etc` files.
 pub const ETC_NETNS: &str = "/etc/netns";
 
 /// Is `p` one of the cluster DNS pods?
 pub fn is_dns_pod(p: &PodState) -> bool {
-    p.namespace == NAMESPACE && p.name.starts_with(&format!("{DEPLOYMENT}-"))
+    is_dns_name(&p.namespace, &p.name)
+}
+
+/// Is the Pod `namespace/name` one of the cluster DNS pods?
+pub fn is_dns_name(namespace: &str, name: &str) -> bool {
+    namespace == NAMESPACE && name.starts_with(&format!("{DEPLOYMENT}-"))
 }
 
 /// The kube-dns Service and the coredns Deployment, as `aksnet apply`
@@ -160,6 +170,47 @@ pub fn install(dir: &LabDir, state: &mut LabState) -> Result<()> {
     }
     crate::kubelet::sync_locked(dir, state)?;
     Ok(())
+}
+
+/// How long `lab up` waits for the cluster DNS to answer from every node.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Waits until every node gets an answer for the kube-dns Service's own
+/// name from the DNS service IP: the DNS pods serve and every node's agent
+/// has programmed the Service. Returns whether that happened in time.
+pub fn wait_ready(state: &LabState, timeout: Duration) -> bool {
+    let start = std::time::Instant::now();
+    let server = SocketAddr::new(state.network.dns_service_ip.into(), DNS_PORT);
+    let name = format!("{SERVICE}.{NAMESPACE}.svc.{CLUSTER_DOMAIN}");
+    let mut waiting: Vec<PathBuf> = state
+        .nodes
+        .iter()
+        .map(|n| netns_path(&state.names().node(n.index)))
+        .collect();
+    while !waiting.is_empty() {
+        waiting.retain(|ns| {
+            let found = crate::netns::run_in(ns, || {
+                aksnet_dns::client::lookup_a_blocking(server, &name, Duration::from_millis(300))
+            });
+            !matches!(found, Ok(Ok(aksnet_dns::client::Lookup::Found(_))))
+        });
+        if waiting.is_empty() {
+            break;
+        }
+        if start.elapsed() > timeout {
+            tracing::warn!(
+                "the cluster DNS does not answer from {} within {timeout:?}",
+                waiting
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
 }
 
 /// `aksnet dns` for one DNS pod: on the pod's port 53, from the lab's
@@ -369,7 +420,10 @@ pub fn resolve_from(netns_name: &str, name: &str) -> Result<Option<(Ipv4Addr, St
     let to = SocketAddr::new(server.into(), DNS_PORT);
     let found = crate::netns::run_in(&netns_path(netns_name), || {
         for c in conf.candidates(name) {
-            match aksnet_dns::client::lookup_a_blocking(to, &c, Duration::from_secs(2)) {
+            // As glibc's resolver: a query without an answer is sent again
+            // once (a datagram lost, e.g. in a conntrack race on the DNAT).
+            let ask = || aksnet_dns::client::lookup_a_blocking(to, &c, LOOKUP_TIMEOUT);
+            match ask().or_else(|_| ask()) {
                 Ok(aksnet_dns::client::Lookup::Found(ips)) => return Ok(Some((ips[0], c))),
                 Ok(_) => continue,
                 Err(e) => return Err(LabError::Invalid(format!("asking {to} for {c}: {e}"))),

@@ -161,6 +161,7 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     progress.step("pods recorded in the store");
     crate::cluster_dns::install(&dir, &mut state)?;
     settle(&dir, &state, SETTLE)?;
+    crate::cluster_dns::wait_ready(&state, crate::cluster_dns::READY_TIMEOUT);
     progress.step("cluster DNS (kube-system/coredns behind kube-dns)");
     state.phase = Phase::Ready;
     dir.save(&state)?;

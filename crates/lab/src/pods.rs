@@ -44,6 +44,11 @@ fn runtime(state: &LabState, node_index: u32) -> Runtime {
     }
 }
 
+/// The key of a node's next pod index: workload and DNS pods apart.
+fn index_key(node: &str, dns: bool) -> String {
+    format!("{node}{}", if dns { "/dns" } else { "" })
+}
+
 /// Refuses, before any work, pods beyond what a node may hold: its pool's
 /// max pods (`--max-pods`, AKS's per-model default otherwise; at most 250,
 /// which a kubenet or overlay node's /24 always has room for).
@@ -85,7 +90,12 @@ pub fn add(
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
     let n = state.require_node(node)?.clone();
-    let mut j = state.pods_on(node).map(|p| p.index).max().unwrap_or(0);
+    let mut j = state
+        .pods_on(node)
+        .filter(|p| !cluster_dns::is_dns_pod(p))
+        .map(|p| p.index)
+        .max()
+        .unwrap_or(0);
     let mut new = vec![];
     for _ in 0..count {
         // The next index whose name no Pod of `default` has taken.
@@ -154,9 +164,17 @@ pub fn create(
                 Runtime::load_conflist(&nodes::conflist_path(dir, &n.name))?,
             );
         }
-        next_index
-            .entry(n.name.clone())
-            .or_insert_with(|| state.pods_on(&n.name).map(|p| p.index).max().unwrap_or(0) + 1);
+        // Workload pods and DNS pods count up apart, so that `lab up`'s
+        // `pod-<node>-<j>` stays in namespace `…-pod-<node>-<j>`.
+        let dns = cluster_dns::is_dns_name(&p.namespace, &p.name);
+        next_index.entry(index_key(&n.name, dns)).or_insert_with(|| {
+            state
+                .pods_on(&n.name)
+                .filter(|x| cluster_dns::is_dns_pod(x) == dns)
+                .map(|x| x.index)
+                .max()
+                .map_or(if dns { cluster_dns::DNS_POD_INDEX } else { 1 }, |m| m + 1)
+        });
         if state.pod(&format!("{}/{}", p.namespace, p.name)).is_some() {
             return Err(LabError::Invalid(format!(
                 "pod {}/{} already runs in lab {}",
@@ -168,7 +186,8 @@ pub fn create(
     let mut planned: Vec<PodState> = vec![];
     for p in &new {
         let n = state.require_node(&p.node)?.clone();
-        let j = next_index.get_mut(&n.name).map_or(1, |j| {
+        let key = index_key(&n.name, cluster_dns::is_dns_name(&p.namespace, &p.name));
+        let j = next_index.get_mut(&key).map_or(1, |j| {
             *j += 1;
             *j - 1
         });
