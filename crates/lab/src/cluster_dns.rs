@@ -216,10 +216,16 @@ pub fn wait_ready(state: &LabState, timeout: Duration) -> bool {
 /// `aksnet dns` for one DNS pod: on the pod's port 53, from the lab's
 /// store, forwarding to the internet host (CoreDNS's upstream on AKS is
 /// the node's resolver, Azure DNS; here the lab's public DNS).
-pub fn dns_args(dir: &LabDir, state: &LabState) -> Result<Vec<String>> {
+pub fn dns_args(dir: &LabDir, state: &LabState, p: &PodState) -> Result<Vec<String>> {
     let mut args = vec!["dns".to_string()];
     args.extend(dir.store_args()?);
     args.extend([
+        // Serves in the pod; reaches the store from where the lab runs (an
+        // etcd on the host's loopback is not reachable from a pod).
+        "--netns".into(),
+        netns_path(&state.names().pod(p.node_index, p.index))
+            .display()
+            .to_string(),
         "--listen".into(),
         format!("0.0.0.0:{DNS_PORT}"),
         "--upstream".into(),
@@ -237,8 +243,8 @@ pub fn dns_args(dir: &LabDir, state: &LabState) -> Result<Vec<String>> {
 pub fn start_server(dir: &LabDir, state: &LabState, p: &PodState) -> Result<u32> {
     process::spawn_detached(Spawn {
         program: &state.exe,
-        args: dns_args(dir, state)?,
-        netns: Some(netns_path(&state.names().pod(p.node_index, p.index))),
+        args: dns_args(dir, state, p)?,
+        netns: None,
         log: dir
             .log_dir()
             .join(format!("dns-{}.log", p.id().replace('/', "_"))),
