@@ -244,13 +244,26 @@ fn dns_in(tag: &str, model: &[&str]) {
     let dns_pods = dns["pods"].as_array().unwrap();
     assert_eq!(dns_pods.len(), 2, "{dns}");
     assert!(dns_pods.iter().all(|p| p["dns_running"] == true
-        && p["pod"].as_str().unwrap().starts_with("kube-system/coredns-")));
+        && p["pod"]
+            .as_str()
+            .unwrap()
+            .starts_with("kube-system/coredns-")));
     assert_eq!(dns["upstream_running"], true);
     // The workload pods are lab up's two.
     assert_eq!(st["pods"].as_array().unwrap().len(), 2);
     // kube-dns at the DNS service IP, selecting the DNS pods.
     let svc = json(&ok(
-        &["get", "--lab", &lab.0, "svc", "kube-dns", "-n", "kube-system", "-o", "json"],
+        &[
+            "get",
+            "--lab",
+            &lab.0,
+            "svc",
+            "kube-dns",
+            "-n",
+            "kube-system",
+            "-o",
+            "json",
+        ],
         "",
     ));
     assert_eq!(svc["spec"]["clusterIP"], "10.0.0.10");
@@ -258,14 +271,18 @@ fn dns_in(tag: &str, model: &[&str]) {
 
     ok(&["apply", "--lab", &lab.0, "-f", "-"], APP);
     let web_ip = json(&ok(
-        &["get", "--lab", &lab.0, "svc", "web", "-n", "y", "-o", "json"],
+        &[
+            "get", "--lab", &lab.0, "svc", "web", "-n", "y", "-o", "json",
+        ],
         "",
     ))["spec"]["clusterIP"]
         .as_str()
         .unwrap()
         .to_string();
     let web_pods: Vec<String> = json(&ok(
-        &["get", "--lab", &lab.0, "po", "-n", "y", "-l", "app=web", "-o", "json"],
+        &[
+            "get", "--lab", &lab.0, "po", "-n", "y", "-l", "app=web", "-o", "json",
+        ],
         "",
     ))["items"]
         .as_array()
@@ -288,21 +305,43 @@ fn dns_in(tag: &str, model: &[&str]) {
     let g = lab.exec("y/client", &["getent", "hosts", "web"]);
     assert!(g.status.success(), "{}", text(&g));
     assert!(
-        stdout(&g).starts_with(&format!("{web_ip} ")) && stdout(&g).contains("web.y.svc.cluster.local"),
+        stdout(&g).starts_with(&format!("{web_ip} "))
+            && stdout(&g).contains("web.y.svc.cluster.local"),
         "{}",
         text(&g)
     );
     let g = lab.exec("x/a", &["getent", "hosts", "web.y"]);
-    assert!(stdout(&g).starts_with(&format!("{web_ip} ")), "{}", text(&g));
-    assert_eq!(lab.exec("x/a", &["getent", "hosts", "web"]).status.code(), Some(2), "no web in x");
+    assert!(
+        stdout(&g).starts_with(&format!("{web_ip} ")),
+        "{}",
+        text(&g)
+    );
+    assert_eq!(
+        lab.exec("x/a", &["getent", "hosts", "web"]).status.code(),
+        Some(2),
+        "no web in x"
+    );
 
     // dig: A, headless, SRV, PTR, NXDOMAIN, forwarded, over TCP.
-    assert_eq!(lab.dig("x/a", &["web.y.svc.cluster.local"]), [format!("A {web_ip}")]);
-    assert_eq!(lab.dig("x/a", &["+search", "web.y"]), [format!("A {web_ip}")]);
-    assert_eq!(lab.dig("x/a", &["+tcp", "web.y.svc.cluster.local"]), [format!("A {web_ip}")]);
+    assert_eq!(
+        lab.dig("x/a", &["web.y.svc.cluster.local"]),
+        [format!("A {web_ip}")]
+    );
+    assert_eq!(
+        lab.dig("x/a", &["+search", "web.y"]),
+        [format!("A {web_ip}")]
+    );
+    assert_eq!(
+        lab.dig("x/a", &["+tcp", "web.y.svc.cluster.local"]),
+        [format!("A {web_ip}")]
+    );
     let mut want: Vec<String> = web_pods.iter().map(|ip| format!("A {ip}")).collect();
     want.sort();
-    assert_eq!(lab.dig("x/a", &["db.y.svc.cluster.local"]), want, "headless");
+    assert_eq!(
+        lab.dig("x/a", &["db.y.svc.cluster.local"]),
+        want,
+        "headless"
+    );
     assert_eq!(
         lab.dig("x/a", &["_http._tcp.web.y.svc.cluster.local", "SRV"]),
         ["SRV 0 100 80 web.y.svc.cluster.local."]
@@ -338,7 +377,10 @@ fn dns_in(tag: &str, model: &[&str]) {
         let r = json(&o);
         assert_eq!(r["address"], web_ip.as_str());
         assert_eq!(r["source_seen"], "pod");
-        assert!(r["answered_by"].as_str().unwrap().starts_with("y/web-"), "{r}");
+        assert!(
+            r["answered_by"].as_str().unwrap().starts_with("y/web-"),
+            "{r}"
+        );
     }
     let o = lab.probe(&["x/a", "nope.y"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -352,11 +394,15 @@ fn dns_in(tag: &str, model: &[&str]) {
         .iter()
         .filter(|r| r["kind"] == "pod-to-service-by-name")
         .collect();
-    assert_eq!(by_name.len(), 6, "lab up's 2, y/web × 2, y/client, x/a: {by_name:#?}");
+    assert_eq!(
+        by_name.len(),
+        6,
+        "lab up's 2, y/web × 2, y/client, x/a: {by_name:#?}"
+    );
     assert!(
-        by_name
-            .iter()
-            .all(|r| r["matches"] == true && r["source_seen"] == "pod" && r["to_ip"] == "10.0.0.10"),
+        by_name.iter().all(|r| r["matches"] == true
+            && r["source_seen"] == "pod"
+            && r["to_ip"] == "10.0.0.10"),
         "{by_name:#?}"
     );
 
@@ -370,8 +416,16 @@ fn dns_in(tag: &str, model: &[&str]) {
     let again = lab.status()["cluster_dns"]["pods"].clone();
     let again = again.as_array().unwrap();
     assert_eq!(again.len(), 2);
-    assert!(again.iter().all(|p| p["dns_running"] == true && p["pod"] != first), "{again:?}");
-    assert_eq!(lab.dig("y/client", &["web.y.svc.cluster.local"]), [format!("A {web_ip}")]);
+    assert!(
+        again
+            .iter()
+            .all(|p| p["dns_running"] == true && p["pod"] != first),
+        "{again:?}"
+    );
+    assert_eq!(
+        lab.dig("y/client", &["web.y.svc.cluster.local"]),
+        [format!("A {web_ip}")]
+    );
 }
 
 #[test]
@@ -472,7 +526,11 @@ fn api_server_authorized_ip_ranges() {
         assert_eq!(i[0]["matches"], true, "{i:?}");
         let n = of("node-to-apiserver");
         assert_eq!(n.len(), 2);
-        assert!(n.iter().all(|r| r["matches"] == true && r["source_seen"] == "public"), "{n:?}");
+        assert!(
+            n.iter()
+                .all(|r| r["matches"] == true && r["source_seen"] == "public"),
+            "{n:?}"
+        );
     };
     check(&lab, false);
 
@@ -502,22 +560,44 @@ fn api_server_authorized_ip_ranges() {
             assert_eq!(r["source_seen"], "internet");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "not in effect within 10 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not in effect within 10 s"
+        );
     }
-    eprintln!("lab update → internet reaches the API server: {:?}", start.elapsed());
+    eprintln!(
+        "lab update → internet reaches the API server: {:?}",
+        start.elapsed()
+    );
     assert!(api(&lab, "node-1")["reachable"] == true);
     check(&lab, true);
 
     // 0.0.0.0/32: only the outbound IP.
     ok(
-        &["lab", "update", "--name", &lab.0, "--api-server-authorized-ip-ranges", "0.0.0.0/32"],
+        &[
+            "lab",
+            "update",
+            "--name",
+            &lab.0,
+            "--api-server-authorized-ip-ranges",
+            "0.0.0.0/32",
+        ],
         "",
     );
     assert_eq!(api(&lab, "internet")["reachable"], false);
     assert_eq!(api(&lab, "node-2")["reachable"], true);
     // An empty list opens it again.
     let u = json(&ok(
-        &["lab", "update", "--name", &lab.0, "--api-server-authorized-ip-ranges", "", "-o", "json"],
+        &[
+            "lab",
+            "update",
+            "--name",
+            &lab.0,
+            "--api-server-authorized-ip-ranges",
+            "",
+            "-o",
+            "json",
+        ],
         "",
     ));
     assert!(u["allowed_sources"].is_null(), "{u}");
@@ -527,14 +607,24 @@ fn api_server_authorized_ip_ranges() {
         serde_json::json!([])
     );
     // Unusable input: exit 2, nothing changed.
-    for bad in [vec!["--api-server-authorized-ip-ranges", "1.2.3.0/33"], vec![]] {
+    for bad in [
+        vec!["--api-server-authorized-ip-ranges", "1.2.3.0/33"],
+        vec![],
+    ] {
         let mut a = vec!["lab", "update", "--name", lab.0.as_str()];
         a.extend(bad.iter().copied());
         let o = aksnet(&a, "");
         assert_eq!(o.status.code(), Some(2), "{a:?}: {}", text(&o));
     }
     let o = aksnet(
-        &["lab", "update", "--name", "ak5-nosuchlab", "--api-server-authorized-ip-ranges", ""],
+        &[
+            "lab",
+            "update",
+            "--name",
+            "ak5-nosuchlab",
+            "--api-server-authorized-ip-ranges",
+            "",
+        ],
         "",
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -321,8 +321,16 @@ fn authorized_ip_ranges() {
         "--api-server-authorized-ip-ranges",
         "20.30.40.0/24,20.30.41.7",
     ]);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(json(&ok)["network"]["authorized_ip_ranges"], serde_json::json!(["20.30.40.0/24", "20.30.41.7"]));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        json(&ok)["network"]["authorized_ip_ranges"],
+        serde_json::json!(["20.30.40.0/24", "20.30.41.7"])
+    );
     for bad in ["20.30.40.0/33", "20.30.40", "nope"] {
         let out = aksnet(&["plan", "--api-server-authorized-ip-ranges", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
@@ -332,8 +340,16 @@ fn authorized_ip_ranges() {
             "{bad}: {err}"
         );
     }
-    let many: Vec<String> = (0..201).map(|i| format!("20.{}.{}.0/24", i / 250, i % 250)).collect();
-    let out = aksnet(&["plan", "-o", "json", "--api-server-authorized-ip-ranges", &many.join(",")]);
+    let many: Vec<String> = (0..201)
+        .map(|i| format!("20.{}.{}.0/24", i / 250, i % 250))
+        .collect();
+    let out = aksnet(&[
+        "plan",
+        "-o",
+        "json",
+        "--api-server-authorized-ip-ranges",
+        &many.join(","),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(codes(&json(&out), "errors").contains(&"authorized-ip-ranges-too-many".to_string()));
     let private = aksnet(&[
@@ -347,7 +363,13 @@ fn authorized_ip_ranges() {
     assert_eq!(private.status.code(), Some(1));
     assert!(codes(&json(&private), "errors")
         .contains(&"authorized-ip-ranges-private-cluster".to_string()));
-    let open = aksnet(&["plan", "-o", "json", "--api-server-authorized-ip-ranges", "0.0.0.0/0"]);
+    let open = aksnet(&[
+        "plan",
+        "-o",
+        "json",
+        "--api-server-authorized-ip-ranges",
+        "0.0.0.0/0",
+    ]);
     assert_eq!(open.status.code(), Some(0));
     assert!(codes(&json(&open), "warnings").contains(&"authorized-ip-ranges-open".to_string()));
     // ARM: apiServerAccessProfile with a Basic load balancer.
@@ -358,7 +380,12 @@ fn authorized_ip_ranges() {
                            "apiServerAccessProfile": {"authorizedIPRanges": ["20.30.40.0/24"]}}}"#,
     );
     let out = aksnet(&["plan", "-o", "json", "--file", arm.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(codes(&json(&out), "errors").contains(&"authorized-ip-ranges-basic-lb".to_string()));
     // az aks show spells it authorizedIpRanges, and a private cluster.
     let az = temp_file(
@@ -367,9 +394,15 @@ fn authorized_ip_ranges() {
             "apiServerAccessProfile": {"authorizedIpRanges": ["20.30.40.0/24"], "enablePrivateCluster": true}}"#,
     );
     let out = aksnet(&["plan", "-o", "json", "--file", az.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(codes(&json(&out), "errors")
-        .contains(&"authorized-ip-ranges-private-cluster".to_string()));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        codes(&json(&out), "errors").contains(&"authorized-ip-ranges-private-cluster".to_string())
+    );
     // An unparsable range in a file: exit 2, naming the field.
     let bad = temp_file(
         "az-bad.json",
@@ -379,5 +412,8 @@ fn authorized_ip_ranges() {
     let out = aksnet(&["plan", "--file", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("20.30.40.0/99") && err.contains("uthorized"), "{err}");
+    assert!(
+        err.contains("20.30.40.0/99") && err.contains("uthorized"),
+        "{err}"
+    );
 }

@@ -70,10 +70,11 @@ impl StaticZone {
                 z.names.insert(l);
                 up = up.base_name();
             }
-            z.records
-                .entry(lower)
-                .or_default()
-                .push(Record::from_rdata(nm, ZONE_TTL, RData::A(A(*ip))));
+            z.records.entry(lower).or_default().push(Record::from_rdata(
+                nm,
+                ZONE_TTL,
+                RData::A(A(*ip)),
+            ));
         }
         Ok(z)
     }
@@ -194,6 +195,8 @@ mod tests {
             z.lookup(&q("example.org"), RecordType::A).0,
             ResponseCode::Refused
         );
-        assert!(StaticZone::new(&["example.com"], &[("x.org".into(), Ipv4Addr::LOCALHOST)]).is_err());
+        assert!(
+            StaticZone::new(&["example.com"], &[("x.org".into(), Ipv4Addr::LOCALHOST)]).is_err()
+        );
     }
 }

@@ -200,7 +200,9 @@ mod tests {
         assert!(!elsewhere.rules().iter().any(|r| r.contains("authorized")));
         // The internet host's range added: allowed; the change is the set's.
         let before = desired_nft(&st);
-        st.network.authorized_ip_ranges.push("203.0.113.0/28".into());
+        st.network
+            .authorized_ip_ranges
+            .push("203.0.113.0/28".into());
         assert_eq!(
             traced(&st, to_api("203.0.113.10", "inet")).verdict,
             Final::Accept

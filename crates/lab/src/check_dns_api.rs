@@ -84,7 +84,12 @@ pub fn run(state: &LabState, unavailable: &BTreeSet<String>) -> Vec<CheckResult>
     let a = &state.addressing;
     let mut plan: Vec<Planned> = vec![];
     let by_name = service_name();
-    let sources: Vec<(&crate::state::PodState, std::net::Ipv4Addr, bool, Option<String>)> = state
+    let sources: Vec<(
+        &crate::state::PodState,
+        std::net::Ipv4Addr,
+        bool,
+        Option<String>,
+    )> = state
         .pods
         .iter()
         .filter(|p| !cluster_dns::is_dns_pod(p))
@@ -208,9 +213,11 @@ fn judge(state: &LabState, p: Planned, o: &Outcome) -> CheckResult {
     let seen = o.source.and_then(|ip| classify(state, ip));
     let label = o.label.as_deref().unwrap_or("");
     let right_target = match p.kind {
-        Kind::PodToServiceByName => {
-            label.starts_with(&format!("{}/{}-", cluster_dns::NAMESPACE, cluster_dns::DEPLOYMENT))
-        }
+        Kind::PodToServiceByName => label.starts_with(&format!(
+            "{}/{}-",
+            cluster_dns::NAMESPACE,
+            cluster_dns::DEPLOYMENT
+        )),
         _ => label == "apiserver",
     };
     // A note made while planning an expected-reachable pair is a fault

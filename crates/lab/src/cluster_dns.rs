@@ -158,7 +158,10 @@ pub fn install(dir: &LabDir, state: &mut LabState) -> Result<()> {
             Some(v) => TxnOp::put(w.key.clone(), v.clone()),
             None => TxnOp::delete(w.key.clone()),
         });
-        if store.txn(Txn::new().when(compares).and_then(ops))?.succeeded {
+        if store
+            .txn(Txn::new().when(compares).and_then(ops))?
+            .succeeded
+        {
             done = true;
             break;
         }
@@ -380,7 +383,9 @@ impl ResolvConf {
         for line in text.lines() {
             let mut w = line.split_whitespace();
             match w.next() {
-                Some("nameserver") => c.nameservers.extend(w.next().and_then(|a| a.parse::<Ipv4Addr>().ok())),
+                Some("nameserver") => c
+                    .nameservers
+                    .extend(w.next().and_then(|a| a.parse::<Ipv4Addr>().ok())),
                 Some("search") => c.search = w.map(str::to_string).collect(),
                 Some("options") => {
                     for o in w {
@@ -408,7 +413,9 @@ impl ResolvConf {
                 .chain(with_search)
                 .collect()
         } else {
-            with_search.chain(std::iter::once(name.to_string())).collect()
+            with_search
+                .chain(std::iter::once(name.to_string()))
+                .collect()
         }
     }
 }
@@ -420,9 +427,11 @@ pub fn resolve_from(netns_name: &str, name: &str) -> Result<Option<(Ipv4Addr, St
     let path = resolv_path(netns_name);
     let text = std::fs::read_to_string(&path).map_err(|e| LabError::io(&path, e))?;
     let conf = ResolvConf::parse(&text);
-    let server = conf.nameservers.first().copied().ok_or_else(|| {
-        LabError::Invalid(format!("{} names no nameserver", path.display()))
-    })?;
+    let server = conf
+        .nameservers
+        .first()
+        .copied()
+        .ok_or_else(|| LabError::Invalid(format!("{} names no nameserver", path.display())))?;
     let to = SocketAddr::new(server.into(), DNS_PORT);
     let found = crate::netns::run_in(&netns_path(netns_name), || {
         for c in conf.candidates(name) {
@@ -465,9 +474,15 @@ mod tests {
             ]
         );
         assert_eq!(c.candidates("web.y")[0], "web.y.shop.svc.cluster.local");
-        assert_eq!(c.candidates("web.y.svc.cluster.local.")[..], ["web.y.svc.cluster.local"]);
+        assert_eq!(
+            c.candidates("web.y.svc.cluster.local.")[..],
+            ["web.y.svc.cluster.local"]
+        );
         assert_eq!(c.candidates("a.b.c.d.e.f")[0], "a.b.c.d.e.f");
-        assert_eq!(c.candidates("a.b.c.d.e")[0], "a.b.c.d.e.shop.svc.cluster.local");
+        assert_eq!(
+            c.candidates("a.b.c.d.e")[0],
+            "a.b.c.d.e.shop.svc.cluster.local"
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ pub fn build(state: &LabState) -> Result<()> {
             "link set dev lo up".into(),
             format!("addr add {}/32 dev eth0", a.apiserver_ip),
             "link set dev eth0 up".into(),
-            format!("route add default via {} dev eth0 onlink", a.fabric_internet_ip),
+            format!(
+                "route add default via {} dev eth0 onlink",
+                a.fabric_internet_ip
+            ),
         ],
     )?;
     ip::batch(

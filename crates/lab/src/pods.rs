@@ -167,14 +167,16 @@ pub fn create(
         // Workload pods and DNS pods count up apart, so that `lab up`'s
         // `pod-<node>-<j>` stays in namespace `…-pod-<node>-<j>`.
         let dns = cluster_dns::is_dns_name(&p.namespace, &p.name);
-        next_index.entry(index_key(&n.name, dns)).or_insert_with(|| {
-            state
-                .pods_on(&n.name)
-                .filter(|x| cluster_dns::is_dns_pod(x) == dns)
-                .map(|x| x.index)
-                .max()
-                .map_or(if dns { cluster_dns::DNS_POD_INDEX } else { 1 }, |m| m + 1)
-        });
+        next_index
+            .entry(index_key(&n.name, dns))
+            .or_insert_with(|| {
+                state
+                    .pods_on(&n.name)
+                    .filter(|x| cluster_dns::is_dns_pod(x) == dns)
+                    .map(|x| x.index)
+                    .max()
+                    .map_or(if dns { cluster_dns::DNS_POD_INDEX } else { 1 }, |m| m + 1)
+            });
         if state.pod(&format!("{}/{}", p.namespace, p.name)).is_some() {
             return Err(LabError::Invalid(format!(
                 "pod {}/{} already runs in lab {}",

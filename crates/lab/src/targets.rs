@@ -313,14 +313,11 @@ pub fn looks_like_name(to: &str) -> bool {
     !to.is_empty()
         && to.len() <= 253
         && to.parse::<Ipv4Addr>().is_err()
-        && to
-            .split('.')
-            .enumerate()
-            .all(|(i, l)| {
-                (!l.is_empty() || i > 0 && to.ends_with('.'))
-                    && l.len() <= 63
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
+        && to.split('.').enumerate().all(|(i, l)| {
+            (!l.is_empty() || i > 0 && to.ends_with('.'))
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// TO as a name FROM resolves, the way its resolver would (its
@@ -498,8 +495,14 @@ mod tests {
             to("apiserver").unwrap(),
             d("203.0.113.200", 443, Protocol::Tcp)
         );
-        assert!(looks_like_name("web") && looks_like_name("web.shop") && looks_like_name("example.com."));
-        assert!(!looks_like_name("10.0.0.1") && !looks_like_name("a/b") && !looks_like_name("a..b"));
+        assert!(
+            looks_like_name("web")
+                && looks_like_name("web.shop")
+                && looks_like_name("example.com.")
+        );
+        assert!(
+            !looks_like_name("10.0.0.1") && !looks_like_name("a/b") && !looks_like_name("a..b")
+        );
         assert_eq!(
             destination(&st, &k, "svc/shop/web", Some(9999), None).unwrap(),
             d("10.0.12.7", 9999, Protocol::Tcp),

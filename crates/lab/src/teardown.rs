@@ -108,7 +108,10 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
             .extend(process::stop_all(&probes, Duration::from_millis(500)));
         // The cluster DNS pods' servers (each an `aksnet dns` in its pod).
         for p in &st.pods {
-            if let Some(pid) = p.dns_pid.filter(|pid| crate::cluster_dns::is_ours(st, p, *pid)) {
+            if let Some(pid) = p
+                .dns_pid
+                .filter(|pid| crate::cluster_dns::is_ours(st, p, *pid))
+            {
                 process::stop_pid(pid, Duration::from_secs(1));
                 report.processes_stopped.push(pid);
             }

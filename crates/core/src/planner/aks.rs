@@ -311,8 +311,7 @@ fn authorized_ranges(n: &ClusterNetwork, f: &mut Findings) {
             "API server authorized IP ranges cannot be used with a private cluster (its API server has no public endpoint to restrict); drop the ranges or enablePrivateCluster",
         );
     }
-    if n
-        .load_balancer_sku
+    if n.load_balancer_sku
         .as_deref()
         .is_some_and(|s| s.eq_ignore_ascii_case("basic"))
     {
@@ -337,8 +336,7 @@ fn authorized_ranges(n: &ClusterNetwork, f: &mut Findings) {
             "0.0.0.0/32 alone lets in only the cluster's outbound IP (AKS always adds it): no administrator or CI address can reach the API server",
         );
     }
-    if n
-        .outbound
+    if n.outbound
         .outbound_type
         .as_deref()
         .is_some_and(|o| o.eq_ignore_ascii_case("userDefinedRouting"))

@@ -768,14 +768,17 @@ mod aks_rules {
         let ok = ranged(|n| n.load_balancer_sku = Some("standard".into()));
         assert!(ok.errors.is_empty(), "{:?}", ok.errors);
         assert!(warning_codes(&ok).is_empty(), "{:?}", ok.warnings);
-        assert!(warning_codes(&ranged(|n| n.authorized_ip_ranges.push("0.0.0.0/0".into())))
-            .contains(&"authorized-ip-ranges-open"));
         assert!(
-            warning_codes(&ranged(|n| n.authorized_ip_ranges = vec!["0.0.0.0/32".into()]))
-                .contains(&"authorized-ip-ranges-outbound-only")
+            warning_codes(&ranged(|n| n.authorized_ip_ranges.push("0.0.0.0/0".into())))
+                .contains(&"authorized-ip-ranges-open")
         );
-        assert!(warning_codes(&ranged(|n| n.outbound.outbound_type =
-            Some("userDefinedRouting".into())))
+        assert!(warning_codes(&ranged(
+            |n| n.authorized_ip_ranges = vec!["0.0.0.0/32".into()]
+        ))
+        .contains(&"authorized-ip-ranges-outbound-only"));
+        assert!(warning_codes(&ranged(
+            |n| n.outbound.outbound_type = Some("userDefinedRouting".into())
+        ))
         .contains(&"authorized-ip-ranges-egress-ip"));
         // Without ranges none of them applies.
         let none = flags(NetworkPlugin::Overlay, |n| {

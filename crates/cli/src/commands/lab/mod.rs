@@ -409,7 +409,11 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             name,
             api_server_authorized_ip_ranges,
             output,
-        } => update(&name, api_server_authorized_ip_ranges.as_deref(), output.output),
+        } => update(
+            &name,
+            api_server_authorized_ip_ranges.as_deref(),
+            output.output,
+        ),
         LabCommand::PublicDns { lab_dir, listen } => public_dns(&lab_dir, listen),
         LabCommand::List => {
             for n in lab::list() {

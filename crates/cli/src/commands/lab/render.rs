@@ -92,7 +92,11 @@ pub fn status(s: &Status) -> String {
                         "{} on {}{}",
                         p.pod,
                         p.node,
-                        if p.dns_running { "" } else { " (aksnet dns NOT running)" }
+                        if p.dns_running {
+                            ""
+                        } else {
+                            " (aksnet dns NOT running)"
+                        }
                     )
                 })
                 .collect::<Vec<_>>()
