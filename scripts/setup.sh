@@ -14,6 +14,7 @@ APT_PACKAGES=(
   containernetworking-plugins         # the reference plugins we test and benchmark against
   podman runc busybox-static          # the real-runtime CNI test
   iperf3                              # lab throughput benchmark
+  bind9-dnsutils                      # dig: the lab DNS tests query the cluster DNS from inside pods
   librsvg2-bin                        # rsvg-convert: the lab diagram test renders its SVGs to PNG
   fonts-dejavu-core                   # the font the diagram test measures text with
   openssl                             # the TLS etcd tests make a throwaway CA with it

@@ -375,4 +375,120 @@ fn flags_clap_refuses_still_answer_in_json() {
     let out = aksnet(&["plan", "--help", "-o", "json"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+/// `--api-server-authorized-ip-ranges` and `apiServerAccessProfile` in a
+/// file: an unparsable range is unusable input (exit 2, naming where it
+/// came from); too many, a private cluster or a Basic load balancer are
+/// refusals (exit 1) with their codes; 0.0.0.0/0 is a warning.
+#[test]
+fn authorized_ip_ranges() {
+    let codes = |v: &Value, what: &str| -> Vec<String> {
+        v[what]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ok = aksnet(&[
+        "plan",
+        "-o",
+        "json",
+        "--api-server-authorized-ip-ranges",
+        "20.30.40.0/24,20.30.41.7",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        json(&ok)["network"]["authorized_ip_ranges"],
+        serde_json::json!(["20.30.40.0/24", "20.30.41.7"])
+    );
+    for bad in ["20.30.40.0/33", "20.30.40", "nope"] {
+        let out = aksnet(&["plan", "--api-server-authorized-ip-ranges", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--api-server-authorized-ip-ranges") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
+    let many: Vec<String> = (0..201)
+        .map(|i| format!("20.{}.{}.0/24", i / 250, i % 250))
+        .collect();
+    let out = aksnet(&[
+        "plan",
+        "-o",
+        "json",
+        "--api-server-authorized-ip-ranges",
+        &many.join(","),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(codes(&json(&out), "errors").contains(&"authorized-ip-ranges-too-many".to_string()));
+    let private = aksnet(&[
+        "plan",
+        "-o",
+        "json",
+        "--api-server-authorized-ip-ranges",
+        "20.30.40.0/24",
+        "--enable-private-cluster",
+    ]);
+    assert_eq!(private.status.code(), Some(1));
+    assert!(codes(&json(&private), "errors")
+        .contains(&"authorized-ip-ranges-private-cluster".to_string()));
+    let open = aksnet(&[
+        "plan",
+        "-o",
+        "json",
+        "--api-server-authorized-ip-ranges",
+        "0.0.0.0/0",
+    ]);
+    assert_eq!(open.status.code(), Some(0));
+    assert!(codes(&json(&open), "warnings").contains(&"authorized-ip-ranges-open".to_string()));
+    // ARM: apiServerAccessProfile with a Basic load balancer.
+    let arm = temp_file(
+        "aks-ranges.json",
+        r#"{"type": "Microsoft.ContainerService/managedClusters", "apiVersion": "2024-05-01", "name": "c",
+            "properties": {"networkProfile": {"networkPlugin": "azure", "networkPluginMode": "overlay", "loadBalancerSku": "basic"},
+                           "apiServerAccessProfile": {"authorizedIPRanges": ["20.30.40.0/24"]}}}"#,
+    );
+    let out = aksnet(&["plan", "-o", "json", "--file", arm.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(codes(&json(&out), "errors").contains(&"authorized-ip-ranges-basic-lb".to_string()));
+    // az aks show spells it authorizedIpRanges, and a private cluster.
+    let az = temp_file(
+        "az-show.json",
+        r#"{"name": "c", "networkProfile": {"networkPlugin": "kubenet"},
+            "apiServerAccessProfile": {"authorizedIpRanges": ["20.30.40.0/24"], "enablePrivateCluster": true}}"#,
+    );
+    let out = aksnet(&["plan", "-o", "json", "--file", az.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        codes(&json(&out), "errors").contains(&"authorized-ip-ranges-private-cluster".to_string())
+    );
+    // An unparsable range in a file: exit 2, naming the field.
+    let bad = temp_file(
+        "az-bad.json",
+        r#"{"name": "c", "networkProfile": {"networkPlugin": "kubenet"},
+            "apiServerAccessProfile": {"authorizedIpRanges": ["20.30.40.0/99"]}}"#,
+    );
+    let out = aksnet(&["plan", "--file", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("20.30.40.0/99") && err.contains("uthorized"),
+        "{err}"
+    );
 }

@@ -112,3 +112,88 @@ pub(crate) async fn tcp(addr: SocketAddr, msg: &Message) -> Result<Message, Stri
     }
     Ok(got)
 }
+
+/// What one blocking A lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The name's addresses (CNAMEs followed by the server).
+    Found(Vec<std::net::Ipv4Addr>),
+    /// NXDOMAIN.
+    NoSuchName,
+    /// The name exists without an A record (NODATA).
+    NoData,
+    /// Another answer code (SERVFAIL, REFUSED, …).
+    Code(String),
+}
+
+/// Asks `server` for the A records of `name` over UDP from the calling
+/// thread (and its network namespace), again over TCP when the answer is
+/// truncated. For callers without an async runtime (the lab's probes).
+pub fn lookup_a_blocking(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<Lookup, String> {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RData;
+    use std::io::{Read, Write};
+    let mut n = Name::from_ascii(name).map_err(|e| format!("'{name}': {e}"))?;
+    n.set_fqdn(true);
+    let msg = query_message(&n, RecordType::A, Some(1232));
+    let bytes = encode(&msg)?;
+    let sock = std::net::UdpSocket::bind(if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .map_err(|e| e.to_string())?;
+    sock.connect(server).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    sock.send(&bytes).map_err(|e| format!("{server}: {e}"))?;
+    let mut buf = vec![0u8; 65535];
+    let mut got = loop {
+        let k = sock
+            .recv(&mut buf)
+            .map_err(|e| format!("{server}: no answer ({e})"))?;
+        if let Ok(m) = Message::from_vec(&buf[..k]) {
+            if matches(&msg, &m) {
+                break m;
+            }
+        }
+    };
+    if got.metadata.truncation {
+        let mut s = std::net::TcpStream::connect_timeout(&server, timeout)
+            .map_err(|e| format!("{server} (tcp): {e}"))?;
+        s.set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_string())?;
+        s.write_all(&len.to_be_bytes())
+            .and_then(|_| s.write_all(&bytes))
+            .map_err(|e| e.to_string())?;
+        let mut l = [0u8; 2];
+        s.read_exact(&mut l).map_err(|e| e.to_string())?;
+        let mut b = vec![0u8; usize::from(u16::from_be_bytes(l))];
+        s.read_exact(&mut b).map_err(|e| e.to_string())?;
+        got = Message::from_vec(&b).map_err(|e| format!("undecodable answer: {e}"))?;
+    }
+    Ok(match got.metadata.response_code {
+        ResponseCode::NoError => {
+            let ips: Vec<std::net::Ipv4Addr> = got
+                .answers
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect();
+            if ips.is_empty() {
+                Lookup::NoData
+            } else {
+                Lookup::Found(ips)
+            }
+        }
+        ResponseCode::NXDomain => Lookup::NoSuchName,
+        c => Lookup::Code(c.to_string()),
+    })
+}

@@ -19,6 +19,7 @@ pub mod names;
 pub mod records;
 pub mod server;
 pub mod source;
+pub mod zone;
 
 pub use error::DnsError;
 pub use index::{Index, PodMode, Settings};

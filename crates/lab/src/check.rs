@@ -94,8 +94,11 @@ pub fn pairs(state: &LabState) -> Vec<Pair> {
         })
         .collect();
     let pods_of = |node: &str| -> Vec<Endpoint> {
+        // The cluster DNS pods are infrastructure, checked by name
+        // (`pod-to-service-by-name`), not as workload pods.
         state
             .pods_on(node)
+            .filter(|p| !crate::cluster_dns::is_dns_pod(p))
             .filter_map(|p| {
                 Some(Endpoint {
                     name: p.display(),
@@ -178,6 +181,8 @@ pub fn classify(state: &LabState, ip: Ipv4Addr) -> Option<Seen> {
         Some(Seen::Vm)
     } else if ip == state.addressing.public_ip {
         Some(Seen::Public)
+    } else if ip == state.addressing.internet_ip {
+        Some(Seen::Internet)
     } else {
         None
     }
@@ -256,11 +261,12 @@ pub fn run(state: &LabState, snap: &Snapshot, route_table_entries: usize) -> Che
         })
         .collect();
     let outcomes = probe::run_all(&probes, 16, Duration::from_millis(1500));
-    let results = pairs
+    let mut results: Vec<CheckResult> = pairs
         .iter()
         .zip(outcomes.iter())
         .map(|(p, o)| judge(state, &unavailable, p, o))
         .collect();
+    results.extend(crate::check_dns_api::run(state, &unavailable));
     CheckReport {
         network_plugin: state.network.network_plugin.as_str().to_string(),
         results,

@@ -13,10 +13,17 @@ pub enum Kind {
     PodToVnetVm,
     VnetVmToPod,
     PodToInternet,
+    /// A pod to a Service named as a pod names it (`kube-dns.kube-system`),
+    /// resolved through its resolver configuration and the cluster DNS.
+    PodToServiceByName,
+    /// The internet host to the API server's public endpoint.
+    InternetToApiserver,
+    /// A node to the API server (through the outbound public IP).
+    NodeToApiserver,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::PodToPodSameNode,
         Kind::PodToPodCrossNode,
         Kind::PodToNode,
@@ -24,6 +31,9 @@ impl Kind {
         Kind::PodToVnetVm,
         Kind::VnetVmToPod,
         Kind::PodToInternet,
+        Kind::PodToServiceByName,
+        Kind::InternetToApiserver,
+        Kind::NodeToApiserver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +45,9 @@ impl Kind {
             Kind::PodToVnetVm => "pod-to-vnet-vm",
             Kind::VnetVmToPod => "vnet-vm-to-pod",
             Kind::PodToInternet => "pod-to-internet",
+            Kind::PodToServiceByName => "pod-to-service-by-name",
+            Kind::InternetToApiserver => "internet-to-apiserver",
+            Kind::NodeToApiserver => "node-to-apiserver",
         }
     }
 }
@@ -47,6 +60,8 @@ pub enum Seen {
     Node,
     Vm,
     Public,
+    /// The internet host's own address (no NAT on the way).
+    Internet,
 }
 
 impl Seen {
@@ -56,6 +71,7 @@ impl Seen {
             Seen::Node => "node",
             Seen::Vm => "vm",
             Seen::Public => "public",
+            Seen::Internet => "internet",
         }
     }
 }
@@ -80,6 +96,14 @@ pub fn expected(plugin: NetworkPlugin, kind: Kind) -> (bool, Option<Seen>) {
         }
         // SNAT to the node IP, then the fabric's outbound SNAT.
         PodToInternet => (true, Some(Seen::Public)),
+        // The ClusterIP is DNAT'd to a DNS pod; the client's address is
+        // kept (kube-proxy masquerades only from outside the pod ranges).
+        PodToServiceByName => (true, Some(Seen::Pod)),
+        // Open by default; authorized IP ranges may refuse it
+        // (`apiserver::admits`, which `lab check` asks).
+        InternetToApiserver => (true, Some(Seen::Internet)),
+        // AKS always authorizes the cluster's outbound IP.
+        NodeToApiserver => (true, Some(Seen::Public)),
     }
 }
 
@@ -124,6 +148,9 @@ mod tests {
                 (true, node),
                 (true, node),
                 (false, None),
+                (true, public),
+                (true, pod),
+                (true, Some(Seen::Internet)),
                 (true, public)
             ]
         );
@@ -136,6 +163,9 @@ mod tests {
                 (true, node),
                 (true, pod),
                 (true, Some(Seen::Vm)),
+                (true, public),
+                (true, pod),
+                (true, Some(Seen::Internet)),
                 (true, public)
             ]
         );

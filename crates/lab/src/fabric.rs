@@ -10,8 +10,13 @@
 //!   unless something more specific exists, the rest goes to the internet;
 //! - an nftables table (`ip aksnet_lab`, [`desired_nft`]) marking
 //!   node-subnet traffic, the NSG chains, and outbound SNAT of everything to
-//!   the public IP, applied through the one nftables driver
-//!   ([`aksnet_linux::nft::Nft`] in the fabric namespace).
+//!   the public IP, and the API server's authorized IP ranges
+//!   ([`crate::apiserver`]), applied through the one nftables driver
+//!   ([`aksnet_linux::nft::Nft`] in the fabric namespace);
+//! - the API server's public endpoint: its own namespace behind the `api`
+//!   port, reached from the internet as it is, and from the VNet through
+//!   the outbound SNAT to the public IP (as AKS nodes reach their control
+//!   plane through the load balancer's outbound IP).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -32,7 +37,7 @@ use crate::routes::{
 };
 use crate::snapshot::Snapshot;
 use crate::state::{LabDir, LabState, Lock};
-use crate::topology::{netns_path, node_port, INTERNET_PORT, VM_PORT};
+use crate::topology::{netns_path, node_port, APISERVER_PORT, INTERNET_PORT, VM_PORT};
 
 /// Azure's system routes with next hop "None" (dropped unless a more
 /// specific route exists).
@@ -81,6 +86,12 @@ pub fn build(state: &LabState) -> Result<()> {
         format!("link set dev {VM_PORT} up"),
         format!("route add {}/32 dev {VM_PORT}", a.vm_ip),
         format!(
+            "link add name {APISERVER_PORT} type veth peer name eth0 netns {}",
+            names.apiserver()
+        ),
+        format!("link set dev {APISERVER_PORT} up"),
+        format!("route add {}/32 dev {APISERVER_PORT}", a.apiserver_ip),
+        format!(
             "route add default via {} dev {INTERNET_PORT}",
             a.internet_ip
         ),
@@ -94,7 +105,14 @@ pub fn build(state: &LabState) -> Result<()> {
         f.push(format!("route add unreachable {r}"));
     }
     ip::batch(&fabric, &f)?;
-    port_sysctls(state, &[VM_PORT.to_string(), INTERNET_PORT.to_string()])?;
+    port_sysctls(
+        state,
+        &[
+            VM_PORT.to_string(),
+            INTERNET_PORT.to_string(),
+            APISERVER_PORT.to_string(),
+        ],
+    )?;
     ip::batch(
         &names.vm(),
         &[
@@ -102,6 +120,18 @@ pub fn build(state: &LabState) -> Result<()> {
             format!("addr add {}/{} dev eth0", a.vm_ip, a.vm_subnet.prefix_len()),
             "link set dev eth0 up".into(),
             format!("route add default via {}", a.vm_gateway),
+        ],
+    )?;
+    ip::batch(
+        &names.apiserver(),
+        &[
+            "link set dev lo up".into(),
+            format!("addr add {}/32 dev eth0", a.apiserver_ip),
+            "link set dev eth0 up".into(),
+            format!(
+                "route add default via {} dev eth0 onlink",
+                a.fabric_internet_ip
+            ),
         ],
     )?;
     ip::batch(
@@ -157,7 +187,11 @@ pub const NFT_TABLE: &str = "aksnet_lab";
 ///                             oifname "n*" jump nsg_in }
 ///     chain nsg_in, nsg_out { the NSG's rules, see crate::nsg }
 ///     chain postrouting     { type nat hook postrouting priority srcnat; policy accept;
-///                             oifname "inet" snat to PUBLIC-IP }
+///                             oifname "inet" snat to PUBLIC-IP
+///                             oifname "api" iifname != "inet" snat to PUBLIC-IP }
+///     set apiserver_authorized, chain apiserver_access
+///                           { see crate::apiserver: after the SNAT, so the
+///                             source is what the API server sees }
 ///     chain tag_node_subnet { type filter hook prerouting priority mangle; policy accept;
 ///                             iifname "n*" meta mark set 0x1 }
 /// }
@@ -194,13 +228,25 @@ pub fn desired_nft(state: &LabState) -> Table {
         "postrouting",
         Chain::base(
             BaseChain::nat(Hook::Postrouting),
-            vec![Rule::new([
-                oifname(INTERNET_PORT),
-                snat(IpAddr::V4(state.addressing.public_ip)),
-            ])
-            .comment("outbound SNAT to the public IP")],
+            vec![
+                Rule::new([
+                    oifname(INTERNET_PORT),
+                    snat(IpAddr::V4(state.addressing.public_ip)),
+                ])
+                .comment("outbound SNAT to the public IP"),
+                Rule::new([
+                    oifname(APISERVER_PORT),
+                    aksnet_nft::build::ne(
+                        aksnet_nft::Expr::Meta(aksnet_nft::MetaKey::IifName),
+                        aksnet_nft::Value::IfName(INTERNET_PORT.into()),
+                    ),
+                    snat(IpAddr::V4(state.addressing.public_ip)),
+                ])
+                .comment("the VNet reaches the API server from the public IP"),
+            ],
         ),
     );
+    crate::apiserver::add_to_table(state, &mut t);
     t
 }
 

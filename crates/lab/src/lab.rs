@@ -100,7 +100,7 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     // pods would otherwise fail halfway, after minutes of work).
     pods::check_room(&opts.network, 0, opts.pods_per_node)?;
     nodes::check_room(&opts.network, &BTreeSet::new(), 0, opts.nodes)?;
-    progress.length(5 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
+    progress.length(6 + u64::from(opts.nodes) * (2 + u64::from(opts.pods_per_node)));
     dir.create()?;
     let _lock = dir.lock()?;
     if let Some(store) = &opts.store {
@@ -118,6 +118,7 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
         format!("netns add {}", names.fabric()),
         format!("netns add {}", names.vm()),
         format!("netns add {}", names.internet()),
+        format!("netns add {}", names.apiserver()),
     ])?;
     fabric::build(&state)?;
     progress.step("fabric, VM and internet host");
@@ -128,6 +129,17 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
         &names.internet(),
         "internet",
     )?);
+    state.apiserver_probe_pid = Some(nodes::start_probe_on(
+        &dir,
+        &state,
+        &names.apiserver(),
+        "apiserver",
+        &[crate::probe::Listen::new(
+            crate::topology::APISERVER_PORT_NUMBER,
+            crate::probe::Protocol::Tcp,
+        )],
+    )?);
+    state.internet_dns_pid = Some(crate::cluster_dns::start_public_dns(&dir, &state)?);
     dir.save(&state)?;
     store::init(&dir, &state.network)?;
     progress.step("cluster store initialised");
@@ -147,6 +159,10 @@ pub fn up(env: &Env, opts: &UpOptions, progress: &dyn Progress) -> Result<LabSta
     settle(&dir, &state, SETTLE)?;
     crate::kubelet::record(&dir, &mut state)?;
     progress.step("pods recorded in the store");
+    crate::cluster_dns::install(&dir, &mut state)?;
+    settle(&dir, &state, SETTLE)?;
+    crate::cluster_dns::wait_ready(&state, crate::cluster_dns::READY_TIMEOUT);
+    progress.step("cluster DNS (kube-system/coredns behind kube-dns)");
     state.phase = Phase::Ready;
     dir.save(&state)?;
     progress.step("ready");
@@ -451,6 +467,10 @@ pub struct Status {
     pub vm_ip: Ipv4Addr,
     pub internet_ip: Ipv4Addr,
     pub public_ip: Ipv4Addr,
+    /// The API server's public endpoint.
+    pub apiserver_ip: Ipv4Addr,
+    pub api_server: ApiServerStatus,
+    pub cluster_dns: ClusterDnsStatus,
     pub route_table_entries: usize,
     pub route_table_limit: u32,
     pub vnet_ips_used: usize,
@@ -461,6 +481,41 @@ pub struct Status {
     pub directory: PathBuf,
     /// Records of the cluster store that cannot be read.
     pub store_problems: Vec<aksnet_cluster::Problem>,
+}
+
+/// The API server endpoint in `lab status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiServerStatus {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub fqdn: String,
+    /// As given (`--api-server-authorized-ip-ranges`); empty: open to all.
+    pub authorized_ip_ranges: Vec<String>,
+    /// What the fabric lets in: the ranges plus the outbound public IP and
+    /// the API server's own; `null` when open.
+    pub allowed_sources: Option<Vec<String>>,
+    pub listening: bool,
+}
+
+/// One DNS pod: `NAMESPACE/NAME`, where, and whether its `aksnet dns` runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsPodStatus {
+    pub pod: String,
+    pub node: String,
+    pub ip: Option<Ipv4Addr>,
+    pub dns_running: bool,
+}
+
+/// The cluster DNS in `lab status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterDnsStatus {
+    /// `kube-system/kube-dns`'s ClusterIP (the pods' nameserver).
+    pub service_ip: Ipv4Addr,
+    pub cluster_domain: String,
+    pub pods: Vec<DnsPodStatus>,
+    /// The internet host's public DNS (the cluster DNS's upstream).
+    pub upstream: String,
+    pub upstream_running: bool,
 }
 
 pub fn status(dir: &LabDir) -> Result<Status> {
@@ -496,13 +551,18 @@ pub fn status(dir: &LabDir) -> Result<Status> {
                     .agent_pid
                     .is_some_and(|p| process::is_ours(p, &nodes::agent_marker(&state, n))),
                 agent: nodes::agent_state(&state, n, &snap),
-                pods: state.pods_on(&n.name).count(),
+                pods: state
+                    .pods_on(&n.name)
+                    .filter(|p| !crate::cluster_dns::is_dns_pod(p))
+                    .count(),
             }
         })
         .collect();
+    // The workload pods; the cluster DNS pods are under `cluster_dns`.
     let pods = state
         .pods
         .iter()
+        .filter(|p| !crate::cluster_dns::is_dns_pod(p))
         .map(|p| PodStatus {
             name: p.name.clone(),
             namespace: p.namespace.clone(),
@@ -524,6 +584,43 @@ pub fn status(dir: &LabDir) -> Result<Status> {
         vm_ip: state.addressing.vm_ip,
         internet_ip: state.addressing.internet_ip,
         public_ip: state.addressing.public_ip,
+        apiserver_ip: state.addressing.apiserver_ip,
+        api_server: ApiServerStatus {
+            ip: state.addressing.apiserver_ip,
+            port: crate::topology::APISERVER_PORT_NUMBER,
+            fqdn: crate::cluster_dns::apiserver_fqdn(&state),
+            authorized_ip_ranges: state.network.authorized_ip_ranges.clone(),
+            allowed_sources: crate::apiserver::allowed(&state)
+                .map(|v| v.iter().map(|n| n.to_string()).collect()),
+            listening: state
+                .apiserver_probe_pid
+                .is_some_and(|p| process::is_ours(p, &dir.marker())),
+        },
+        cluster_dns: ClusterDnsStatus {
+            service_ip: state.network.dns_service_ip,
+            cluster_domain: crate::cluster_dns::CLUSTER_DOMAIN.into(),
+            pods: state
+                .pods
+                .iter()
+                .filter(|p| crate::cluster_dns::is_dns_pod(p))
+                .map(|p| DnsPodStatus {
+                    pod: p.id(),
+                    node: p.node.clone(),
+                    ip: p.ip,
+                    dns_running: p
+                        .dns_pid
+                        .is_some_and(|pid| crate::cluster_dns::is_ours(&state, p, pid)),
+                })
+                .collect(),
+            upstream: format!(
+                "{}:{}",
+                state.addressing.internet_ip,
+                crate::cluster_dns::DNS_PORT
+            ),
+            upstream_running: state
+                .internet_dns_pid
+                .is_some_and(|p| process::is_ours(p, &dir.marker())),
+        },
         route_table_entries: fabric::udr_entries(&state),
         route_table_limit: state.network.route_table_limit,
         vnet_ips_used: snap.vnet_ips_used(),
@@ -583,6 +680,38 @@ pub fn list() -> Vec<String> {
         }
     }
     v.into_iter().collect()
+}
+
+/// What `lab update` changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateReport {
+    pub api_server_authorized_ip_ranges: Vec<String>,
+    /// What the fabric now lets in (`null`: open to every source).
+    pub allowed_sources: Option<Vec<String>>,
+    /// From the command's start until the fabric's table held the change.
+    pub applied_ms: f64,
+}
+
+/// `lab update --api-server-authorized-ip-ranges`: the ranges (empty:
+/// open again) are enforced by the fabric in one nftables transaction
+/// before this returns.
+pub fn update_api_server_ranges(dir: &LabDir, ranges: &[Ipv4Net]) -> Result<UpdateReport> {
+    let start = Instant::now();
+    require_root()?;
+    let _lock = dir.lock()?;
+    let mut state = dir.load()?;
+    if state.phase != Phase::Ready {
+        return Err(LabError::NotReady(state.name));
+    }
+    state.network.authorized_ip_ranges = ranges.iter().map(|n| n.to_string()).collect();
+    fabric::apply_nft(&state)?;
+    dir.save(&state)?;
+    Ok(UpdateReport {
+        api_server_authorized_ip_ranges: state.network.authorized_ip_ranges.clone(),
+        allowed_sources: crate::apiserver::allowed(&state)
+            .map(|v| v.iter().map(|n| n.to_string()).collect()),
+        applied_ms: (start.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+    })
 }
 
 /// The namespace path of a lab target, for `lab exec`.

@@ -11,8 +11,11 @@
 //! The CLI reaches a lab through its directory (state file, SQLite store)
 //! or by entering one of its namespaces.
 
+pub mod apiserver;
 pub mod bench;
 pub mod check;
+pub mod check_dns_api;
+pub mod cluster_dns;
 pub mod cni;
 pub mod diagram;
 pub mod error;

@@ -17,6 +17,7 @@ use aksnet_core::k8s::namespace::DEFAULT_NAMESPACE;
 use aksnet_core::spec::ClusterNetwork;
 use serde_json::Value;
 
+use crate::cluster_dns;
 use crate::cni::{self, Attachment, Runtime};
 use crate::error::{LabError, Result};
 use crate::ip;
@@ -41,6 +42,11 @@ fn runtime(state: &LabState, node_index: u32) -> Runtime {
         bin_dir: state.cni_bin_dir.clone(),
         host_netns: netns_path(&state.names().node(node_index)),
     }
+}
+
+/// The key of a node's next pod index: workload and DNS pods apart.
+fn index_key(node: &str, dns: bool) -> String {
+    format!("{node}{}", if dns { "/dns" } else { "" })
 }
 
 /// Refuses, before any work, pods beyond what a node may hold: its pool's
@@ -84,7 +90,12 @@ pub fn add(
     tick: &dyn Fn(&str),
 ) -> Result<Vec<String>> {
     let n = state.require_node(node)?.clone();
-    let mut j = state.pods_on(node).map(|p| p.index).max().unwrap_or(0);
+    let mut j = state
+        .pods_on(node)
+        .filter(|p| !cluster_dns::is_dns_pod(p))
+        .map(|p| p.index)
+        .max()
+        .unwrap_or(0);
     let mut new = vec![];
     for _ in 0..count {
         // The next index whose name no Pod of `default` has taken.
@@ -153,9 +164,19 @@ pub fn create(
                 Runtime::load_conflist(&nodes::conflist_path(dir, &n.name))?,
             );
         }
+        // Workload pods and DNS pods count up apart, so that `lab up`'s
+        // `pod-<node>-<j>` stays in namespace `…-pod-<node>-<j>`.
+        let dns = cluster_dns::is_dns_name(&p.namespace, &p.name);
         next_index
-            .entry(n.name.clone())
-            .or_insert_with(|| state.pods_on(&n.name).map(|p| p.index).max().unwrap_or(0) + 1);
+            .entry(index_key(&n.name, dns))
+            .or_insert_with(|| {
+                state
+                    .pods_on(&n.name)
+                    .filter(|x| cluster_dns::is_dns_pod(x) == dns)
+                    .map(|x| x.index)
+                    .max()
+                    .map_or(if dns { cluster_dns::DNS_POD_INDEX } else { 1 }, |m| m + 1)
+            });
         if state.pod(&format!("{}/{}", p.namespace, p.name)).is_some() {
             return Err(LabError::Invalid(format!(
                 "pod {}/{} already runs in lab {}",
@@ -167,7 +188,8 @@ pub fn create(
     let mut planned: Vec<PodState> = vec![];
     for p in &new {
         let n = state.require_node(&p.node)?.clone();
-        let j = next_index.get_mut(&n.name).map_or(1, |j| {
+        let key = index_key(&n.name, cluster_dns::is_dns_name(&p.namespace, &p.name));
+        let j = next_index.get_mut(&key).map_or(1, |j| {
             *j += 1;
             *j - 1
         });
@@ -183,6 +205,7 @@ pub fn create(
             probe_pid: None,
             ports: p.ports.clone(),
             uid: p.uid.clone(),
+            dns_pid: None,
         });
     }
     state.pods.extend(planned.iter().cloned());
@@ -198,6 +221,8 @@ pub fn create(
             &names.pod(p.node_index, p.index),
             &["link set dev lo up".into()],
         )?;
+        // The kubelet's resolv.conf for the pod (the cluster DNS).
+        cluster_dns::write_resolv_conf(state, p)?;
     }
     let results: Mutex<Vec<(String, Result<Value>)>> = Mutex::new(vec![]);
     let queue = Mutex::new(planned.iter());
@@ -254,10 +279,16 @@ pub fn create(
         if !matches!(outcome.get(&p.id()), Some(Ok(()))) {
             continue;
         }
-        match start_server(dir, state, p) {
-            Ok(pid) => {
+        let dns = if cluster_dns::is_dns_pod(p) {
+            cluster_dns::start_server(dir, state, p).map(Some)
+        } else {
+            Ok(None)
+        };
+        match dns.and_then(|dns| Ok((start_server(dir, state, p)?, dns))) {
+            Ok((pid, dns)) => {
                 if let Some(s) = state.pods.iter_mut().find(|x| x.is(&p.id())) {
                     s.probe_pid = Some(pid);
+                    s.dns_pid = dns;
                 }
                 tick(&format!("{} on {}", p.display(), p.node));
             }
@@ -280,12 +311,19 @@ pub fn create(
 }
 
 fn start_server(dir: &LabDir, state: &LabState, p: &PodState) -> Result<u32> {
+    // A DNS pod's port 53 is its `aksnet dns`; the probe server takes the rest.
+    let ports: Vec<Listen> = p
+        .ports
+        .iter()
+        .filter(|l| !(cluster_dns::is_dns_pod(p) && l.port == cluster_dns::DNS_PORT))
+        .cloned()
+        .collect();
     nodes::start_probe_on(
         dir,
         state,
         &state.names().pod(p.node_index, p.index),
         &p.id(),
-        &p.ports,
+        &ports,
     )
 }
 
@@ -317,11 +355,13 @@ pub fn remove_one(dir: &LabDir, state: &mut LabState, reference: &str) -> Result
     if let Some(pid) = p.probe_pid {
         process::stop(pid, &dir.marker(), Duration::from_millis(500));
     }
+    cluster_dns::stop_server(state, &p);
     let del = cni_del(dir, state, &p);
     let ns = state.names().pod(p.node_index, p.index);
     if ip::netns_exists(&ns) {
         ip::netns_batch(&[format!("netns del {ns}")])?;
     }
+    cluster_dns::remove_etc(&ns);
     let _ = std::fs::remove_file(result_path(dir, &p));
     state.pods.retain(|x| !x.is(&p.id()));
     dir.save(state)?;

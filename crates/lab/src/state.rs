@@ -62,6 +62,9 @@ pub struct PodState {
     /// `metadata.uid` of its Pod in the store, once recorded there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// The `aksnet dns` process of a cluster DNS pod (`kube-system/coredns-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_pid: Option<u32>,
 }
 
 fn default_namespace() -> String {
@@ -117,6 +120,13 @@ pub struct LabState {
     pub controller_pid: Option<u32>,
     pub vm_probe_pid: Option<u32>,
     pub internet_probe_pid: Option<u32>,
+    /// The internet host's DNS server (the public zone the cluster DNS
+    /// forwards to).
+    #[serde(default)]
+    pub internet_dns_pid: Option<u32>,
+    /// The probe server standing in for the API server.
+    #[serde(default)]
+    pub apiserver_probe_pid: Option<u32>,
     pub nodes: Vec<NodeState>,
     pub pods: Vec<PodState>,
     #[serde(default)]
@@ -145,6 +155,8 @@ impl LabState {
             controller_pid: None,
             vm_probe_pid: None,
             internet_probe_pid: None,
+            internet_dns_pid: None,
+            apiserver_probe_pid: None,
             nodes: vec![],
             pods: vec![],
             nsg: vec![],
@@ -230,13 +242,14 @@ impl LabState {
         match target {
             "vm" => Ok(names.vm()),
             "internet" => Ok(names.internet()),
+            "apiserver" => Ok(names.apiserver()),
             "fabric" => Ok(names.fabric()),
             _ if self.pods.iter().any(|p| p.name == target) => Err(self.unknown_pod(target)),
             _ => Err(LabError::UnknownTarget {
                 lab: self.name.clone(),
                 target: target.to_string(),
                 hint: format!(
-                    "a pod ({}), a node ({}), vm, internet or fabric",
+                    "a pod ({}), a node ({}), vm, internet, apiserver or fabric",
                     sample(self.pods.iter().map(PodState::display)),
                     sample(self.nodes.iter().map(|n| n.name.clone()))
                 ),
@@ -478,6 +491,8 @@ pub(crate) mod tests {
             controller_pid: None,
             vm_probe_pid: None,
             internet_probe_pid: None,
+            internet_dns_pid: None,
+            apiserver_probe_pid: None,
             nodes: vec![],
             pods: vec![],
             nsg: vec![],
@@ -508,6 +523,7 @@ pub(crate) mod tests {
                     container_id: format!("c{i}{j}"),
                     ip: Some(ip.parse().unwrap()),
                     probe_pid: None,
+                    dns_pid: None,
                 });
             }
         }

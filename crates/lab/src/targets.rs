@@ -142,6 +142,15 @@ fn first_port(svc: &Service, protocol: Option<Protocol>) -> Option<(u16, Protoco
         .find(|(_, proto, _)| protocol.is_none_or(|want| want == *proto))
 }
 
+/// The protocol of the Service's first port numbered `port`.
+fn declared_protocol(svc: &Service, port: u16) -> Option<Protocol> {
+    svc.spec
+        .ports
+        .iter()
+        .find(|p| p.port == i64::from(port))
+        .and_then(|p| Protocol::from_k8s(p.protocol.as_deref()))
+}
+
 /// A pod's first container port (or its first of `protocol`).
 fn pod_port(p: &PodState, protocol: Option<Protocol>) -> Option<Listen> {
     p.ports
@@ -177,7 +186,10 @@ pub fn destination(
                     }
                 ))
             })?;
-            let (p, proto) = match first_port(svc, protocol) {
+            let declared = port
+                .filter(|_| protocol.is_none())
+                .and_then(|want| Some((want, declared_protocol(svc, want)?, None)));
+            let (p, proto) = match declared.or_else(|| first_port(svc, protocol)) {
                 Some((p, proto, _)) => (p, proto),
                 None if port.is_some() => (0, Protocol::Tcp),
                 None => {
@@ -248,8 +260,23 @@ pub fn destination(
             Object::Service(svc) if svc.cluster_ipv4() == Some(ip) => Some(svc),
             _ => None,
         });
+        if let Some(s) = svc {
+            // `--port` of a port the Service declares: that port's protocol.
+            if let (Some(want), None) = (port, protocol) {
+                if let Some(proto) = declared_protocol(s, want) {
+                    return Ok(dest(ip, want, proto));
+                }
+            }
+        }
         if let Some((p, proto, _)) = svc.and_then(|s| first_port(s, protocol)) {
             return Ok(dest(ip, p, proto));
+        }
+        if ip == state.addressing.apiserver_ip {
+            return Ok(dest(
+                ip,
+                crate::topology::APISERVER_PORT_NUMBER,
+                Protocol::Tcp,
+            ));
         }
         return Ok(dest(ip, PROBE_PORT, Protocol::Tcp));
     }
@@ -266,12 +293,55 @@ pub fn destination(
         let l = pod_port(p, protocol).unwrap_or_else(|| Listen::new(PROBE_PORT, Protocol::Tcp));
         return Ok(dest(ip, l.port, l.protocol));
     }
+    if to == "apiserver" {
+        return Ok(dest(
+            state.addressing.apiserver_ip,
+            crate::topology::APISERVER_PORT_NUMBER,
+            Protocol::Tcp,
+        ));
+    }
     let s = source(state, to).map_err(|_| {
         Unusable(format!(
-            "TO '{to}' is not a pod (NAMESPACE/NAME, or NAME in default), a node, vm, internet, svc/NAMESPACE/NAME, nodeport/NAMESPACE/NAME@NODE, lb/NAMESPACE/NAME or an IPv4 address"
+            "TO '{to}' is not a pod (NAMESPACE/NAME, or NAME in default), a node, vm, internet, apiserver, svc/NAMESPACE/NAME, nodeport/NAMESPACE/NAME@NODE, lb/NAMESPACE/NAME, an IPv4 address, or a name FROM resolves (FROM a pod)"
         ))
     })?;
     Ok(dest(s.ip, PROBE_PORT, Protocol::Tcp))
+}
+
+/// Whether `to` may be a DNS name (`web`, `web.shop`, `example.com`).
+pub fn looks_like_name(to: &str) -> bool {
+    !to.is_empty()
+        && to.len() <= 253
+        && to.parse::<Ipv4Addr>().is_err()
+        && to.split('.').enumerate().all(|(i, l)| {
+            (!l.is_empty() || i > 0 && to.ends_with('.'))
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// TO as a name FROM resolves, the way its resolver would (its
+/// `/etc/netns/…/resolv.conf`: the cluster DNS and the search list), then
+/// as the address it resolved to: `None` when FROM has no resolver
+/// configuration (a node, the VM, the internet host) or TO is no name.
+pub fn by_name(
+    state: &LabState,
+    k8s: &K8sState,
+    src: &Source,
+    to: &str,
+    port: Option<u16>,
+    protocol: Option<Protocol>,
+) -> Option<Result<Destination, Unusable>> {
+    if !looks_like_name(to) || !crate::cluster_dns::resolv_path(&src.netns).exists() {
+        return None;
+    }
+    Some(match crate::cluster_dns::resolve_from(&src.netns, to) {
+        Ok(Some((ip, _))) => destination(state, k8s, &ip.to_string(), port, protocol),
+        Ok(None) => Err(Unusable(format!(
+            "'{to}' does not resolve from there: no name of its search list has an address (NXDOMAIN or NODATA)"
+        ))),
+        Err(e) => Err(Unusable(format!("resolving '{to}': {e}"))),
+    })
 }
 
 /// Whose address the destination saw: `pod`, `node`, `vm`, `public` or
@@ -411,6 +481,27 @@ mod tests {
         assert_eq!(
             destination(&st, &k, "svc/shop/web", None, Some(Protocol::Udp)).unwrap(),
             d("10.0.12.7", 53, Protocol::Udp)
+        );
+        assert_eq!(
+            destination(&st, &k, "svc/shop/web", Some(53), None).unwrap(),
+            d("10.0.12.7", 53, Protocol::Udp),
+            "--port of a declared port takes its protocol"
+        );
+        assert_eq!(
+            destination(&st, &k, "10.0.12.7", Some(53), None).unwrap(),
+            d("10.0.12.7", 53, Protocol::Udp)
+        );
+        assert_eq!(
+            to("apiserver").unwrap(),
+            d("203.0.113.200", 443, Protocol::Tcp)
+        );
+        assert!(
+            looks_like_name("web")
+                && looks_like_name("web.shop")
+                && looks_like_name("example.com.")
+        );
+        assert!(
+            !looks_like_name("10.0.0.1") && !looks_like_name("a/b") && !looks_like_name("a..b")
         );
         assert_eq!(
             destination(&st, &k, "svc/shop/web", Some(9999), None).unwrap(),

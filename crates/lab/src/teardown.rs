@@ -37,7 +37,7 @@ pub fn lab_namespaces(names: &Names) -> Vec<String> {
                 Role::Pod(..) => 0,
                 Role::Bench(_) => 1,
                 Role::Node(_) => 2,
-                Role::Vm | Role::Internet => 3,
+                Role::Vm | Role::Internet | Role::ApiServer => 3,
                 Role::Fabric => 4,
             };
             Some((order, ns))
@@ -92,15 +92,30 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
             .iter()
             .filter_map(|p| p.probe_pid)
             .chain(
-                [st.vm_probe_pid, st.internet_probe_pid]
-                    .into_iter()
-                    .flatten(),
+                [
+                    st.vm_probe_pid,
+                    st.internet_probe_pid,
+                    st.internet_dns_pid,
+                    st.apiserver_probe_pid,
+                ]
+                .into_iter()
+                .flatten(),
             )
             .map(|pid| (pid, dir.marker()))
             .collect();
         report
             .processes_stopped
             .extend(process::stop_all(&probes, Duration::from_millis(500)));
+        // The cluster DNS pods' servers (each an `aksnet dns` in its pod).
+        for p in &st.pods {
+            if let Some(pid) = p
+                .dns_pid
+                .filter(|pid| crate::cluster_dns::is_ours(st, p, *pid))
+            {
+                process::stop_pid(pid, Duration::from_secs(1));
+                report.processes_stopped.push(pid);
+            }
+        }
         let names = &names;
         std::thread::scope(|s| {
             for chunk in st.pods.chunks(st.pods.len().div_ceil(4).max(1)) {
@@ -159,6 +174,10 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
         }
         report.namespaces_removed = ns;
     }
+    // The pods' resolver files (`/etc/netns/<namespace>/`), found by name.
+    for ns in crate::cluster_dns::lab_etc_dirs(&names) {
+        crate::cluster_dns::remove_etc(&ns);
+    }
     if dir.path.exists() {
         match std::fs::remove_dir_all(&dir.path) {
             Ok(()) => report.directory_removed = true,
@@ -166,6 +185,11 @@ pub fn down(dir: &LabDir) -> Result<DownReport> {
         }
     }
     report.left.extend(lab_namespaces(&names));
+    report.left.extend(
+        crate::cluster_dns::lab_etc_dirs(&names)
+            .iter()
+            .map(|n| format!("{}/{n}", crate::cluster_dns::ETC_NETNS)),
+    );
     report.left.extend(
         lab_processes(dir, &names)
             .iter()

@@ -2,7 +2,7 @@
 //! gets. Pure; no I/O.
 //!
 //! Every namespace of lab `NAME` is `aksnet-lab-NAME-<role>` with a role of
-//! `fabric`, `vm`, `internet`, `node-<i>`, `pod-<i>-<j>` or `bench-<x>`, so
+//! `fabric`, `vm`, `internet`, `apiserver`, `node-<i>`, `pod-<i>-<j>` or `bench-<x>`, so
 //! `lab down` can find all of them (and only them) by name even when no state
 //! file was written.
 
@@ -30,6 +30,11 @@ pub const DEFAULT_VM_SUBNET: &str = "10.225.0.0/24";
 /// Fabric port names: `n<i>` for node i's NIC, and these two.
 pub const VM_PORT: &str = "vm";
 pub const INTERNET_PORT: &str = "inet";
+/// The fabric port of the API server's namespace (the control plane's
+/// public endpoint, outside the VNet).
+pub const APISERVER_PORT: &str = "api";
+/// The port the API server listens on (kube-apiserver's 443).
+pub const APISERVER_PORT_NUMBER: u16 = 443;
 
 /// Checks a lab name: short, lower-case, no separators that would make one
 /// lab's namespaces look like another's.
@@ -67,6 +72,7 @@ pub enum Role {
     Fabric,
     Vm,
     Internet,
+    ApiServer,
     Node(u32),
     Pod(u32, u32),
     Bench(String),
@@ -106,6 +112,11 @@ impl Names {
         format!("{}internet", self.prefix())
     }
 
+    /// The API server's public endpoint.
+    pub fn apiserver(&self) -> String {
+        format!("{}apiserver", self.prefix())
+    }
+
     pub fn node(&self, index: u32) -> String {
         format!("{}{}", self.prefix(), node_name(index))
     }
@@ -132,6 +143,7 @@ impl Names {
             "fabric" => Some(Role::Fabric),
             "vm" => Some(Role::Vm),
             "internet" => Some(Role::Internet),
+            "apiserver" => Some(Role::ApiServer),
             _ => {
                 if let Some(i) = rest.strip_prefix("node-") {
                     return num(i).map(Role::Node);
@@ -172,6 +184,15 @@ pub struct Addressing {
     pub internet_ip: Ipv4Addr,
     /// The outbound public IP every VNet address is SNAT'd to.
     pub public_ip: Ipv4Addr,
+    /// The API server's public endpoint (its own namespace behind the
+    /// fabric, as the control plane is outside the VNet).
+    #[serde(default = "default_apiserver_ip")]
+    pub apiserver_ip: Ipv4Addr,
+}
+
+/// `.200` of the internet range (labs recorded before the API server had one).
+fn default_apiserver_ip() -> Ipv4Addr {
+    Ipv4Addr::new(203, 0, 113, 200)
 }
 
 impl Addressing {
@@ -236,6 +257,7 @@ impl Addressing {
             fabric_internet_ip: nth(&internet_net, 1)?,
             internet_ip: nth(&internet_net, 10)?,
             public_ip: nth(&internet_net, 100)?,
+            apiserver_ip: nth(&internet_net, 200)?,
         })
     }
 
@@ -315,6 +337,7 @@ mod tests {
         assert_eq!(n.role_of("aksnet-lab-x-node-12"), Some(Role::Node(12)));
         assert_eq!(n.role_of("aksnet-lab-x-pod-2-3"), Some(Role::Pod(2, 3)));
         assert_eq!(n.role_of("aksnet-lab-x-vm"), Some(Role::Vm));
+        assert_eq!(n.role_of("aksnet-lab-x-apiserver"), Some(Role::ApiServer));
         assert_eq!(
             n.role_of("aksnet-lab-x-bench-a"),
             Some(Role::Bench("a".into()))
@@ -343,6 +366,7 @@ mod tests {
         assert_eq!(a.vm_ip.to_string(), "10.225.0.4");
         assert_eq!(a.internet_ip.to_string(), "203.0.113.10");
         assert_eq!(a.public_ip.to_string(), "203.0.113.100");
+        assert_eq!(a.apiserver_ip.to_string(), "203.0.113.200");
         let mut used = BTreeSet::new();
         let first = a.next_node_ip(&used).unwrap();
         assert_eq!(first.to_string(), "10.224.0.4");

@@ -98,6 +98,7 @@ fn fabric_routes_snat_nsg() {
         format!("netns add {}", names.fabric()),
         format!("netns add {}", names.vm()),
         format!("netns add {}", names.internet()),
+        format!("netns add {}", names.apiserver()),
         format!("netns add {}", names.node(1)),
         format!("netns add {}", names.node(2)),
     ])

@@ -67,12 +67,18 @@ pub struct DesignArgs {
     /// Managed NAT gateway outbound IPs.
     #[arg(long, value_name = "N")]
     pub nat_gateway_managed_outbound_ip_count: Option<u32>,
-    /// API server authorized IP ranges, comma-separated CIDRs.
-    #[arg(long, value_name = "CIDRS")]
+    /// API server authorized IP ranges, comma-separated CIDRs (at most 200; the cluster's outbound IP is always added).
+    #[arg(long, value_name = "CIDR[,CIDR...]")]
     pub api_server_authorized_ip_ranges: Option<String>,
     /// Kubernetes version (MAJOR.MINOR[.PATCH]). With no plugin named, AKS uses kubenet before 1.30 and Azure CNI Overlay from 1.30.
     #[arg(long, value_name = "VERSION")]
     pub kubernetes_version: Option<String>,
+    /// A private cluster (no public API server endpoint; authorized IP ranges do not apply).
+    #[arg(long)]
+    pub enable_private_cluster: bool,
+    /// Load balancer SKU: standard (AKS's default) or basic.
+    #[arg(long, value_name = "standard|basic")]
+    pub load_balancer_sku: Option<String>,
     /// A design file (repeatable; `-` reads stdin): an ARM/Bicep template (nested deployments, languageVersion 2.0), a managedClusters resource or its properties, az aks show output, a networkProfile, or ASO/CAPZ YAML. Flags override the files.
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: Vec<PathBuf>,
@@ -133,6 +139,10 @@ impl DesignArgs {
                 .map(|r| Sourced::new(r.to_string(), "--api-server-authorized-ip-ranges"))
                 .collect(),
             kubernetes_version: s(&self.kubernetes_version, "--kubernetes-version"),
+            private_cluster: self
+                .enable_private_cluster
+                .then(|| Sourced::new(true, "--enable-private-cluster")),
+            load_balancer_sku: s(&self.load_balancer_sku, "--load-balancer-sku"),
             ..SpecInput::default()
         };
         if self.file.is_empty() {

@@ -42,6 +42,9 @@ pub struct DnsArgs {
     /// Longest time between two full reads of the store, in seconds (changes come sooner, by watch).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub resync: u64,
+    /// Serve inside this network namespace (e.g. /run/netns/NAME: a lab's DNS pod), listening and forwarding there, while the store is reached from the namespace it was started in.
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<std::path::PathBuf>,
 }
 
 fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
@@ -69,6 +72,18 @@ pub fn run(args: &DnsArgs) -> anyhow::Result<ExitCode> {
     cfg.resync = Duration::from_secs(args.resync.max(1));
     cfg.validate()?;
     let store = args.store.open()?;
+    // The store's connections (an etcd client's threads) were made above,
+    // in the starting namespace; from here on this thread, and every
+    // thread it starts (the runtime's, the UDP workers, the forwarder's
+    // sockets), is in `--netns`. The guard lives until the process ends.
+    let _netns = match &args.netns {
+        Some(p) => Some(
+            aksnet_linux::Netns::open(p)
+                .and_then(|n| n.enter())
+                .with_context(|| format!("--netns {}", p.display()))?,
+        ),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dns")

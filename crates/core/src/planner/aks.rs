@@ -298,8 +298,54 @@ fn outbound(n: &ClusterNetwork, cap: &Capacity, f: &mut Findings) {
     }
 }
 
+/// AKS's documented limits of authorized IP ranges
+/// (`api-server-authorized-ip-ranges.md`, `kubernetes-services.md` §6).
 fn authorized_ranges(n: &ClusterNetwork, f: &mut Findings) {
     let r = &n.authorized_ip_ranges;
+    if r.is_empty() {
+        return;
+    }
+    if n.private_cluster {
+        f.error(
+            "authorized-ip-ranges-private-cluster",
+            "API server authorized IP ranges cannot be used with a private cluster (its API server has no public endpoint to restrict); drop the ranges or enablePrivateCluster",
+        );
+    }
+    if n.load_balancer_sku
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("basic"))
+    {
+        f.error(
+            "authorized-ip-ranges-basic-lb",
+            "API server authorized IP ranges need the Standard load balancer SKU; loadBalancerSku basic does not support them (and AKS no longer supports Basic)",
+        );
+    }
+    let is = |x: &String, want: &str| {
+        cidr::parse_cidr(x)
+            .map(|c| c.to_string() == want)
+            .unwrap_or(false)
+    };
+    if r.iter().any(|x| is(x, "0.0.0.0/0")) {
+        f.warn(
+            "authorized-ip-ranges-open",
+            "0.0.0.0/0 authorizes every address: the API server is as open as without authorized ranges",
+        );
+    } else if r.iter().all(|x| is(x, "0.0.0.0/32")) {
+        f.warn(
+            "authorized-ip-ranges-outbound-only",
+            "0.0.0.0/32 alone lets in only the cluster's outbound IP (AKS always adds it): no administrator or CI address can reach the API server",
+        );
+    }
+    if n.outbound
+        .outbound_type
+        .as_deref()
+        .is_some_and(|o| o.eq_ignore_ascii_case("userDefinedRouting"))
+    {
+        f.warn(
+            "authorized-ip-ranges-egress-ip",
+            "with outboundType userDefinedRouting AKS adds no outbound IP of its own to the authorized ranges: include the public IP your firewall or appliance sends the nodes' traffic from, or the nodes lose the API server",
+        );
+    }
     if r.len() > MAX_AUTHORIZED_RANGES {
         f.error(
             "authorized-ip-ranges-too-many",

@@ -750,6 +750,44 @@ mod aks_rules {
             }),
             "ipv6-only-unsupported",
         );
+        // The documented conflicts.
+        let ranged = |edit: fn(&mut ClusterNetwork)| {
+            flags(NetworkPlugin::Overlay, |n| {
+                n.authorized_ip_ranges = vec!["20.0.0.0/24".into()];
+                edit(n);
+            })
+        };
+        assert_error(
+            &ranged(|n| n.private_cluster = true),
+            "authorized-ip-ranges-private-cluster",
+        );
+        assert_error(
+            &ranged(|n| n.load_balancer_sku = Some("Basic".into())),
+            "authorized-ip-ranges-basic-lb",
+        );
+        let ok = ranged(|n| n.load_balancer_sku = Some("standard".into()));
+        assert!(ok.errors.is_empty(), "{:?}", ok.errors);
+        assert!(warning_codes(&ok).is_empty(), "{:?}", ok.warnings);
+        assert!(
+            warning_codes(&ranged(|n| n.authorized_ip_ranges.push("0.0.0.0/0".into())))
+                .contains(&"authorized-ip-ranges-open")
+        );
+        assert!(warning_codes(&ranged(
+            |n| n.authorized_ip_ranges = vec!["0.0.0.0/32".into()]
+        ))
+        .contains(&"authorized-ip-ranges-outbound-only"));
+        assert!(warning_codes(&ranged(
+            |n| n.outbound.outbound_type = Some("userDefinedRouting".into())
+        ))
+        .contains(&"authorized-ip-ranges-egress-ip"));
+        // Without ranges none of them applies.
+        let none = flags(NetworkPlugin::Overlay, |n| {
+            n.private_cluster = true;
+            n.load_balancer_sku = Some("basic".into());
+        });
+        assert!(!error_codes(&none)
+            .iter()
+            .any(|c| c.starts_with("authorized")));
         let p = flags(NetworkPlugin::Overlay, |n| {
             n.ip_families = vec!["IPv4".into(), "IPv6".into()];
             n.ipv6 = Some(crate::spec::Ipv6Design {

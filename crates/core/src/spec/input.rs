@@ -148,6 +148,10 @@ pub struct SpecInput {
     pub network_dataplane: Option<Sourced<String>>,
     pub outbound: OutboundInput,
     pub authorized_ip_ranges: Vec<Sourced<String>>,
+    /// `apiServerAccessProfile.enablePrivateCluster` (`--enable-private-cluster`).
+    pub private_cluster: Option<Sourced<bool>>,
+    /// `networkProfile.loadBalancerSku`: standard (AKS's default) or basic.
+    pub load_balancer_sku: Option<Sourced<String>>,
     pub kubernetes_version: Option<Sourced<String>>,
     /// `ipFamilies`: IPv4, IPv6 or both.
     pub ip_families: Vec<Sourced<String>>,
@@ -270,6 +274,8 @@ impl SpecInput {
                     .or(self.outbound.nat_idle_timeout),
             },
             authorized_ip_ranges: pick(flags.authorized_ip_ranges, self.authorized_ip_ranges),
+            private_cluster: flags.private_cluster.or(self.private_cluster),
+            load_balancer_sku: flags.load_balancer_sku.or(self.load_balancer_sku),
             kubernetes_version: flags.kubernetes_version.or(self.kubernetes_version),
             ip_families: pick(flags.ip_families, self.ip_families),
             pod_cidr_v6: flags.pod_cidr_v6.or(self.pod_cidr_v6),
@@ -505,6 +511,18 @@ impl SpecInput {
                 }
             }
         };
+        // Authorized IP ranges must at least be addresses or CIDRs: one
+        // that is not cannot be planned with (the planner's rules judge
+        // the rest: how many, conflicts).
+        for r in &self.authorized_ip_ranges {
+            let v = r.value.trim();
+            if cidr::parse_cidr(v).is_err() && cidr::parse_ipv4(v).is_err() {
+                return Err(InputError::new(
+                    &r.source,
+                    format!("authorized IP range '{v}' is not an IPv4 CIDR or address (e.g. 20.30.40.0/24 or 20.30.40.50)"),
+                ));
+            }
+        }
         let route_table_limit = self
             .route_table_limit
             .as_ref()
@@ -656,6 +674,8 @@ impl SpecInput {
                     .iter()
                     .map(|s| s.value.trim().to_string())
                     .collect(),
+                private_cluster: self.private_cluster.as_ref().is_some_and(|v| v.value),
+                load_balancer_sku: text(&self.load_balancer_sku),
                 kubernetes_version: text(&self.kubernetes_version),
                 ip_families: self
                     .ip_families

@@ -240,6 +240,13 @@ pub struct ClusterNetwork {
     pub outbound: Outbound,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorized_ip_ranges: Vec<String>,
+    /// A private cluster (`enablePrivateCluster`): the API server has no
+    /// public endpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private_cluster: bool,
+    /// `loadBalancerSku` as given (AKS's default is standard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_sku: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
     /// `IPv4`, `IPv6`; empty means IPv4 only.

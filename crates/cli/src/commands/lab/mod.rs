@@ -94,11 +94,11 @@ pub enum LabCommand {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Run a command inside a pod, node, `vm`, `internet` or `fabric`.
+    /// Run a command inside a pod (with its resolv.conf: the cluster DNS), node, `vm`, `internet`, `apiserver` or `fabric`.
     Exec {
         #[command(flatten)]
         name: NameArg,
-        /// A pod (NAMESPACE/NAME, or NAME in default: pod-1-1), a node (node-2), vm, internet or fabric.
+        /// A pod (NAMESPACE/NAME, or NAME in default: pod-1-1), a node (node-2), vm, internet, apiserver or fabric.
         target: String,
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -199,8 +199,26 @@ pub enum LabCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Change a running lab: the API server's authorized IP ranges (enforced by the fabric before this returns).
+    Update {
+        #[command(flatten)]
+        name: NameArg,
+        /// Comma-separated CIDRs (or addresses) allowed to reach the API server, besides the cluster's outbound IP, which is always allowed; "" opens it to every address again.
+        #[arg(long, value_name = "CIDR[,CIDR...]")]
+        api_server_authorized_ip_ranges: Option<String>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Labs on this machine.
     List,
+    /// (internal) The internet host's DNS server: the lab's public zone.
+    #[command(hide = true)]
+    PublicDns {
+        #[arg(long)]
+        lab_dir: PathBuf,
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+    },
     /// (internal) A probe server: answers each connection with the source address it saw.
     #[command(hide = true)]
     ProbeServe {
@@ -410,6 +428,16 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        LabCommand::Update {
+            name,
+            api_server_authorized_ip_ranges,
+            output,
+        } => update(
+            &name,
+            api_server_authorized_ip_ranges.as_deref(),
+            output.output,
+        ),
+        LabCommand::PublicDns { lab_dir, listen } => public_dns(&lab_dir, listen),
         LabCommand::List => {
             for n in lab::list() {
                 outln!("{n}");
@@ -582,7 +610,14 @@ fn up(a: &UpArgs) -> anyhow::Result<ExitCode> {
                 state.name,
                 state.network.network_plugin,
                 crate::render::count(state.nodes.len(), "node"),
-                crate::render::count(state.pods.len(), "pod"),
+                crate::render::count(
+                    state
+                        .pods
+                        .iter()
+                        .filter(|p| !aksnet_lab::cluster_dns::is_dns_pod(p))
+                        .count(),
+                    "pod"
+                ),
                 state.name,
                 state.name
             );
@@ -619,13 +654,96 @@ fn exec(d: &LabDir, target: &str, command: &[String]) -> anyhow::Result<ExitCode
     let Some((prog, args)) = command.split_first() else {
         return Err(anyhow!("no command given; write it after `--`"));
     };
-    let mut cmd = std::process::Command::new(prog);
-    cmd.args(args);
-    aksnet_lab::netns::command_in(&mut cmd, &ns)?;
+    let ns_name = ns
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let etc = std::path::Path::new(aksnet_lab::cluster_dns::ETC_NETNS).join(&ns_name);
+    let mut cmd = if etc.is_dir() {
+        // A pod with the kubelet's resolv.conf: `ip netns exec` mounts
+        // /etc/netns/<ns>/* over /etc in a mount namespace of the command's
+        // own, so its resolver uses the cluster DNS.
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &ns_name, prog]).args(args);
+        c
+    } else {
+        let mut c = std::process::Command::new(prog);
+        c.args(args);
+        aksnet_lab::netns::command_in(&mut c, &ns)?;
+        c
+    };
     let status = cmd.status().with_context(|| format!("cannot run {prog}"))?;
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))
+}
+
+/// `lab update`: exit 2 for ranges that cannot be used or nothing to change.
+fn update(name: &NameArg, ranges: Option<&str>, output: Output) -> anyhow::Result<ExitCode> {
+    let Some(text) = ranges else {
+        errln!("aksnet lab update: nothing to change; give --api-server-authorized-ip-ranges CIDR[,CIDR...] (\"\" opens the API server again)");
+        return Ok(ExitCode::from(EXIT_UNUSABLE));
+    };
+    let nets = match aksnet_lab::apiserver::parse_list(text) {
+        Ok(n) => n,
+        Err(e) => {
+            errln!("aksnet lab update: --api-server-authorized-ip-ranges: {e}");
+            return Ok(ExitCode::from(EXIT_UNUSABLE));
+        }
+    };
+    let r = lab::update_api_server_ranges(&dir(name)?, &nets)?;
+    match output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&r)?),
+        Output::Table => match &r.allowed_sources {
+            None => outln!(
+                "the API server of lab {} is open to every address (applied in {} ms)",
+                name.name, r.applied_ms
+            ),
+            Some(v) => outln!(
+                "the API server of lab {} takes {} (the ranges, the outbound IP and its own; applied in {} ms)",
+                name.name,
+                v.join(", "),
+                r.applied_ms
+            ),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The internet host's DNS server, until SIGTERM or SIGINT.
+fn public_dns(lab_dir: &std::path::Path, listen: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    let name = lab_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("{}: not a lab directory", lab_dir.display()))?;
+    let d = LabDir {
+        name: name.to_string(),
+        path: lab_dir.to_path_buf(),
+    };
+    let state = d.load()?;
+    let records = aksnet_lab::cluster_dns::public_records(&state);
+    let zone = aksnet_dns::zone::StaticZone::new(&aksnet_lab::cluster_dns::PUBLIC_ZONES, &records)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(aksnet_dns::zone::serve(zone, listen, async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn nsg(c: NsgCommand) -> anyhow::Result<ExitCode> {

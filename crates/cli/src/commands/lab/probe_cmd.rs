@@ -22,7 +22,7 @@ pub struct ProbeArgs {
     pub name: NameArg,
     /// A pod (NAMESPACE/NAME, or NAME in default), a node (node-1), vm or internet.
     pub from: String,
-    /// FROM's forms, or svc/NAMESPACE/NAME, nodeport/NAMESPACE/NAME@NODE, lb/NAMESPACE/NAME, an IPv4 address.
+    /// FROM's forms, apiserver, svc/NAMESPACE/NAME, nodeport/NAMESPACE/NAME@NODE, lb/NAMESPACE/NAME, an IPv4 address, or a DNS name resolved as a pod FROM resolves it (web, web.shop, example.com).
     pub to: String,
     /// The port to probe (default: the one TO implies: a pod's first container port, a Service's first port or its nodePort, else the lab's probe port 7777).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
@@ -73,7 +73,12 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     let dst = match targets::destination(&state, &k8s, &a.to, a.port, protocol) {
         Ok(d) => d,
-        Err(e) => return unusable(e),
+        // Not a lab target: a name, resolved as FROM's resolver would.
+        Err(e) => match targets::by_name(&state, &k8s, &src, &a.to, a.port, protocol) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return unusable(e),
+            None => return unusable(e),
+        },
     };
     if let Err(e) = aksnet_lab::lab::require_root() {
         return unusable(e);

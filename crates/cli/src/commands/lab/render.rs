@@ -28,6 +28,7 @@ pub fn seen(s: Option<Seen>) -> &'static str {
         Some(Seen::Node) => "node IP",
         Some(Seen::Vm) => "VM IP",
         Some(Seen::Public) => "public IP",
+        Some(Seen::Internet) => "internet IP",
         None => "-",
     }
 }
@@ -57,6 +58,56 @@ pub fn status(s: &Status) -> String {
         s.vnet_ips_used,
         s.nsg_rules,
         if s.controller_running { "running" } else { "NOT running" }
+    );
+    let api = &s.api_server;
+    let _ = writeln!(
+        out,
+        "API server: {}:{} ({}){}; {}",
+        api.ip,
+        api.port,
+        api.fqdn,
+        if api.listening { "" } else { " NOT listening" },
+        match &api.allowed_sources {
+            None => "authorized IP ranges: none (open to every address)".to_string(),
+            Some(v) => format!(
+                "authorized IP ranges: {} (lets in {})",
+                api.authorized_ip_ranges.join(", "),
+                v.join(", ")
+            ),
+        }
+    );
+    let dns = &s.cluster_dns;
+    let _ = writeln!(
+        out,
+        "cluster DNS: kube-system/kube-dns {} ({}), {}; upstream {} ({})",
+        dns.service_ip,
+        dns.cluster_domain,
+        if dns.pods.is_empty() {
+            "no DNS pod".to_string()
+        } else {
+            dns.pods
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} on {}{}",
+                        p.pod,
+                        p.node,
+                        if p.dns_running {
+                            ""
+                        } else {
+                            " (aksnet dns NOT running)"
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        dns.upstream,
+        if dns.upstream_running {
+            "the internet host's public zone"
+        } else {
+            "NOT running"
+        }
     );
     let mut t = table();
     t.set_header(vec![

@@ -155,7 +155,15 @@ impl Reader<'_> {
             self.input.kubernetes_version = version;
         }
         if let Ok(Some(api)) = props.get("apiServerAccessProfile") {
+            // ARM `authorizedIPRanges`; az prints `authorizedIpRanges` (get
+            // is case-insensitive).
             self.input.authorized_ip_ranges = self.texts(&api, "authorizedIPRanges", None);
+            if let Some(b) = self.flag_at(&api, "enablePrivateCluster") {
+                self.input.private_cluster = Some(Sourced::new(
+                    b,
+                    "apiServerAccessProfile.enablePrivateCluster",
+                ));
+            }
         }
         match props
             .get("agentPoolProfiles")
@@ -190,6 +198,7 @@ impl Reader<'_> {
         i.input.dns_service_ip = i.text(np, "dnsServiceIP", Some("--dns-service-ip"));
         i.input.ip_families = i.texts(np, "ipFamilies", None);
         i.input.outbound.outbound_type = i.text(np, "outboundType", None);
+        i.input.load_balancer_sku = i.text(np, "loadBalancerSku", None);
         if let Ok(Some(lb)) = np.get("loadBalancerProfile") {
             if let Ok(Some(m)) = lb.get("managedOutboundIPs") {
                 i.input.outbound.lb_managed_ips = i.count(&m, "count", None);
