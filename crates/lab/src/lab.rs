@@ -216,6 +216,12 @@ pub fn sync(dir: &LabDir, state: &LabState) -> Result<crate::routes::Desired> {
 /// The fabric controller (Azure's route programming): keeps the fabric's
 /// route tables equal to the store until the lab is gone.
 pub fn run_controller(dir: &LabDir) -> Result<()> {
+    // The load balancer (frontends, probes, rules) beside the routes.
+    let lb_dir = dir.clone();
+    std::thread::Builder::new()
+        .name("load-balancer".into())
+        .spawn(move || crate::lb::controller::run(&lb_dir))
+        .map_err(|e| LabError::Invalid(format!("load balancer thread: {e}")))?;
     let mut last_rev = -1;
     let mut last_nodes: Vec<(String, Ipv4Addr)> = vec![];
     loop {
