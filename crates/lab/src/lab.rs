@@ -448,6 +448,8 @@ pub struct Status {
     pub directory: PathBuf,
     /// Records of the cluster store that cannot be read.
     pub store_problems: Vec<aksnet_cluster::Problem>,
+    /// The load balancer: frontends, rules, pool members and their probes.
+    pub load_balancer: crate::lb::LbStatus,
 }
 
 pub fn status(dir: &LabDir) -> Result<Status> {
@@ -522,6 +524,7 @@ pub fn status(dir: &LabDir) -> Result<Status> {
         nsg_rules: state.nsg.len(),
         directory: dir.path.clone(),
         store_problems: snap.problems.clone(),
+        load_balancer: crate::lb::LbStatus::load(dir).unwrap_or_default(),
     })
 }
 

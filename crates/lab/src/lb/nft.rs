@@ -11,22 +11,25 @@
 //! chain lb-rule-NS-NAME-TCP-80 {
 //!     iifname "inet" drop                            # internal: the VNet only
 //!     ip saddr != { SOURCE RANGES } drop             # loadBalancerSourceRanges
-//!     th sport vmap { 0-46640 : goto lb-to-node-1, 46641-65535 : goto lb-to-node-2 }
+//!     ip saddr . th sport @lb-flows-…-node-1 update @… goto lb-to-node-1   # a flow keeps its member
+//!     numgen random mod 2 vmap { 0 : goto lb-new-…-node-1, 1 : goto lb-new-…-node-2 }
 //!     drop }                                         # no healthy member
+//! chain lb-new-…-node-1 { update @lb-flows-…-node-1 { ip saddr . th sport }; goto lb-to-node-1 }
 //! chain lb-to-node-1 { meta mark set 0x10001 accept }
 //! forward: meta mark @lb-marks accept               # the rule's NSG allow
 //! ```
 //!
 //! Floating IP: nothing rewrites the destination. The mark picks the
 //! member's route table ([`super::routing`]): the packet leaves through
-//! the member's NIC with the frontend IP as its destination. A flow keeps
-//! its member because the choice is a function of the flow (its source
-//! port, the part of Azure's 5-tuple hash that changes between a client's
-//! connections), not a random draw per packet.
+//! the member's NIC with the frontend IP as its destination. A new flow
+//! goes to a random healthy member and is remembered in that member's flow
+//! set (a timeout set, Azure's 4-minute idle timeout, refreshed by every
+//! packet), so every later packet of the flow takes the same member, also
+//! after the member's probe fails (Azure lets established flows finish).
 
 use std::net::IpAddr;
 
-use aksnet_nft::build::{accept, drop, iifname, in_set};
+use aksnet_nft::build::{accept, drop, goto, iifname, in_set};
 use aksnet_nft::{
     priority, BaseChain, Chain, ChainType, ElemData, Element, Expr, Hook, KeyType, L4Proto, Match,
     MetaKey, Op, Payload, Rhs, Rule, Set, Stmt, Table, Value, Verdict, VmapRef,
@@ -42,10 +45,6 @@ pub const MARKS_SET: &str = "lb-marks";
 pub const PREROUTING: &str = "lb_prerouting";
 /// Node `i`'s mark is `MARK_BASE + i` (its route table: [`super::routing`]).
 pub const MARK_BASE: u32 = 0x10000;
-/// The ephemeral ports clients draw from (Linux's default
-/// `ip_local_port_range`), split evenly between the healthy members.
-pub const EPHEMERAL: (u16, u16) = (32768, 60999);
-
 pub fn mark_of(index: u32) -> u32 {
     MARK_BASE + index
 }
@@ -58,34 +57,25 @@ pub fn member_chain(m: &Member) -> String {
     format!("lb-to-{}", m.node)
 }
 
+/// The flows `r` sent to `m` (a timeout set filled from the packet path).
+pub fn flow_set(r: &LbRule, m: &Member) -> String {
+    format!("lb-flows-{}-{}", r.name, m.node)
+}
+
+/// Where a new flow of `r` that chose `m` is remembered.
+pub fn new_flow_chain(r: &LbRule, m: &Member) -> String {
+    format!("lb-new-{}-{}", r.name, m.node)
+}
+
+/// Azure's default idle timeout (4 minutes): how long a quiet flow keeps
+/// its member.
+pub const IDLE_TIMEOUT: u32 = 240;
+
 fn l4(p: Protocol) -> L4Proto {
     match p {
         Protocol::Tcp => L4Proto::Tcp,
         Protocol::Udp => L4Proto::Udp,
     }
-}
-
-/// Splits the source-port space into `n` ranges, even over the
-/// ephemeral range (the first starts at 0, the last ends at 65535).
-pub fn port_ranges(n: usize) -> Vec<(u16, u16)> {
-    let n = n.max(1);
-    let (lo, hi) = (u32::from(EPHEMERAL.0), u32::from(EPHEMERAL.1));
-    let width = hi - lo + 1;
-    let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-    (0..n32)
-        .map(|i| {
-            let start = if i == 0 { 0 } else { lo + width * i / n32 };
-            let end = if i + 1 == n32 {
-                65535
-            } else {
-                lo + width * (i + 1) / n32 - 1
-            };
-            (
-                u16::try_from(start).unwrap_or(0),
-                u16::try_from(end).unwrap_or(u16::MAX),
-            )
-        })
-        .collect()
 }
 
 /// Adds the load balancer's sets and chains to the fabric's table `t`
@@ -138,17 +128,61 @@ pub fn extend(t: &mut Table, frontends: &[Frontend]) {
                     .comment("loadBalancerSourceRanges"),
                 );
             }
+            let flow_key = || {
+                Expr::Concat(vec![
+                    Expr::Payload(Payload::IpSaddr),
+                    Expr::Payload(Payload::ThSport),
+                ])
+            };
+            for m in &r.pool {
+                let set = flow_set(r, m);
+                t.set(
+                    &set,
+                    Set::new(vec![KeyType::Ipv4Addr, KeyType::InetService])
+                        .with_timeout(IDLE_TIMEOUT),
+                );
+                rules.push(Rule::new([
+                    in_set(flow_key(), &set),
+                    Stmt::SetUpdate {
+                        set: set.clone(),
+                        key: flow_key(),
+                    },
+                    goto(&member_chain(m)),
+                ]));
+            }
             let healthy = r.healthy();
             if !healthy.is_empty() {
-                let items = port_ranges(healthy.len())
-                    .into_iter()
-                    .zip(&healthy)
-                    .map(|((a, b), m)| (Value::PortRange(a, b), Verdict::Goto(member_chain(m))))
+                let n = u32::try_from(healthy.len()).unwrap_or(u32::MAX);
+                let items = healthy
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        (
+                            Value::Int(u32::try_from(i).unwrap_or(0)),
+                            Verdict::Goto(new_flow_chain(r, m)),
+                        )
+                    })
                     .collect();
                 rules.push(Rule::new([Stmt::Vmap {
-                    key: Expr::Payload(Payload::ThSport),
+                    key: Expr::NumgenRandom {
+                        modulus: n,
+                        offset: 0,
+                    },
                     map: VmapRef::Anon(items),
                 }]));
+            }
+            for m in &healthy {
+                let set = flow_set(r, m);
+                t.chain(
+                    &new_flow_chain(r, m),
+                    Chain::regular(vec![Rule::new([
+                        Stmt::SetUpdate {
+                            set,
+                            key: flow_key(),
+                        },
+                        goto(&member_chain(m)),
+                    ])]),
+                );
             }
             rules.push(Rule::new([drop()]).comment("no healthy backend"));
             t.chain(&chain, Chain::regular(rules));
@@ -266,18 +300,21 @@ mod tests {
             "{dump}"
         );
         assert!(
-            dump.contains(
-                "th sport vmap { 0-46883 : goto lb-to-node-1, 46884-65535 : goto lb-to-node-2 }"
-            ),
+            dump.contains("numgen random mod 2 vmap { 0 : goto lb-new-shop-web-TCP-80-node-1, 1 : goto lb-new-shop-web-TCP-80-node-2 }"),
             "{dump}"
         );
-        // Internet → web:80 from a low and a high ephemeral port: node-1,
-        // node-2; the destination is the frontend IP (no NAT), the NSG
-        // lets the rule's flow through.
-        for (sport, node, mark) in [(40000, "n1", 0x10001), (50000, "n2", 0x10002)] {
-            let p = Packet::tcp("203.0.113.10", sport, "203.0.113.150", 80)
+        assert!(
+            dump.contains("ip saddr . th sport @lb-flows-shop-web-TCP-80-node-1 update @lb-flows-shop-web-TCP-80-node-1 { ip saddr . th sport } goto lb-to-node-1"),
+            "{dump}"
+        );
+        // Internet → web:80, the random draw choosing node-1, then node-2;
+        // the destination stays the frontend IP (no NAT), the NSG lets
+        // the rule's flow through.
+        for (draw, node, mark) in [(0, "n1", 0x10001), (1, "n2", 0x10002)] {
+            let p = Packet::tcp("203.0.113.10", 40000, "203.0.113.150", 80)
                 .iif("inet")
-                .oif(node);
+                .oif(node)
+                .random(draw);
             let tr = traced(&t, p);
             assert_eq!(tr.verdict, Final::Accept, "{tr}");
             assert_eq!(tr.after.mark, mark, "{tr}");
@@ -285,13 +322,20 @@ mod tests {
             assert!(tr.nat.is_empty(), "{tr}");
         }
         // Local: only node-1 (the one whose /healthz says 200).
-        let tr = traced(
-            &t,
-            Packet::tcp("203.0.113.10", 50000, "203.0.113.151", 80)
-                .iif("inet")
-                .oif("n1"),
+        assert!(
+            dump.contains("numgen random mod 1 vmap { 0 : goto lb-new-shop-loc-TCP-80-node-1 }"),
+            "{dump}"
         );
-        assert_eq!(tr.after.mark, 0x10001, "{tr}");
+        for draw in 0..4 {
+            let tr = traced(
+                &t,
+                Packet::tcp("203.0.113.10", 50000, "203.0.113.151", 80)
+                    .iif("inet")
+                    .oif("n1")
+                    .random(draw),
+            );
+            assert_eq!(tr.after.mark, 0x10001, "{tr}");
+        }
         // A port without a rule is dropped at the load balancer.
         let tr = traced(
             &t,
@@ -377,15 +421,5 @@ mod tests {
         assert!(batch.contains("lb-rule-shop-down-TCP-80"), "{batch}");
         assert!(!batch.contains("lb-rule-shop-int"), "{batch}");
         assert!(!batch.contains("nsg_in"), "{batch}");
-    }
-
-    #[test]
-    fn source_port_ranges_split_the_ephemeral_range() {
-        assert_eq!(port_ranges(1), vec![(0, 65535)]);
-        let r = port_ranges(3);
-        assert_eq!(r[0].0, 0);
-        assert_eq!(r[2].1, 65535);
-        assert_eq!(r[1].0, r[0].1 + 1);
-        assert_eq!(r[2].0, r[1].1 + 1);
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! - per node `i`: `ip rule pref 20000+i fwmark 0x10000+i lookup 20000+i`
 //!   and, in that table, `default via NODE-IP dev n<i> onlink`;
-//! - per frontend IP: `FRONTEND/32 dev lb0` in the main table, a dummy
-//!   device that discards what no rule took, so the fabric answers ARP for
-//!   the frontend (proxy ARP needs a route through another device) and
-//!   never sends an unmarked packet anywhere;
+//! - per frontend IP: `FRONTEND/32 dev lb0` in the main table, a veth
+//!   whose peer stays down (a discard device; kernels without the `dummy`
+//!   link type have veth), so the fabric answers ARP for the frontend
+//!   (proxy ARP needs a route through another device) and never sends an
+//!   unmarked packet anywhere (those are dropped before routing anyway);
 //! - the probe source, [`super::PROBE_SOURCE`], on the fabric's loopback.
 
 use std::collections::BTreeSet;
@@ -20,8 +21,9 @@ use crate::ip;
 use crate::state::LabState;
 use crate::topology::node_port;
 
-/// The dummy device frontend IPs route to.
+/// The discard device frontend IPs route to, and its peer (kept down).
 pub const LB_DEV: &str = "lb0";
+pub const LB_SINK: &str = "lb0-sink";
 /// Rule preference and table of node `i`: `TABLE_BASE + i`.
 pub const TABLE_BASE: u32 = 20000;
 const TABLE_END: u32 = 30000;
@@ -43,7 +45,9 @@ pub fn lines(
 ) -> Vec<String> {
     let mut out = vec![];
     if !base_present.0 {
-        out.push(format!("link add name {LB_DEV} type dummy"));
+        out.push(format!(
+            "link add name {LB_DEV} type veth peer name {LB_SINK}"
+        ));
         out.push(format!("link set dev {LB_DEV} up"));
     }
     if !base_present.1 {
@@ -152,7 +156,7 @@ mod tests {
             (false, false),
         );
         assert!(
-            l.contains(&"link add name lb0 type dummy".to_string()),
+            l.contains(&"link add name lb0 type veth peer name lb0-sink".to_string()),
             "{l:?}"
         );
         assert!(l.contains(&"addr add 168.63.129.16/32 dev lo".to_string()));
