@@ -13,10 +13,17 @@ pub enum Kind {
     PodToVnetVm,
     VnetVmToPod,
     PodToInternet,
+    /// The internet host to a Service's load-balancer frontend (issue 13;
+    /// expected per Service: [`crate::lb::check`]).
+    #[serde(rename = "internet-to-loadbalancer")]
+    InternetToLoadBalancer,
+    /// The VNet VM to an internal load balancer's frontend.
+    #[serde(rename = "vm-to-internal-loadbalancer")]
+    VmToInternalLoadBalancer,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::PodToPodSameNode,
         Kind::PodToPodCrossNode,
         Kind::PodToNode,
@@ -24,6 +31,8 @@ impl Kind {
         Kind::PodToVnetVm,
         Kind::VnetVmToPod,
         Kind::PodToInternet,
+        Kind::InternetToLoadBalancer,
+        Kind::VmToInternalLoadBalancer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +44,8 @@ impl Kind {
             Kind::PodToVnetVm => "pod-to-vnet-vm",
             Kind::VnetVmToPod => "vnet-vm-to-pod",
             Kind::PodToInternet => "pod-to-internet",
+            Kind::InternetToLoadBalancer => "internet-to-loadbalancer",
+            Kind::VmToInternalLoadBalancer => "vm-to-internal-loadbalancer",
         }
     }
 }
@@ -80,6 +91,10 @@ pub fn expected(plugin: NetworkPlugin, kind: Kind) -> (bool, Option<Seen>) {
         }
         // SNAT to the node IP, then the fabric's outbound SNAT.
         PodToInternet => (true, Some(Seen::Public)),
+        // What the Service says (its policy, endpoints, source ranges,
+        // internal or not): crate::lb::check::expected. With endpoints and
+        // `Cluster`, a node's address.
+        InternetToLoadBalancer | VmToInternalLoadBalancer => (true, Some(Seen::Node)),
     }
 }
 
@@ -111,7 +126,7 @@ mod tests {
     #[test]
     fn design_matrix() {
         use NetworkPlugin::*;
-        let row = |p| Kind::ALL.map(|k| expected(p, k));
+        let row = |p| Kind::ALL[..7].iter().map(|k| expected(p, *k)).collect::<Vec<_>>();
         let pod = Some(Seen::Pod);
         let node = Some(Seen::Node);
         let public = Some(Seen::Public);

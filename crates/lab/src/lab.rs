@@ -400,7 +400,10 @@ pub fn check(dir: &LabDir) -> Result<CheckReport> {
         }
     }
     let snap = settle(dir, &state, SETTLE)?;
-    Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
+    let mut report = check::run(&state, &snap, fabric::udr_entries(&state));
+    // The load balancer's kinds, as each Service says (issue 13).
+    report.results.extend(crate::lb::check::run(dir, &state)?);
+    Ok(report)
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -24,6 +24,7 @@
 //! [`LbStatus`] in `lb.json` of the lab directory and programs the fabric.
 
 pub mod alloc;
+pub mod check;
 pub mod controller;
 pub mod nft;
 pub mod prober;
