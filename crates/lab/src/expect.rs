@@ -126,7 +126,12 @@ mod tests {
     #[test]
     fn design_matrix() {
         use NetworkPlugin::*;
-        let row = |p| Kind::ALL[..7].iter().map(|k| expected(p, *k)).collect::<Vec<_>>();
+        let row = |p| {
+            Kind::ALL[..7]
+                .iter()
+                .map(|k| expected(p, *k))
+                .collect::<Vec<_>>()
+        };
         let pod = Some(Seen::Pod);
         let node = Some(Seen::Node);
         let public = Some(Seen::Public);

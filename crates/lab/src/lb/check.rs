@@ -92,7 +92,9 @@ pub fn pairs(state: &LabState, k8s: &K8sState, lb: &LbStatus) -> Vec<LbPair> {
     for svc in lb_services(k8s) {
         let id = service_id(svc);
         let Some(f) = lb.frontend(&id) else { continue };
-        let Some(rule) = f.rules.first() else { continue };
+        let Some(rule) = f.rules.first() else {
+            continue;
+        };
         let eps = ready(k8s, svc);
         let pods: BTreeSet<String> = eps
             .iter()
