@@ -70,7 +70,7 @@ fn fits(state: &LabState, snap: &Snapshot, internal: bool, ip: Ipv4Addr) -> Resu
         let size = cidr::size(&a.node_subnet);
         let first = cidr::nth_addr(&a.node_subnet, 4);
         let last = cidr::nth_addr(&a.node_subnet, size.saturating_sub(2));
-        let inside = cidr::contains_addr(&ipnet::Ipv4Net::from(a.node_subnet), ip)
+        let inside = cidr::contains_addr(&a.node_subnet, ip)
             && first.is_some_and(|f| ip >= f)
             && last.is_some_and(|l| ip <= l);
         if !inside {
