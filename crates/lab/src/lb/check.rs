@@ -156,9 +156,20 @@ pub fn pairs(state: &LabState, k8s: &K8sState, lb: &LbStatus) -> Vec<LbPair> {
     out
 }
 
+/// A kubenet node's `cbr0` address (the first of its /24): what a pod sees
+/// when its own node masquerades a flow to it (`Cluster` policy, the flow
+/// taken by the pod's node), as kube-proxy does on AKS kubenet.
+fn bridge(state: &LabState, ip: Ipv4Addr) -> Option<Seen> {
+    let kubenet = state.network.network_plugin == aksnet_core::spec::NetworkPlugin::Kubenet;
+    let pods = state.network.effective_pod_cidr()?;
+    // Node blocks are /24s (`aksnet_cluster::claims::block::BLOCK_PREFIX`).
+    let first_of_block = ip.octets()[3] == 1;
+    (kubenet && pods.contains(&ip) && first_of_block).then_some(Seen::Node)
+}
+
 /// Compares one outcome with the pair's expectation.
 pub fn judge(state: &LabState, p: &LbPair, o: &probe::Outcome) -> CheckResult {
-    let seen = o.source.and_then(|ip| classify(state, ip));
+    let seen = o.source.and_then(|ip| classify(state, ip).or_else(|| bridge(state, ip)));
     let by_backend = o.label.as_ref().is_some_and(|l| p.pods.contains(l));
     let mut note = p.note.clone();
     if o.reachable && !by_backend {
@@ -285,6 +296,11 @@ mod tests {
         };
         let r = judge(&st, &ps[2], &reached);
         assert!(!r.matches);
+        // kubenet: the pod's own node masquerades to its cbr0 address.
+        assert_eq!(bridge(&st, "10.244.1.1".parse().unwrap()), Some(Seen::Node));
+        assert_eq!(bridge(&st, "10.244.1.7".parse().unwrap()), None);
+        let azure = sample_state("azure", None, 2, 1);
+        assert_eq!(bridge(&azure, "10.244.1.1".parse().unwrap()), None);
         assert_eq!(
             serde_json::to_value(&r).unwrap()["kind"],
             "internet-to-loadbalancer"
