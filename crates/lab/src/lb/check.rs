@@ -169,7 +169,9 @@ fn bridge(state: &LabState, ip: Ipv4Addr) -> Option<Seen> {
 
 /// Compares one outcome with the pair's expectation.
 pub fn judge(state: &LabState, p: &LbPair, o: &probe::Outcome) -> CheckResult {
-    let seen = o.source.and_then(|ip| classify(state, ip).or_else(|| bridge(state, ip)));
+    let seen = o
+        .source
+        .and_then(|ip| classify(state, ip).or_else(|| bridge(state, ip)));
     let by_backend = o.label.as_ref().is_some_and(|l| p.pods.contains(l));
     let mut note = p.note.clone();
     if o.reachable && !by_backend {
