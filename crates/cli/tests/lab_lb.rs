@@ -268,7 +268,7 @@ fn public_internal_local_cluster_source_ranges_and_freed_frontends() {
     assert!(o.status.success(), "{}", text(&o));
 
     // Frontends: public ones from 203.0.113.150 up, the internal one from
-    // the top of the node subnet.
+    // the node subnet, after the nodes' .4 and .5.
     let start = Instant::now();
     while lab.ingress("web-ranged").is_none() || lab.ingress("web-internal").is_none() {
         assert!(start.elapsed() < Duration::from_secs(15), "no ingress");
@@ -283,7 +283,7 @@ fn public_internal_local_cluster_source_ranges_and_freed_frontends() {
         "{public:?}"
     );
     assert_eq!(public.len(), 3);
-    assert_eq!(lab.ingress("web-internal").unwrap(), "10.224.255.254");
+    assert_eq!(lab.ingress("web-internal").unwrap(), "10.224.0.6");
 
     // The pools: Cluster probes the NodePort (every node up), Local the
     // healthCheckNodePort (only node-1, which has the endpoint).
@@ -354,6 +354,22 @@ fn public_internal_local_cluster_source_ranges_and_freed_frontends() {
         .collect();
     assert_eq!(lb.len(), 5, "{lb:?}");
     assert!(lb.iter().all(|x| x["matches"] == true), "{lb:?}");
+
+    // A new node skips the internal frontend's address, and joins every
+    // pool (Cluster: its NodePort probe passes).
+    let o = lab.run(&["lab", "add-node"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let st = lab.status();
+    let node3 = st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "node-3")
+        .unwrap()
+        .clone();
+    assert_eq!(node3["ip"], "10.224.0.7", "{node3}");
+    lab.settle("default/web-cluster", &["node-1", "node-2", "node-3"]);
+    lab.settle("default/web-local", &["node-1"]);
 
     // Deleting a Service frees its frontend: the next Service gets it.
     let ranged = lab.ingress("web-ranged").unwrap();

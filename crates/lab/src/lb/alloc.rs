@@ -4,8 +4,9 @@
 //!   internet network (the outbound public IP is `.100`, the internet host
 //!   `.10`), as AKS takes a new public IP resource per Service;
 //! - internal (`azure-load-balancer-internal: "true"`): a free address of
-//!   the node subnet, from the top down (nodes and Azure CNI pods take
-//!   theirs from the bottom);
+//!   the node subnet from the bottom up, beside the nodes' (Azure CNI pod
+//!   pools grow from the top down, so they stay clear of both; a new lab
+//!   node skips the frontends, `crate::nodes`);
 //! - `spec.loadBalancerIP` (or the `azure-load-balancer-ipv4` annotation)
 //!   asks for one address, which must be inside the right range and free.
 //!
@@ -158,7 +159,6 @@ pub fn assign(
             let n = &state.addressing.node_subnet;
             let used = used_private(state, snap);
             (4..cidr::size(n).saturating_sub(1))
-                .rev()
                 .filter_map(|i| cidr::nth_addr(n, i))
                 .find(|ip| !used.contains(ip) && !taken.contains(ip))
         } else {
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(ips["shop/a"].to_string(), "203.0.113.150");
         assert_eq!(ips["shop/held"].to_string(), "203.0.113.160", "kept");
         assert_eq!(ips["shop/fixed"].to_string(), "203.0.113.170");
-        assert_eq!(ips["shop/int"].to_string(), "10.224.255.254");
+        assert_eq!(ips["shop/int"].to_string(), "10.224.0.6", "after the nodes");
         let why: BTreeMap<&str, &str> = pending
             .iter()
             .map(|p| (p.service.as_str(), p.reason.as_str()))
