@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod conflist;
 pub mod error;
+pub mod healthcheck;
 pub mod http;
 pub mod ipam_disk;
 pub mod kernel;

@@ -20,10 +20,17 @@ pub enum Kind {
     InternetToApiserver,
     /// A node to the API server (through the outbound public IP).
     NodeToApiserver,
+    /// The internet host to a Service's load-balancer frontend (issue 13;
+    /// expected per Service: [`crate::lb::check`]).
+    #[serde(rename = "internet-to-loadbalancer")]
+    InternetToLoadBalancer,
+    /// The VNet VM to an internal load balancer's frontend.
+    #[serde(rename = "vm-to-internal-loadbalancer")]
+    VmToInternalLoadBalancer,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::PodToPodSameNode,
         Kind::PodToPodCrossNode,
         Kind::PodToNode,
@@ -34,6 +41,8 @@ impl Kind {
         Kind::PodToServiceByName,
         Kind::InternetToApiserver,
         Kind::NodeToApiserver,
+        Kind::InternetToLoadBalancer,
+        Kind::VmToInternalLoadBalancer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +57,8 @@ impl Kind {
             Kind::PodToServiceByName => "pod-to-service-by-name",
             Kind::InternetToApiserver => "internet-to-apiserver",
             Kind::NodeToApiserver => "node-to-apiserver",
+            Kind::InternetToLoadBalancer => "internet-to-loadbalancer",
+            Kind::VmToInternalLoadBalancer => "vm-to-internal-loadbalancer",
         }
     }
 }
@@ -104,6 +115,10 @@ pub fn expected(plugin: NetworkPlugin, kind: Kind) -> (bool, Option<Seen>) {
         InternetToApiserver => (true, Some(Seen::Internet)),
         // AKS always authorizes the cluster's outbound IP.
         NodeToApiserver => (true, Some(Seen::Public)),
+        // What the Service says (its policy, endpoints, source ranges,
+        // internal or not): crate::lb::check::expected. With endpoints and
+        // `Cluster`, a node's address.
+        InternetToLoadBalancer | VmToInternalLoadBalancer => (true, Some(Seen::Node)),
     }
 }
 
@@ -135,7 +150,12 @@ mod tests {
     #[test]
     fn design_matrix() {
         use NetworkPlugin::*;
-        let row = |p| Kind::ALL.map(|k| expected(p, k));
+        let row = |p| {
+            Kind::ALL[..7]
+                .iter()
+                .map(|k| expected(p, *k))
+                .collect::<Vec<_>>()
+        };
         let pod = Some(Seen::Pod);
         let node = Some(Seen::Node);
         let public = Some(Seen::Public);

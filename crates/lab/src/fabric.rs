@@ -197,6 +197,12 @@ pub const NFT_TABLE: &str = "aksnet_lab";
 /// }
 /// ```
 pub fn desired_nft(state: &LabState) -> Table {
+    desired_nft_with(state, &crate::lb::LbStatus::default())
+}
+
+/// [`desired_nft`] with the load balancer's frontends, rules and healthy
+/// members ([`crate::lb::nft`]).
+pub fn desired_nft_with(state: &LabState, lb: &crate::lb::LbStatus) -> Table {
     let vnet = virtual_network(state);
     let (nsg_in, nsg_out) = nsg::chains(&state.nsg, &vnet);
     let mut t = Table::new(Family::Ip, NFT_TABLE);
@@ -247,6 +253,7 @@ pub fn desired_nft(state: &LabState) -> Table {
         ),
     );
     crate::apiserver::add_to_table(state, &mut t);
+    crate::lb::nft::extend(&mut t, &lb.frontends);
     t
 }
 
@@ -254,6 +261,16 @@ pub fn desired_nft(state: &LabState) -> Table {
 /// left alone when it matches (a repeated `lab up` step, a restart),
 /// replaced in one transaction when it does not.
 pub fn apply_nft(state: &LabState) -> Result<()> {
+    // With the load balancer's last status, under the lock its controller
+    // programs the same table with.
+    let dir = LabDir::new(&state.name)?;
+    let _lock = Lock::take(&dir.path.join("fabric.lock"))?;
+    let lb = crate::lb::LbStatus::load(&dir).unwrap_or_default();
+    apply_nft_locked(state, &lb)
+}
+
+/// [`apply_nft`] for a caller holding the fabric's lock, with `lb`.
+pub fn apply_nft_locked(state: &LabState, lb: &crate::lb::LbStatus) -> Result<()> {
     let ns = state.names().fabric();
     let nerr = |source| LabError::Nft {
         ns: ns.clone(),
@@ -263,7 +280,7 @@ pub fn apply_nft(state: &LabState) -> Result<()> {
         path: netns_path(&ns),
         source,
     })?;
-    let want = desired_nft(state);
+    let want = desired_nft_with(state, lb);
     let outcome = Owner::new(want.id())
         .sync(&mut driver, &want)
         .map_err(nerr)?;

@@ -232,6 +232,12 @@ pub fn sync(dir: &LabDir, state: &LabState) -> Result<crate::routes::Desired> {
 /// The fabric controller (Azure's route programming): keeps the fabric's
 /// route tables equal to the store until the lab is gone.
 pub fn run_controller(dir: &LabDir) -> Result<()> {
+    // The load balancer (frontends, probes, rules) beside the routes.
+    let lb_dir = dir.clone();
+    std::thread::Builder::new()
+        .name("load-balancer".into())
+        .spawn(move || crate::lb::controller::run(&lb_dir))
+        .map_err(|e| LabError::Invalid(format!("load balancer thread: {e}")))?;
     let mut last_rev = -1;
     let mut last_nodes: Vec<(String, Ipv4Addr)> = vec![];
     loop {
@@ -391,7 +397,10 @@ pub fn check(dir: &LabDir) -> Result<CheckReport> {
     // A dead agent is said at once (not after the settle timeout), with
     // what to run.
     let (state, snap) = ready_and_settled(dir)?;
-    Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
+    let mut report = check::run(&state, &snap, fabric::udr_entries(&state));
+    // The load balancer's kinds, as each Service says (issue 13).
+    report.results.extend(crate::lb::check::run(dir, &state)?);
+    Ok(report)
 }
 
 /// `lab check --policy`: the pod × pod × port matrix, probed and expected.
@@ -481,6 +490,8 @@ pub struct Status {
     pub directory: PathBuf,
     /// Records of the cluster store that cannot be read.
     pub store_problems: Vec<aksnet_cluster::Problem>,
+    /// The load balancer: frontends, rules, pool members and their probes.
+    pub load_balancer: crate::lb::LbStatus,
 }
 
 /// The API server endpoint in `lab status`.
@@ -632,6 +643,7 @@ pub fn status(dir: &LabDir) -> Result<Status> {
         nsg_rules: state.nsg.len(),
         directory: dir.path.clone(),
         store_problems: snap.problems.clone(),
+        load_balancer: crate::lb::LbStatus::load(dir).unwrap_or_default(),
     })
 }
 

@@ -25,6 +25,7 @@ pub mod fabric;
 pub mod ip;
 pub mod kubelet;
 pub mod lab;
+pub mod lb;
 pub mod netns;
 pub mod nodes;
 pub mod nsg;

@@ -106,6 +106,11 @@ fn used_ips(state: &LabState, snap: &Snapshot) -> BTreeSet<Ipv4Addr> {
     let mut used: BTreeSet<Ipv4Addr> = state.nodes.iter().map(|n| n.ip).collect();
     used.extend(snap.ips.keys().copied());
     used.insert(state.addressing.vm_ip);
+    // Internal load-balancer frontends live in the node subnet too.
+    if let Ok(dir) = LabDir::new(&state.name) {
+        let lb = crate::lb::LbStatus::load(&dir).unwrap_or_default();
+        used.extend(lb.frontends.iter().map(|f| f.ip));
+    }
     used
 }
 

@@ -169,6 +169,7 @@ fn model(kind: Kind, nodes: usize) -> Model {
         route_table_limit: route_table_limit as u32,
         nsg_rules: 2,
         nodes: boxes,
+        load_balancer: vec![],
     }
 }
 

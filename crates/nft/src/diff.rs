@@ -181,7 +181,29 @@ pub fn diff(old: &Table, new: &Table) -> Batch {
             chain: n.clone(),
         });
     }
-    // 3. Deletions, and what is recreated.
+    // 3. Elements that go from kept sets, before any chain is deleted: a
+    //    verdict-map element may jump to a chain that goes (the kernel
+    //    refuses to delete a chain an element still names).
+    for (n, s) in &new.sets {
+        let Some(o) = old.sets.get(n) else { continue };
+        if recreated_sets.contains(n) {
+            continue;
+        }
+        let gone: Vec<_> = o
+            .elements
+            .iter()
+            .filter(|(k, e)| s.elements.get(*k) != Some(*e))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !gone.is_empty() {
+            b.push(Command::DeleteElements {
+                table: id.clone(),
+                set: n.clone(),
+                keys: gone,
+            });
+        }
+    }
+    // 4. Deletions, and what is recreated.
     for n in recreated_chains.iter().chain(vanished_chains.iter()) {
         b.push(Command::DeleteChain {
             table: id.clone(),
@@ -202,31 +224,18 @@ pub fn diff(old: &Table, new: &Table) -> Batch {
         add_set(&mut b, &id, n, &new.sets[*n]);
         add_elements(&mut b, &id, n, &new.sets[*n]);
     }
-    // 4. Elements of kept sets: removed (or changed) keys out, new ones in.
+    // 5. New (or changed) elements of kept sets.
     for (n, s) in &new.sets {
         let Some(o) = old.sets.get(n) else { continue };
         if recreated_sets.contains(n) {
             continue;
         }
-        let gone: Vec<_> = o
-            .elements
-            .iter()
-            .filter(|(k, e)| s.elements.get(*k) != Some(*e))
-            .map(|(k, _)| k.clone())
-            .collect();
         let added: Vec<_> = s
             .elements
             .iter()
             .filter(|(k, e)| o.elements.get(*k) != Some(*e))
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        if !gone.is_empty() {
-            b.push(Command::DeleteElements {
-                table: id.clone(),
-                set: n.clone(),
-                keys: gone,
-            });
-        }
         if !added.is_empty() {
             b.push(Command::CreateElements {
                 table: id.clone(),
@@ -235,7 +244,7 @@ pub fn diff(old: &Table, new: &Table) -> Batch {
             });
         }
     }
-    // 5. Rules of new, rewritten and recreated chains.
+    // 6. Rules of new, rewritten and recreated chains.
     for (n, c) in &new.chains {
         if !old.chains.contains_key(n) || rewritten.contains(n) {
             add_rules(&mut b, &id, n, c);
@@ -281,6 +290,31 @@ mod tests {
             ])]),
         );
         t
+    }
+
+    #[test]
+    fn a_map_element_goes_before_the_chain_it_names() {
+        use crate::model::{ElemData, Element};
+        let with = |chains: &[&str]| {
+            let mut t = Table::new(Family::Ip, "t");
+            let mut m = Set::vmap(vec![KeyType::InetService]);
+            for (i, c) in chains.iter().enumerate() {
+                m.insert(
+                    Value::Port(80 + i as u16),
+                    Element {
+                        data: Some(ElemData::Verdict(crate::expr::Verdict::Goto(c.to_string()))),
+                        ..Element::default()
+                    },
+                );
+                t.chain(c, Chain::regular(vec![Rule::new([accept()])]));
+            }
+            t.set("ports", m);
+            t
+        };
+        let text = diff(&with(&["a", "b"]), &with(&["a"])).to_string();
+        let element = text.find("delete element ip t ports").unwrap();
+        let chain = text.find("delete chain ip t b").unwrap();
+        assert!(element < chain, "{text}");
     }
 
     #[test]

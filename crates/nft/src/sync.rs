@@ -30,27 +30,8 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
             chain: c.name.clone(),
         });
     }
-    for c in &l.chains {
-        let keep = desired
-            .chains
-            .get(&c.name)
-            .is_some_and(|d| match (&c.base, &d.base) {
-                (None, None) => true,
-                (Some(a), Some(b)) => {
-                    a.kind == b.kind
-                        && a.hook == b.hook
-                        && a.priority == b.priority
-                        && a.device == b.device
-                }
-                _ => false,
-            });
-        if !keep {
-            b.push(Command::DeleteChain {
-                table: id.clone(),
-                chain: c.name.clone(),
-            });
-        }
-    }
+    // Sets before chains: a verdict map's elements may name a chain that
+    // goes (the kernel refuses to delete a chain an element still names).
     let mut kept_sets = BTreeSet::new();
     for s in &l.sets {
         let keep = match (&s.set, desired.sets.get(&s.name)) {
@@ -75,6 +56,27 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
                 table: id.clone(),
                 set: s.name.clone(),
                 map: s.map,
+            });
+        }
+    }
+    for c in &l.chains {
+        let keep = desired
+            .chains
+            .get(&c.name)
+            .is_some_and(|d| match (&c.base, &d.base) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    a.kind == b.kind
+                        && a.hook == b.hook
+                        && a.priority == b.priority
+                        && a.device == b.device
+                }
+                _ => false,
+            });
+        if !keep {
+            b.push(Command::DeleteChain {
+                table: id.clone(),
+                chain: c.name.clone(),
             });
         }
     }
@@ -327,6 +329,35 @@ mod tests {
             Synced::Applied(_)
         ));
         assert_eq!(f.table(third.id()).unwrap(), b);
+    }
+
+    #[test]
+    fn a_replace_empties_maps_before_it_deletes_the_chains_they_name() {
+        use crate::model::{ElemData, Element};
+        let mut f = Fake::new();
+        let with = |chains: &[&str]| {
+            let mut t = desired(&[], "10.224.0.4");
+            let mut m = Set::vmap(vec![KeyType::InetService]);
+            for (i, c) in chains.iter().enumerate() {
+                m.insert(
+                    Value::Port(80 + u16::try_from(i).unwrap()),
+                    Element {
+                        data: Some(ElemData::Verdict(crate::expr::Verdict::Goto(c.to_string()))),
+                        ..Element::default()
+                    },
+                );
+                t.chain(c, Chain::regular(vec![Rule::new([accept()])]));
+            }
+            t.set("ports", m);
+            t
+        };
+        let a = with(&["a", "b"]);
+        Owner::new(a.id()).sync(&mut f, &a).unwrap();
+        let listing = crate::Driver::list(&mut f, &a.id()).unwrap();
+        let text = replace(&with(&["a"]), listing.as_ref()).to_string();
+        let flush = text.find("flush map ip own ports").unwrap();
+        let chain = text.find("delete chain ip own b").unwrap();
+        assert!(flush < chain, "{text}");
     }
 
     #[test]

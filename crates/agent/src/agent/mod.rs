@@ -99,6 +99,9 @@ pub struct Agent {
     ranges: Option<PodRanges>,
     /// Fed after every pass of [`Agent::run`] when set.
     metrics: Option<Arc<Metrics>>,
+    /// The `healthCheckNodePort` servers, kept by the Services controller
+    /// when set.
+    health: Option<crate::healthcheck::HealthServer>,
 }
 
 impl Agent {
@@ -143,6 +146,7 @@ impl Agent {
             snat_checked: None,
             ranges: None,
             metrics: None,
+            health: None,
         };
         agent.register()?;
         Ok(agent)
@@ -174,6 +178,12 @@ impl Agent {
     /// Metrics that every pass of [`Agent::run`] feeds.
     pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
         self.metrics = Some(metrics);
+    }
+
+    /// Serves the `healthCheckNodePort`s of the node's Services (kept by
+    /// every pass's Services controller).
+    pub fn set_health_server(&mut self, server: crate::healthcheck::HealthServer) {
+        self.health = Some(server);
     }
 
     /// Runs one reconcile and records it in the metrics, if any.

@@ -154,6 +154,12 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, "serving /metrics and /healthz");
         agent.set_metrics(metrics);
     }
+    // kube-proxy's healthCheckNodePort servers, on the node's address in
+    // the managed namespace (the load balancer's probes ask them).
+    agent.set_health_server(aksnet_agent::healthcheck::HealthServer::new(
+        std::net::IpAddr::V4(args.node_ip),
+        args.netns.clone(),
+    )?);
     tracing::info!(node = %args.node, "agent started");
     match agent.run(stop) {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -287,7 +287,21 @@ impl FabricBand {
             self.route_w.min(avail),
             avail,
         );
-        let bottom = routes_bottom.max(nsg_bottom).max(y0 + 40.0);
+        // The load balancer in its place: frontends, rules, members.
+        let mut lb_bottom = y0;
+        if !m.load_balancer.is_empty() {
+            let mut t = d.lines(fabric, lb_x, y0, LB_SLOT_W);
+            t.line(SECTION, "Load balancer (Standard)");
+            for f in &m.load_balancer {
+                t.line(BODY, &f.frontend);
+                t.line(BODY, &f.service);
+                for r in &f.rules {
+                    t.line(BODY, r);
+                }
+            }
+            lb_bottom = t.top;
+        }
+        let bottom = routes_bottom.max(nsg_bottom).max(lb_bottom).max(y0 + 40.0);
         let h = (bottom + 8.0 - y).ceil();
         d.shapes[fabric].rect.h = h;
         (y + h, Rect::new(lb_x, y0, LB_SLOT_W, bottom - y0))
@@ -498,9 +512,14 @@ pub fn layout(m: &Model) -> Layout {
         shapes: d.shapes,
         labels: d.labels,
         wires: d.wires,
-        reserved: vec![Reserved {
-            purpose: "load balancer",
-            rect: lb,
-        }],
+        // The load balancer's place is reserved while it has nothing to show.
+        reserved: if m.load_balancer.is_empty() {
+            vec![Reserved {
+                purpose: "load balancer",
+                rect: lb,
+            }]
+        } else {
+            vec![]
+        },
     }
 }

@@ -55,6 +55,56 @@ pub struct Model {
     pub route_table_limit: u32,
     pub nsg_rules: usize,
     pub nodes: Vec<NodeBox>,
+    /// The load balancer's frontends (none: its place stays empty).
+    pub load_balancer: Vec<LbBox>,
+}
+
+/// One load-balancer frontend as the diagram shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LbBox {
+    /// `203.0.113.150 public` / `10.224.255.254 internal`.
+    pub frontend: String,
+    /// `default/web (Local)`.
+    pub service: String,
+    /// Per rule: `TCP 80 → node-1 ✓ node-2 ✗`.
+    pub rules: Vec<String>,
+}
+
+impl LbBox {
+    pub fn of(lb: &crate::lb::LbStatus) -> Vec<LbBox> {
+        lb.frontends
+            .iter()
+            .map(|f| LbBox {
+                frontend: format!(
+                    "{} {}",
+                    f.ip,
+                    if f.internal { "internal" } else { "public" }
+                ),
+                service: format!("{} ({})", f.service, f.external_traffic_policy),
+                rules: f
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        let healthy = r.healthy();
+                        let members: Vec<String> = r
+                            .pool
+                            .iter()
+                            .map(|m| {
+                                let up = healthy.iter().any(|h| h.node == m.node);
+                                format!("{} {}", m.node, if up { "✓" } else { "✗" })
+                            })
+                            .collect();
+                        format!(
+                            "{} {} → {}",
+                            r.protocol.as_str().to_uppercase(),
+                            r.port,
+                            members.join(" ")
+                        )
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 impl Model {
@@ -137,7 +187,14 @@ impl Model {
                         .collect(),
                 })
                 .collect(),
+            load_balancer: vec![],
         }
+    }
+
+    /// The same model with the load balancer's frontends drawn.
+    pub fn with_load_balancer(mut self, lb: &crate::lb::LbStatus) -> Self {
+        self.load_balancer = LbBox::of(lb);
+        self
     }
 }
 
@@ -236,5 +293,37 @@ mod tests {
         let mut st = sample_state("overlay", None, 1, 1);
         st.network.pod_subnet_cidr = Some("10.226.0.0/16".parse().unwrap());
         assert_eq!(Model::new(&st, &Snapshot::default()).pod_subnet, None);
+    }
+
+    #[test]
+    fn the_load_balancer_is_drawn_in_its_place_with_members_and_probes() {
+        use crate::lb::tests::{k8s, lb_svc};
+        let st = sample_state("kubenet", None, 2, 1);
+        let k = k8s(&[lb_svc("web", "Local", serde_json::json!({}))]);
+        let ips = std::collections::BTreeMap::from([(
+            "shop/web".to_string(),
+            "203.0.113.150".parse().unwrap(),
+        )]);
+        let mut lb = crate::lb::LbStatus {
+            frontends: crate::lb::plan(&st, &k, &ips, &Default::default()),
+            pending: vec![],
+        };
+        for r in &mut lb.frontends[0].rules {
+            r.pool[0].probe.record(true, "200".into(), 2, 1);
+        }
+        let empty = crate::diagram::layout::layout(&Model::new(&st, &Snapshot::default()));
+        assert_eq!(
+            empty.reserved.len(),
+            1,
+            "an empty place while there is no frontend"
+        );
+        let m = Model::new(&st, &Snapshot::default()).with_load_balancer(&lb);
+        let l = crate::diagram::layout::layout(&m);
+        assert!(l.reserved.is_empty());
+        let t = texts(&render(&m)).join("\n");
+        assert!(t.contains("Load balancer (Standard)"), "{t}");
+        assert!(t.contains("203.0.113.150 public"), "{t}");
+        assert!(t.contains("shop/web (Local)"), "{t}");
+        assert!(t.contains("TCP 80 → node-1 ✓ node-2 ✗"), "{t}");
     }
 }

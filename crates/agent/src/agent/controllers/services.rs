@@ -103,6 +103,9 @@ impl Controller for Services {
         let k8s = read(agent)?;
         let input = input(agent, &k8s);
         let want = services::desired(&input);
+        if let Some(h) = agent.health.as_mut() {
+            h.set(&crate::healthcheck::desired(&input));
+        }
         let recheck = self.checked.is_none_or(|at| at.elapsed() >= RECHECK);
         if recheck {
             self.owner.forget();

@@ -404,7 +404,10 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             let d = dir(&name)?;
             let state = d.load()?;
             let snap = store::snapshot(&d).unwrap_or_default();
-            let svg = diagram::render(&diagram::Model::new(&state, &snap));
+            let svg = diagram::render(
+                &diagram::Model::new(&state, &snap)
+                    .with_load_balancer(&aksnet_lab::lb::LbStatus::load(&d).unwrap_or_default()),
+            );
             match output {
                 Some(p) => {
                     std::fs::write(&p, svg).with_context(|| p.display().to_string())?;

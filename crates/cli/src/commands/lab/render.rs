@@ -162,6 +162,82 @@ pub fn status(s: &Status) -> String {
         ]);
     }
     let _ = writeln!(out, "\n{t}");
+    out.push_str(&load_balancer(&s.load_balancer));
+    out
+}
+
+/// The load balancer's frontends, rules and pool members with their
+/// probe state (nothing when no Service is of type LoadBalancer).
+pub fn load_balancer(lb: &aksnet_lab::lb::LbStatus) -> String {
+    let mut out = String::new();
+    if lb.frontends.is_empty() && lb.pending.is_empty() {
+        return out;
+    }
+    let mut t = table();
+    t.set_header(vec![
+        "frontend",
+        "service",
+        "rule",
+        "probe",
+        "member",
+        "state",
+        "last probe",
+    ]);
+    for f in &lb.frontends {
+        let front = format!(
+            "{} ({}{})",
+            f.ip,
+            if f.internal { "internal" } else { "public" },
+            if f.source_ranges.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; from {}",
+                    f.source_ranges
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        for r in &f.rules {
+            for m in &r.pool {
+                let (state, last) = match &r.probe {
+                    None => ("up (no probe)".to_string(), "-".to_string()),
+                    Some(_) => (
+                        m.probe.as_str().to_string(),
+                        match (&m.probe.last_result, m.probe.consecutive_failures) {
+                            (Some(r), 0) => r.clone(),
+                            (Some(r), n) => format!("{r} ({n} failed)"),
+                            (None, _) => "-".into(),
+                        },
+                    ),
+                };
+                t.add_row(vec![
+                    front.clone(),
+                    format!("{} ({})", f.service, f.external_traffic_policy),
+                    format!("{} {}", r.protocol.as_str(), r.port),
+                    r.probe
+                        .as_ref()
+                        .map(|p| p.label())
+                        .unwrap_or_else(|| "-".into()),
+                    format!("{} {}", m.node, m.ip),
+                    state,
+                    last,
+                ]);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nload balancer (probes every {} s, down after {} failures):\n{t}",
+        aksnet_lab::lb::PROBE_INTERVAL.as_secs(),
+        aksnet_lab::lb::PROBE_THRESHOLD
+    );
+    for p in &lb.pending {
+        let _ = writeln!(out, "{}: no frontend ({})", p.service, p.reason);
+    }
     out
 }
 
