@@ -18,6 +18,7 @@ use super::{Controller, Pass, Programmed};
 use crate::agent::Agent;
 use crate::error::AgentError;
 use crate::services::{self, PortInput, ServicesInput};
+use crate::stale_udp::UdpFrontends;
 
 /// How often the table is read back from the kernel (someone may have
 /// flushed the ruleset); between reads the owner trusts what it applied. A
@@ -28,6 +29,10 @@ const RECHECK: Duration = Duration::from_secs(30);
 pub struct Services {
     owner: Owner,
     checked: Option<Instant>,
+    /// The UDP frontends at the last conntrack sweep (`None` before the
+    /// first: a started agent sweeps once, cleaning what changed while it
+    /// was down).
+    swept: Option<UdpFrontends>,
 }
 
 impl Default for Services {
@@ -35,6 +40,40 @@ impl Default for Services {
         Services {
             owner: Owner::new(services::table_id()),
             checked: None,
+            swept: None,
+        }
+    }
+}
+
+impl Services {
+    /// Deletes the UDP conntrack entries still translated to endpoints the
+    /// table no longer has, when the UDP frontends changed since the last
+    /// sweep. After the table is written: a flow deleted earlier could be
+    /// re-created by a packet still seeing the old rules.
+    fn sweep_udp(&mut self, agent: &mut Agent, now: UdpFrontends) {
+        if self.swept.as_ref() == Some(&now) {
+            return;
+        }
+        let select = match &self.swept {
+            Some(before) => now.with_gone(before),
+            None => now.clone(),
+        };
+        if select.is_empty() {
+            self.swept = Some(now);
+            return;
+        }
+        match agent.kernel.flush_conntrack(&|f| select.is_stale(f)) {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(
+                        deleted = n,
+                        "stale UDP conntrack entries of Services deleted"
+                    );
+                }
+                self.swept = Some(now);
+            }
+            // Tried again next pass: `swept` is left as it was.
+            Err(e) => tracing::warn!(error = %e, "cannot delete stale UDP conntrack entries"),
         }
     }
 }
@@ -112,6 +151,7 @@ impl Controller for Services {
         if recheck {
             self.checked = Some(Instant::now());
         }
+        self.sweep_udp(agent, UdpFrontends::of(&input));
         let objects = services::service_ports(&input);
         let changed = match outcome {
             Synced::Applied(commands) => {
