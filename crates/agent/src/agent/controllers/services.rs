@@ -142,6 +142,7 @@ impl Controller for Services {
         let k8s = read(agent)?;
         let input = input(agent, &k8s);
         let want = services::desired(&input);
+        let first = self.checked.is_none();
         let recheck = self.checked.is_none_or(|at| at.elapsed() >= RECHECK);
         if recheck {
             self.owner.forget();
@@ -157,6 +158,12 @@ impl Controller for Services {
             Synced::Applied(commands) => {
                 tracing::info!(services = objects, commands, "Services table programmed");
                 commands
+            }
+            // A restarted agent found its table as it would write it: the
+            // connections translated by it were never touched.
+            Synced::Adopted if first => {
+                tracing::info!(services = objects, "Services table adopted");
+                0
             }
             _ => 0,
         };
