@@ -13,10 +13,16 @@ pub enum Kind {
     PodToVnetVm,
     VnetVmToPod,
     PodToInternet,
+    /// A pod to a Service's ClusterIP (another pod answers).
+    PodToService,
+    /// A node to a NodePort on another node's address.
+    NodeToNodeport,
+    /// A pod to the ClusterIP of a Service it is an endpoint of (hairpin).
+    PodToOwnService,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::PodToPodSameNode,
         Kind::PodToPodCrossNode,
         Kind::PodToNode,
@@ -24,7 +30,18 @@ impl Kind {
         Kind::PodToVnetVm,
         Kind::VnetVmToPod,
         Kind::PodToInternet,
+        Kind::PodToService,
+        Kind::NodeToNodeport,
+        Kind::PodToOwnService,
     ];
+
+    /// The kinds probed through a Service (only when the lab has one).
+    pub fn through_service(self) -> bool {
+        matches!(
+            self,
+            Kind::PodToService | Kind::NodeToNodeport | Kind::PodToOwnService
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +52,9 @@ impl Kind {
             Kind::PodToVnetVm => "pod-to-vnet-vm",
             Kind::VnetVmToPod => "vnet-vm-to-pod",
             Kind::PodToInternet => "pod-to-internet",
+            Kind::PodToService => "pod-to-service",
+            Kind::NodeToNodeport => "node-to-nodeport",
+            Kind::PodToOwnService => "pod-to-own-service",
         }
     }
 }
@@ -80,6 +100,14 @@ pub fn expected(plugin: NetworkPlugin, kind: Kind) -> (bool, Option<Seen>) {
         }
         // SNAT to the node IP, then the fabric's outbound SNAT.
         PodToInternet => (true, Some(Seen::Public)),
+        // DNAT only: pod → ClusterIP keeps the pod's address (kube-proxy
+        // masquerades only sources outside the cluster CIDR).
+        PodToService => (true, Some(Seen::Pod)),
+        // externalTrafficPolicy: Cluster is masqueraded to a node address.
+        NodeToNodeport => (true, Some(Seen::Node)),
+        // Hairpin: masqueraded, so the reply comes back through the node
+        // (when another endpoint answers, it sees the pod: see `check`).
+        PodToOwnService => (true, Some(Seen::Node)),
     }
 }
 
@@ -111,7 +139,10 @@ mod tests {
     #[test]
     fn design_matrix() {
         use NetworkPlugin::*;
-        let row = |p| Kind::ALL.map(|k| expected(p, k));
+        let row = |p| {
+            let pod_kinds: [Kind; 7] = Kind::ALL[..7].try_into().unwrap();
+            pod_kinds.map(|k| expected(p, k))
+        };
         let pod = Some(Seen::Pod);
         let node = Some(Seen::Node);
         let public = Some(Seen::Public);
@@ -140,6 +171,15 @@ mod tests {
             ]
         );
         assert_eq!(row(Overlay), row(Kubenet));
+        for p in [Kubenet, Azure, Overlay] {
+            assert_eq!(expected(p, Kind::PodToService), (true, pod));
+            assert_eq!(expected(p, Kind::NodeToNodeport), (true, node));
+            assert_eq!(expected(p, Kind::PodToOwnService), (true, node));
+        }
+        assert_eq!(
+            serde_json::to_string(&Kind::NodeToNodeport).unwrap(),
+            "\"node-to-nodeport\""
+        );
         assert_eq!(
             serde_json::to_string(&Kind::VnetVmToPod).unwrap(),
             "\"vnet-vm-to-pod\""

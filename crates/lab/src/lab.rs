@@ -394,7 +394,8 @@ pub fn check(dir: &LabDir) -> Result<CheckReport> {
         }
     }
     let snap = settle(dir, &state, SETTLE)?;
-    Ok(check::run(&state, &snap, fabric::udr_entries(&state)))
+    let k8s = crate::kubelet::objects(dir)?;
+    Ok(check::run(&state, &snap, &k8s, fabric::udr_entries(&state)))
 }
 
 #[derive(Debug, Clone, Serialize)]
