@@ -162,6 +162,16 @@ fn the_services_table_is_accepted_and_adopted_after_a_restart() {
         Owner::new(want.id()).sync(&mut d, &want).unwrap(),
         Synced::Adopted
     );
+    // A Service deleted: its map elements go before its chains (the kernel
+    // refuses to delete a chain a verdict map still jumps to), in a diff
+    // the kernel takes as it is (no fall back to a replace).
+    let mut less = input();
+    less.services.retain(|(s, _)| s.metadata.name != "web");
+    let smaller = desired(&less);
+    let batch = owner.plan(&smaller).unwrap();
+    d.apply(&batch)
+        .unwrap_or_else(|e| panic!("deleting a Service: {e}\n{batch}"));
+    assert!(d.list(&want.id()).unwrap().unwrap().matches(&smaller));
 }
 
 /// A UDP socket bound inside `ns` (a short-lived thread enters it; the

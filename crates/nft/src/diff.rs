@@ -181,28 +181,10 @@ pub fn diff(old: &Table, new: &Table) -> Batch {
             chain: n.clone(),
         });
     }
-    // 3. Deletions, and what is recreated.
-    for n in recreated_chains.iter().chain(vanished_chains.iter()) {
-        b.push(Command::DeleteChain {
-            table: id.clone(),
-            chain: (*n).clone(),
-        });
-    }
-    for n in &recreated_chains {
-        add_chain(&mut b, &id, n, &new.chains[*n]);
-    }
-    for n in recreated_sets.iter().chain(vanished_sets.iter()) {
-        b.push(Command::DeleteSet {
-            table: id.clone(),
-            set: (*n).clone(),
-            map: old.sets[*n].is_map(),
-        });
-    }
-    for n in &recreated_sets {
-        add_set(&mut b, &id, n, &new.sets[*n]);
-        add_elements(&mut b, &id, n, &new.sets[*n]);
-    }
-    // 4. Elements of kept sets: removed (or changed) keys out, new ones in.
+    // 3. Elements of kept sets whose keys go (or change), before any chain
+    //    goes: a verdict-map element `goto CHAIN` holds CHAIN, and the
+    //    kernel refuses to delete a chain still jumped to (EBUSY).
+    let mut added_elements = vec![];
     for (n, s) in &new.sets {
         let Some(o) = old.sets.get(n) else { continue };
         if recreated_sets.contains(n) {
@@ -228,12 +210,37 @@ pub fn diff(old: &Table, new: &Table) -> Batch {
             });
         }
         if !added.is_empty() {
-            b.push(Command::CreateElements {
-                table: id.clone(),
-                set: n.clone(),
-                elements: added,
-            });
+            added_elements.push((n, added));
         }
+    }
+    // Deletions, and what is recreated.
+    for n in recreated_chains.iter().chain(vanished_chains.iter()) {
+        b.push(Command::DeleteChain {
+            table: id.clone(),
+            chain: (*n).clone(),
+        });
+    }
+    for n in &recreated_chains {
+        add_chain(&mut b, &id, n, &new.chains[*n]);
+    }
+    for n in recreated_sets.iter().chain(vanished_sets.iter()) {
+        b.push(Command::DeleteSet {
+            table: id.clone(),
+            set: (*n).clone(),
+            map: old.sets[*n].is_map(),
+        });
+    }
+    for n in &recreated_sets {
+        add_set(&mut b, &id, n, &new.sets[*n]);
+        add_elements(&mut b, &id, n, &new.sets[*n]);
+    }
+    // 4. New (or changed) elements of kept sets.
+    for (n, added) in added_elements {
+        b.push(Command::CreateElements {
+            table: id.clone(),
+            set: n.clone(),
+            elements: added,
+        });
     }
     // 5. Rules of new, rewritten and recreated chains.
     for (n, c) in &new.chains {

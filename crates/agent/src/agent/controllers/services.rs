@@ -170,3 +170,93 @@ impl Controller for Services {
         Ok(Programmed { objects, changed })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{fixture, network};
+    use aksnet_core::cluster::RouteMode;
+    use aksnet_linux::conntrack::{Flow, Tuple, PROTO_UDP};
+    use std::net::Ipv4Addr;
+
+    fn put(f: &super::super::testing::Fixture, key: &str, v: serde_json::Value) {
+        f.kv.put(key, &serde_json::to_vec(&v).unwrap(), None)
+            .unwrap();
+    }
+
+    fn slice(f: &super::super::testing::Fixture, ips: &[&str]) {
+        put(
+            f,
+            "/aksnet/k8s/endpointslices/default/dns-1",
+            serde_json::json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "dns-1", "namespace": "default",
+                             "labels": {"kubernetes.io/service-name": "dns"}},
+                "addressType": "IPv4",
+                "ports": [{"port": 5353, "protocol": "UDP"}],
+                "endpoints": ips.iter().map(|ip| serde_json::json!(
+                    {"addresses": [ip], "conditions": {"ready": true}})).collect::<Vec<_>>(),
+            }),
+        );
+    }
+
+    fn flow(ep: [u8; 4], sport: u16) -> Flow {
+        let client = Ipv4Addr::new(10, 244, 0, 9);
+        Flow {
+            orig: Tuple {
+                src: client,
+                dst: Ipv4Addr::new(10, 0, 0, 53),
+                proto: PROTO_UDP,
+                sport,
+                dport: 53,
+            },
+            reply: Tuple {
+                src: ep.into(),
+                dst: client,
+                proto: PROTO_UDP,
+                sport: 5353,
+                dport: sport,
+            },
+            zone: 0,
+            id: 0,
+        }
+    }
+
+    #[test]
+    fn the_controller_deletes_the_udp_flows_of_an_endpoint_that_went() {
+        let mut f = fixture(
+            &network("kubenet", None),
+            "node-1",
+            "10.224.0.4",
+            RouteMode::HostGw,
+        );
+        put(
+            &f,
+            "/aksnet/k8s/services/default/dns",
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "dns", "namespace": "default"},
+                "spec": {"clusterIP": "10.0.0.53",
+                         "ports": [{"port": 53, "targetPort": 5353, "protocol": "UDP"}]},
+            }),
+        );
+        slice(&f, &["10.244.1.5", "10.244.1.6"]);
+        let to_5 = flow([10, 244, 1, 5], 40000);
+        let to_6 = flow([10, 244, 1, 6], 40001);
+        f.kernel.state().conntrack.flows = vec![to_5, to_6];
+        // The first pass sweeps once: both endpoints exist, nothing goes.
+        f.agent.reconcile().unwrap();
+        assert!(f.kernel.state().conntrack.deleted.is_empty());
+        // Nothing changed: no sweep at all.
+        f.agent.reconcile().unwrap();
+        assert!(f.kernel.state().conntrack.deleted.is_empty());
+        // .5 goes: its flow is deleted, the one to .6 stays.
+        slice(&f, &["10.244.1.6"]);
+        f.agent.reconcile().unwrap();
+        assert_eq!(f.kernel.state().conntrack.deleted, vec![to_5]);
+        assert_eq!(f.kernel.state().conntrack.flows, vec![to_6]);
+        // The Service goes: the flows it translated go with it.
+        f.kv.delete("/aksnet/k8s/services/default/dns").unwrap();
+        f.agent.reconcile().unwrap();
+        assert!(f.kernel.state().conntrack.flows.is_empty());
+    }
+}
