@@ -302,7 +302,8 @@ fn demo_matches_design_for_all_three_models() {
             .iter()
             .map(|r| r["kind"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds.len(), 7, "{kinds:?}");
+        // The seven pod kinds and the three through the demo's Service.
+        assert_eq!(kinds.len(), 10, "{kinds:?}");
     }
     assert!(out.status.success());
     let get = |i: usize, f: &str| models[i][f].as_u64().unwrap();
@@ -332,6 +333,12 @@ fn demo_matches_design_for_all_three_models() {
     assert!(seen(1, "pod-to-vnet-vm").iter().all(|s| s == "\"pod\""));
     assert!(seen(1, "vnet-vm-to-pod").iter().all(|s| s == "\"vm\""));
     assert!(seen(2, "vnet-vm-to-pod").iter().all(|s| s == "null"));
+    for i in 0..3 {
+        assert!(seen(i, "pod-to-service").iter().all(|s| s == "\"pod\""));
+        assert!(seen(i, "node-to-nodeport").iter().all(|s| s == "\"node\""));
+        let own = seen(i, "pod-to-own-service");
+        assert_eq!(own, ["\"node\""], "the hairpin is masqueraded");
+    }
 }
 
 #[test]
