@@ -26,6 +26,7 @@ pub mod routes;
 pub mod services;
 pub mod signals;
 pub mod snat;
+pub mod stale_udp;
 
 pub use agent::{controllers, Agent, AgentConfig, Report};
 pub use error::AgentError;

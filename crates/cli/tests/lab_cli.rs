@@ -303,12 +303,16 @@ fn demo_matches_design_for_all_three_models() {
             .map(|r| r["kind"].as_str().unwrap())
             .collect();
         // DESIGN §1's seven, the Service by name through the cluster DNS,
-        // and the API server from the internet and from the nodes.
-        assert_eq!(kinds.len(), 10, "{kinds:?}");
+        // the API server from the internet and from the nodes, and the
+        // three through the demo's Service (it has no load balancer).
+        assert_eq!(kinds.len(), 13, "{kinds:?}");
         for k in [
             "pod-to-service-by-name",
             "internet-to-apiserver",
             "node-to-apiserver",
+            "pod-to-service",
+            "node-to-nodeport",
+            "pod-to-own-service",
         ] {
             assert!(kinds.contains(k), "{k}: {kinds:?}");
         }
@@ -341,6 +345,12 @@ fn demo_matches_design_for_all_three_models() {
     assert!(seen(1, "pod-to-vnet-vm").iter().all(|s| s == "\"pod\""));
     assert!(seen(1, "vnet-vm-to-pod").iter().all(|s| s == "\"vm\""));
     assert!(seen(2, "vnet-vm-to-pod").iter().all(|s| s == "null"));
+    for i in 0..3 {
+        assert!(seen(i, "pod-to-service").iter().all(|s| s == "\"pod\""));
+        assert!(seen(i, "node-to-nodeport").iter().all(|s| s == "\"node\""));
+        let own = seen(i, "pod-to-own-service");
+        assert_eq!(own, ["\"node\""], "the hairpin is masqueraded");
+    }
 }
 
 #[test]

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use aksnet_core::k8s::endpoints::{backends, service_slices};
+use aksnet_core::k8s::{K8sState, Object};
 use aksnet_core::spec::NetworkPlugin;
 use serde::Serialize;
 
@@ -75,6 +77,11 @@ pub struct Pair {
     pub kind: Kind,
     pub from: Endpoint,
     pub to: Endpoint,
+    /// The port probed (the lab's probe port; a Service's port or NodePort).
+    pub port: u16,
+    /// Whose probe servers may answer (labels): the destination itself, or
+    /// the endpoints of a Service.
+    pub answerers: Vec<String>,
 }
 
 /// The pairs to probe: for every pod, its next neighbour on the same node,
@@ -137,6 +144,8 @@ pub fn pairs(state: &LabState) -> Vec<Pair> {
         kind,
         from: from.clone(),
         to: to.clone(),
+        port: PROBE_PORT,
+        answerers: vec![to.label.clone()],
     };
     for (i, pods) in per_node.iter().enumerate() {
         for (k, p) in pods.iter().enumerate() {
@@ -171,11 +180,125 @@ pub fn pairs(state: &LabState) -> Vec<Pair> {
     out
 }
 
+/// The pairs through the lab's Services: every ClusterIP Service with a
+/// TCP port and endpoints among the lab's pods gives a `pod-to-service`
+/// pair from each node's first pod that is not one of its endpoints, and a
+/// `pod-to-own-service` pair from its first endpoint; one with a NodePort
+/// gives a `node-to-nodeport` pair from each node to the next node's
+/// address. None without Services: these kinds need one (`lab demo`
+/// applies one, `default/lab-check`).
+pub fn service_pairs(state: &LabState, k8s: &K8sState) -> Vec<Pair> {
+    let names = state.names();
+    let pod_ep = |p: &crate::state::PodState| -> Option<Endpoint> {
+        Some(Endpoint {
+            name: p.display(),
+            label: p.id(),
+            netns: names.pod(p.node_index, p.index),
+            ip: p.ip?,
+            node: Some(p.node.clone()),
+        })
+    };
+    let nodes: Vec<Endpoint> = state
+        .nodes
+        .iter()
+        .map(|n| Endpoint {
+            name: n.name.clone(),
+            label: n.name.clone(),
+            netns: names.node(n.index),
+            ip: n.ip,
+            node: Some(n.name.clone()),
+        })
+        .collect();
+    let mut out = vec![];
+    for svc in k8s
+        .of_kind(aksnet_core::k8s::Kind::Service, None)
+        .filter_map(Object::as_service)
+    {
+        let Some(cip) = svc.cluster_ipv4() else {
+            continue;
+        };
+        let slices = service_slices(k8s, svc);
+        let Some((sp, backends)) = backends(svc, &slices)
+            .into_iter()
+            .find(|(sp, b)| sp.protocol() == "TCP" && !b.is_empty())
+        else {
+            continue;
+        };
+        let Ok(port) = u16::try_from(sp.port) else {
+            continue;
+        };
+        // Endpoints that are lab pods listening on the target port.
+        let eps: Vec<&crate::state::PodState> = backends
+            .iter()
+            .filter_map(|b| state.pods.iter().find(|p| p.ip == Some(b.ip)))
+            .collect();
+        if eps.is_empty() || eps.len() != backends.len() {
+            continue; // an endpoint the lab does not run: nothing to judge
+        }
+        let answerers: Vec<String> = eps.iter().map(|p| p.id()).collect();
+        let id = format!(
+            "svc/{}/{}",
+            svc.metadata.namespace.as_deref().unwrap_or("default"),
+            svc.metadata.name
+        );
+        let to = Endpoint {
+            name: id.clone(),
+            label: id.clone(),
+            netns: String::new(),
+            ip: cip,
+            node: None,
+        };
+        let mk = |kind, from: Endpoint, to: &Endpoint, port| Pair {
+            kind,
+            from,
+            to: to.clone(),
+            port,
+            answerers: answerers.clone(),
+        };
+        for n in &state.nodes {
+            if let Some(from) = state
+                .pods_on(&n.name)
+                .filter(|p| !answerers.contains(&p.id()))
+                .find_map(pod_ep)
+            {
+                out.push(mk(Kind::PodToService, from, &to, port));
+            }
+        }
+        if let Some(from) = pod_ep(eps[0]) {
+            out.push(mk(Kind::PodToOwnService, from, &to, port));
+        }
+        if let Some(np) = sp.node_port.and_then(|n| u16::try_from(n).ok()) {
+            let n = nodes.len();
+            for (i, from) in nodes.iter().enumerate().filter(|_| n > 1) {
+                let at = &nodes[(i + 1) % n];
+                let to = Endpoint {
+                    name: format!("nodeport/{}@{}", id.trim_start_matches("svc/"), at.name),
+                    ip: at.ip,
+                    ..to.clone()
+                };
+                out.push(mk(Kind::NodeToNodeport, from.clone(), &to, np));
+            }
+        }
+    }
+    out.sort_by_key(|p| p.kind);
+    out
+}
+
+/// kubenet's node address on its pod bridge (cbr0): the first address of
+/// a node's /24, where a pod masqueraded back to itself (hairpin) comes from.
+fn is_bridge_address(state: &LabState, ip: Ipv4Addr) -> bool {
+    state.network.network_plugin == NetworkPlugin::Kubenet
+        && state.pods.iter().filter_map(|p| p.ip).any(|pod| {
+            ipnet::Ipv4Net::new(pod, aksnet_core::planner::capacity::NODE_BLOCK_PREFIX)
+                .is_ok_and(|b| u32::from(b.network()) + 1 == u32::from(ip))
+        })
+}
+
 /// Whose address `ip` is.
 pub fn classify(state: &LabState, ip: Ipv4Addr) -> Option<Seen> {
     if state.pods.iter().any(|p| p.ip == Some(ip)) {
         Some(Seen::Pod)
-    } else if state.nodes.iter().any(|n| n.ip == ip) {
+    } else if state.nodes.iter().any(|n| n.ip == ip) || is_bridge_address(state, ip) {
         Some(Seen::Node)
     } else if ip == state.addressing.vm_ip {
         Some(Seen::Vm)
@@ -214,13 +337,26 @@ pub fn judge(
         }
     }
     let seen = outcome.source.and_then(|ip| classify(state, ip));
+    let answered_by = outcome.label.as_deref();
     let wrong_target =
-        outcome.reachable && outcome.label.as_deref() != Some(pair.to.label.as_str());
+        outcome.reachable && !answered_by.is_some_and(|l| pair.answerers.iter().any(|a| a == l));
+    // Through its own Service a pod may be sent to another endpoint: that
+    // one sees the pod (no hairpin, no masquerade).
+    if pair.kind == Kind::PodToOwnService
+        && outcome.reachable
+        && answered_by.is_some_and(|l| l != pair.from.label)
+    {
+        exp_src = Some(Seen::Pod);
+    }
     if wrong_target {
         note = Some(format!(
             "answered by {} instead of {}",
-            outcome.label.as_deref().unwrap_or("?"),
-            pair.to.label
+            answered_by.unwrap_or("?"),
+            if pair.answerers.len() == 1 {
+                pair.answerers[0].clone()
+            } else {
+                format!("one of {}", pair.answerers.join(", "))
+            }
         ));
     } else if outcome.reachable != exp_reach && note.is_none() {
         note = outcome.error.clone();
@@ -243,24 +379,49 @@ pub fn judge(
     }
 }
 
-/// Probes every pair and builds the report.
-pub fn run(state: &LabState, snap: &Snapshot, route_table_entries: usize) -> CheckReport {
+/// Probes every pair (with the Services of `k8s`) and builds the report.
+pub fn run(
+    state: &LabState,
+    snap: &Snapshot,
+    k8s: &K8sState,
+    route_table_entries: usize,
+) -> CheckReport {
     let unavailable: BTreeSet<String> = snap
         .node_records()
         .filter(|n| n.network_unavailable())
         .map(|n| n.name.clone())
         .collect();
-    let pairs = pairs(state);
+    let mut pairs = pairs(state);
+    pairs.extend(service_pairs(state, k8s));
     let probes: Vec<Probe> = pairs
         .iter()
         .map(|p| Probe {
             from_netns: netns_path(&p.from.netns),
             to: p.to.ip,
-            port: PROBE_PORT,
+            port: p.port,
             protocol: probe::Protocol::Tcp,
         })
         .collect();
-    let outcomes = probe::run_all(&probes, 16, Duration::from_millis(1500));
+    let mut outcomes = probe::run_all(&probes, 16, Duration::from_millis(1500));
+    // A Service applied just before may not be in every node's table yet
+    // (agents program it on their next pass): its pairs get a few more
+    // tries before they count as unreachable.
+    for _ in 0..6 {
+        let again: Vec<usize> = (0..pairs.len())
+            .filter(|i| pairs[*i].kind.through_service() && !outcomes[*i].reachable)
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let retry: Vec<Probe> = again.iter().map(|i| probes[*i].clone()).collect();
+        for (i, o) in again
+            .into_iter()
+            .zip(probe::run_all(&retry, 16, Duration::from_millis(1500)))
+        {
+            outcomes[i] = o;
+        }
+    }
     let mut results: Vec<CheckResult> = pairs
         .iter()
         .zip(outcomes.iter())
@@ -407,5 +568,93 @@ mod tests {
         }
         assert_eq!(json["kind"], "pod-to-pod-cross-node");
         assert!(json["source_seen"].is_null());
+    }
+
+    fn with_service(endpoints: &[&str]) -> K8sState {
+        let mut k8s = K8sState::default();
+        let svc = serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "lab-check", "namespace": "default"},
+            "spec": {"type": "NodePort", "clusterIP": "10.0.0.50",
+                     "ports": [{"port": 80, "targetPort": 80, "nodePort": 30100}]},
+        });
+        let slice = serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "lab-check-1", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "lab-check"}},
+            "addressType": "IPv4",
+            "ports": [{"port": 80, "protocol": "TCP"}],
+            "endpoints": endpoints.iter().map(|ip| serde_json::json!(
+                {"addresses": [ip], "conditions": {"ready": true}})).collect::<Vec<_>>(),
+        });
+        k8s.insert(
+            "/aksnet/k8s/services/default/lab-check",
+            svc.to_string().as_bytes(),
+            2,
+        );
+        k8s.insert(
+            "/aksnet/k8s/endpointslices/default/lab-check-1",
+            slice.to_string().as_bytes(),
+            3,
+        );
+        assert!(k8s.bad.is_empty(), "{:?}", k8s.bad);
+        k8s
+    }
+
+    #[test]
+    fn service_pairs_come_from_the_services_of_the_lab() {
+        let st = sample_state("kubenet", None, 2, 2);
+        assert!(service_pairs(&st, &K8sState::default()).is_empty());
+        let ps = service_pairs(&st, &with_service(&["10.244.0.2"]));
+        let of = |k: Kind| ps.iter().filter(|p| p.kind == k).collect::<Vec<_>>();
+        // From each node's first pod that is not the endpoint.
+        let to_svc = of(Kind::PodToService);
+        assert_eq!(
+            to_svc
+                .iter()
+                .map(|p| p.from.name.as_str())
+                .collect::<Vec<_>>(),
+            ["pod-1-2", "pod-2-1"]
+        );
+        assert!(to_svc
+            .iter()
+            .all(|p| p.port == 80 && p.to.ip == Ipv4Addr::new(10, 0, 0, 50)));
+        let own = of(Kind::PodToOwnService);
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].from.name, "pod-1-1");
+        assert_eq!(own[0].answerers, ["default/pod-1-1"]);
+        let np = of(Kind::NodeToNodeport);
+        assert_eq!(np.len(), 2);
+        assert!(np.iter().all(|p| p.port == 30100 && p.from.ip != p.to.ip));
+        assert_eq!(np[0].to.name, "nodeport/default/lab-check@node-2");
+        // An endpoint the lab does not run: nothing to judge.
+        assert!(service_pairs(&st, &with_service(&["10.244.9.9"])).is_empty());
+    }
+
+    #[test]
+    fn a_hairpin_is_judged_by_who_answered() {
+        let st = sample_state("kubenet", None, 2, 2);
+        let ps = service_pairs(&st, &with_service(&["10.244.0.2", "10.244.0.3"]));
+        let own = ps.iter().find(|p| p.kind == Kind::PodToOwnService).unwrap();
+        let none = BTreeSet::new();
+        let answered = |label: &str, src: &str| probe::Outcome {
+            reachable: true,
+            refused: false,
+            source: Some(src.parse().unwrap()),
+            label: Some(label.into()),
+            error: None,
+            elapsed: Duration::from_millis(1),
+        };
+        // Itself, masqueraded to the bridge address of its node: the node.
+        let r = judge(&st, &none, own, &answered("default/pod-1-1", "10.244.0.1"));
+        assert!(r.matches, "{r:?}");
+        assert_eq!(r.source_seen, Some(Seen::Node));
+        // Itself without the masquerade: wrong.
+        assert!(!judge(&st, &none, own, &answered("default/pod-1-1", "10.244.0.2")).matches);
+        // The other endpoint sees the pod.
+        let r = judge(&st, &none, own, &answered("default/pod-1-2", "10.244.0.2"));
+        assert!(r.matches && r.expected_source == Some(Seen::Pod), "{r:?}");
+        // A pod that is no endpoint must not answer.
+        assert!(!judge(&st, &none, own, &answered("default/pod-2-1", "10.244.0.2")).matches);
     }
 }

@@ -27,10 +27,16 @@ pub enum Kind {
     /// The VNet VM to an internal load balancer's frontend.
     #[serde(rename = "vm-to-internal-loadbalancer")]
     VmToInternalLoadBalancer,
+    /// A pod to a Service's ClusterIP (another pod answers).
+    PodToService,
+    /// A node to a NodePort on another node's address.
+    NodeToNodeport,
+    /// A pod to the ClusterIP of a Service it is an endpoint of (hairpin).
+    PodToOwnService,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 15] = [
         Kind::PodToPodSameNode,
         Kind::PodToPodCrossNode,
         Kind::PodToNode,
@@ -43,7 +49,18 @@ impl Kind {
         Kind::NodeToApiserver,
         Kind::InternetToLoadBalancer,
         Kind::VmToInternalLoadBalancer,
+        Kind::PodToService,
+        Kind::NodeToNodeport,
+        Kind::PodToOwnService,
     ];
+
+    /// The kinds probed through a Service (only when the lab has one).
+    pub fn through_service(self) -> bool {
+        matches!(
+            self,
+            Kind::PodToService | Kind::NodeToNodeport | Kind::PodToOwnService
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,6 +76,9 @@ impl Kind {
             Kind::NodeToApiserver => "node-to-apiserver",
             Kind::InternetToLoadBalancer => "internet-to-loadbalancer",
             Kind::VmToInternalLoadBalancer => "vm-to-internal-loadbalancer",
+            Kind::PodToService => "pod-to-service",
+            Kind::NodeToNodeport => "node-to-nodeport",
+            Kind::PodToOwnService => "pod-to-own-service",
         }
     }
 }
@@ -119,6 +139,14 @@ pub fn expected(plugin: NetworkPlugin, kind: Kind) -> (bool, Option<Seen>) {
         // internal or not): crate::lb::check::expected. With endpoints and
         // `Cluster`, a node's address.
         InternetToLoadBalancer | VmToInternalLoadBalancer => (true, Some(Seen::Node)),
+        // DNAT only: pod → ClusterIP keeps the pod's address (kube-proxy
+        // masquerades only sources outside the cluster CIDR).
+        PodToService => (true, Some(Seen::Pod)),
+        // externalTrafficPolicy: Cluster is masqueraded to a node address.
+        NodeToNodeport => (true, Some(Seen::Node)),
+        // Hairpin: masqueraded, so the reply comes back through the node
+        // (when another endpoint answers, it sees the pod: see `check`).
+        PodToOwnService => (true, Some(Seen::Node)),
     }
 }
 
@@ -151,10 +179,8 @@ mod tests {
     fn design_matrix() {
         use NetworkPlugin::*;
         let row = |p| {
-            Kind::ALL[..7]
-                .iter()
-                .map(|k| expected(p, *k))
-                .collect::<Vec<_>>()
+            let pod_kinds: [Kind; 7] = Kind::ALL[..7].try_into().unwrap();
+            pod_kinds.map(|k| expected(p, k))
         };
         let pod = Some(Seen::Pod);
         let node = Some(Seen::Node);
@@ -190,6 +216,15 @@ mod tests {
             ]
         );
         assert_eq!(row(Overlay), row(Kubenet));
+        for p in [Kubenet, Azure, Overlay] {
+            assert_eq!(expected(p, Kind::PodToService), (true, pod));
+            assert_eq!(expected(p, Kind::NodeToNodeport), (true, node));
+            assert_eq!(expected(p, Kind::PodToOwnService), (true, node));
+        }
+        assert_eq!(
+            serde_json::to_string(&Kind::NodeToNodeport).unwrap(),
+            "\"node-to-nodeport\""
+        );
         assert_eq!(
             serde_json::to_string(&Kind::VnetVmToPod).unwrap(),
             "\"vnet-vm-to-pod\""

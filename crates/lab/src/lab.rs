@@ -397,7 +397,8 @@ pub fn check(dir: &LabDir) -> Result<CheckReport> {
     // A dead agent is said at once (not after the settle timeout), with
     // what to run.
     let (state, snap) = ready_and_settled(dir)?;
-    let mut report = check::run(&state, &snap, fabric::udr_entries(&state));
+    let k8s = crate::kubelet::objects(dir)?;
+    let mut report = check::run(&state, &snap, &k8s, fabric::udr_entries(&state));
     // The load balancer's kinds, as each Service says (issue 13).
     report.results.extend(crate::lb::check::run(dir, &state)?);
     Ok(report)

@@ -8,6 +8,8 @@
 //!   ([`neigh`]).
 //! * [`sysctl`]: read and write `/proc/sys` keys of the calling thread's
 //!   namespace.
+//! * [`conntrack`]: list and delete connection tracking entries over
+//!   ctnetlink (stale UDP flows of a Service endpoint that went).
 //! * [`flock`]: exclusive file locks with a time limit.
 //! * [`nft`]: the real nftables driver ([`nft::Nft`]): batches of the
 //!   `aksnet-nft` model applied as one atomic `nft -j -f -` transaction in
@@ -23,6 +25,7 @@
 #![allow(unsafe_code)]
 
 pub mod addr;
+pub mod conntrack;
 pub mod error;
 pub mod flock;
 pub mod link;

@@ -25,6 +25,8 @@ pub struct FakeState {
     pub writes: Vec<String>,
     /// When set, `program_routes` fails with this message (error paths).
     pub fail_routes: Option<String>,
+    /// The conntrack table.
+    pub conntrack: aksnet_linux::conntrack::FakeConntrack,
 }
 
 /// Cloneable handle: the test keeps one, the agent owns another.
@@ -165,5 +167,18 @@ impl Kernel for FakeKernel {
 
     fn link_with_address(&mut self, ip: Ipv4Addr) -> Result<Option<AddressedLink>, KernelError> {
         Ok(self.state().links.iter().find(|l| l.address == ip).cloned())
+    }
+
+    fn flush_conntrack(
+        &mut self,
+        stale: &dyn Fn(&aksnet_linux::conntrack::Flow) -> bool,
+    ) -> Result<usize, KernelError> {
+        let mut s = self.state();
+        let n = aksnet_linux::conntrack::delete_where(&mut s.conntrack, stale)
+            .map_err(KernelError::Linux)?;
+        if n > 0 {
+            s.writes.push(format!("conntrack {n} deleted"));
+        }
+        Ok(n)
     }
 }

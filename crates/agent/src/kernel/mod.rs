@@ -64,4 +64,10 @@ pub trait Kernel: Send + aksnet_nft::Driver {
     fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), KernelError>;
     /// The link carrying `ip`, if any.
     fn link_with_address(&mut self, ip: Ipv4Addr) -> Result<Option<AddressedLink>, KernelError>;
+    /// Deletes the conntrack entries `stale` selects (one listing of the
+    /// table); returns how many went.
+    fn flush_conntrack(
+        &mut self,
+        stale: &dyn Fn(&aksnet_linux::conntrack::Flow) -> bool,
+    ) -> Result<usize, KernelError>;
 }

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 
+use aksnet_linux::conntrack::{Conntrack, Flow};
 use aksnet_linux::link::{LinkChange, VxlanSpec};
 use aksnet_linux::nft::Nft;
 use aksnet_linux::route::{self as lroute, TABLE_MAIN};
@@ -27,6 +28,8 @@ pub struct NetlinkKernel {
     netns: Option<Arc<Netns>>,
     /// `nft`, started inside the managed namespace.
     nft: Nft,
+    /// ctnetlink, opened in the managed namespace on first use.
+    conntrack: Option<Conntrack>,
 }
 
 fn kerr(e: aksnet_linux::Error) -> KernelError {
@@ -55,6 +58,7 @@ impl NetlinkKernel {
             sock,
             netns: ns,
             nft,
+            conntrack: None,
         })
     }
 
@@ -322,5 +326,20 @@ impl Kernel for NetlinkKernel {
             mtu: l.mtu.unwrap_or(1500),
             address: ip,
         }))
+    }
+
+    fn flush_conntrack(&mut self, stale: &dyn Fn(&Flow) -> bool) -> Result<usize, KernelError> {
+        if self.conntrack.is_none() {
+            let ct = match &self.netns {
+                Some(ns) => Conntrack::new_in(ns),
+                None => Conntrack::new(),
+            }
+            .map_err(kerr)?;
+            self.conntrack = Some(ct);
+        }
+        let Some(ct) = self.conntrack.as_mut() else {
+            return Ok(0);
+        };
+        aksnet_linux::conntrack::delete_where(ct, stale).map_err(kerr)
     }
 }

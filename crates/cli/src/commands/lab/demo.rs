@@ -69,7 +69,10 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
             &bar,
         );
         bar.done();
-        let checked = up.and_then(|_| lab::check(&d));
+        let checked = up
+            .map_err(anyhow::Error::from)
+            .and_then(|_| check_service(&d, &name))
+            .and_then(|_| lab::check(&d).map_err(anyhow::Error::from));
         let down = teardown::down(&d);
         let report = checked?;
         let down = down?;
@@ -98,6 +101,59 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_INVALID)
     })
+}
+
+/// The Service the demo's `pod-to-service`, `node-to-nodeport` and
+/// `pod-to-own-service` pairs go through: `default/lab-check`, a NodePort
+/// Service without a selector whose EndpointSlice lists the lab's first pod
+/// on port 80 (every lab pod's probe server listens there), applied as a user
+/// would, with `aksnet apply --lab`.
+fn check_service(d: &LabDir, name: &str) -> anyhow::Result<()> {
+    let state = d.load()?;
+    // One endpoint, the first pod: the others reach it as a Service, and
+    // it reaches itself through its Service for certain (a hairpin).
+    let endpoints: Vec<serde_json::Value> = state
+        .pods
+        .iter()
+        .take(1)
+        .filter_map(|p| {
+            Some(json!({
+                "addresses": [p.ip?.to_string()],
+                "conditions": {"ready": true},
+                "nodeName": p.node,
+                "targetRef": {"kind": "Pod", "namespace": p.namespace, "name": p.name},
+            }))
+        })
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "lab-check", "namespace": "default"},
+         "spec": {"type": "NodePort", "ports": [{"port": 80, "targetPort": 80}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "lab-check-1", "namespace": "default",
+                      "labels": {"kubernetes.io/service-name": "lab-check"}},
+         "addressType": "IPv4",
+         "ports": [{"port": 80, "protocol": "TCP"}],
+         "endpoints": endpoints},
+    ]});
+    let mut ch = std::process::Command::new(std::env::current_exe()?)
+        .args(["apply", "--lab", name, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = ch.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(list.to_string().as_bytes())?;
+    }
+    let out = ch.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "lab {name}: applying the check Service failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 fn comparison(reports: &[CheckReport]) -> String {
