@@ -179,7 +179,7 @@ mod tests {
     fn design_matrix() {
         use NetworkPlugin::*;
         let row = |p| {
-            let pod_kinds: [Kind; 7] = Kind::ALL[..7].try_into().unwrap();
+            let pod_kinds: [Kind; 10] = Kind::ALL[..10].try_into().unwrap();
             pod_kinds.map(|k| expected(p, k))
         };
         let pod = Some(Seen::Pod);

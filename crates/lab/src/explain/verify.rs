@@ -49,6 +49,7 @@ pub fn store_state(
             container_id: String::new(),
             ip: Some(ip),
             probe_pid: None,
+            dns_pid: None,
             ports: crate::kubelet::schedule::ports_of(pod),
             uid: None,
         });
