@@ -256,13 +256,11 @@ impl World {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        let mut c = etcd.lock().unwrap_or_else(|e| e.into_inner());
-        for i in members {
-            c.stop_member(i);
-            c.restart_member(i)
-                .map_err(|e| anyhow::anyhow!("restart etcd member {i}: {e}"))?;
-        }
-        Ok(())
+        let members: Vec<usize> = members.into_iter().collect();
+        etcd.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .restart_members(&members)
+            .map_err(|e| anyhow::anyhow!("restart etcd members {members:?}: {e}"))
     }
 
     pub fn conflist_path(&self) -> PathBuf {

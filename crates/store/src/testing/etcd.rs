@@ -349,6 +349,22 @@ impl EtcdCluster {
         self.wait_ready(Duration::from_secs(30))
     }
 
+    /// Kills every member in `ids` (those running), starts them all again
+    /// on their data directories, then waits until the cluster answers:
+    /// for members that must be started again together (two of three
+    /// down is no quorum, so one restart alone would never be ready).
+    pub fn restart_members(&mut self, ids: &[usize]) -> Result<(), String> {
+        for &i in ids {
+            self.stop_member(i);
+        }
+        for &i in ids {
+            if self.members.get(i).is_some_and(|m| m.child.is_none()) {
+                self.spawn(i)?;
+            }
+        }
+        self.wait_ready(Duration::from_secs(30))
+    }
+
     /// Index of the member that is the raft leader now, if one answers.
     pub fn leader(&self) -> Option<usize> {
         let rt = tokio::runtime::Builder::new_current_thread()
