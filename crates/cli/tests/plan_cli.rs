@@ -375,6 +375,8 @@ fn flags_clap_refuses_still_answer_in_json() {
     let out = aksnet(&["plan", "--help", "-o", "json"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}
+
 /// `--api-server-authorized-ip-ranges` and `apiServerAccessProfile` in a
 /// file: an unparsable range is unusable input (exit 2, naming where it
 /// came from); too many, a private cluster or a Basic load balancer are

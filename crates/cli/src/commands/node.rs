@@ -80,7 +80,8 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<ExitCode> {
                 ),
                 Output::Table => outln!(
                     "node {} removed; {} claim(s) released",
-                    args.name, r.released
+                    args.name,
+                    r.released
                 ),
             }
             Ok(ExitCode::SUCCESS)
