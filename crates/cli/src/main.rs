@@ -41,7 +41,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Check a cluster network design before it is built.
-    Plan(commands::plan::PlanArgs),
+    Plan(Box<commands::plan::PlanArgs>),
     /// An Azure VNet with nodes and pods in network namespaces: the three models for real.
     Lab(commands::lab::LabArgs),
     /// Store a cluster network in the cluster store, or show it.
