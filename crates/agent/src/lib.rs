@@ -22,6 +22,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod purge;
 pub mod routes;
+pub mod policy;
 pub mod services;
 pub mod signals;
 pub mod snat;
