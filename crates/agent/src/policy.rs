@@ -48,8 +48,8 @@ use aksnet_core::k8s::netpol::{IpBlock, NetworkPolicy, NetworkPolicyPeer, Networ
 use aksnet_core::k8s::pod::Pod;
 use aksnet_nft::build::{accept, ct_state, drop, eq, in_set, jump, l4proto};
 use aksnet_nft::{
-    priority, BaseChain, Chain, ChainType, CtState, ElemData, Element, Expr, Family, Hook,
-    KeyType, L4Proto, MetaKey, Payload, Rule, Set, Stmt, Table, TableId, Value, Verdict, VmapRef,
+    priority, BaseChain, Chain, ChainType, CtState, ElemData, Element, Expr, Family, Hook, KeyType,
+    L4Proto, MetaKey, Payload, Rule, Set, Stmt, Table, TableId, Value, Verdict, VmapRef,
 };
 use ipnet::{IpNet, Ipv4Net};
 
@@ -311,7 +311,11 @@ fn prefixes((lo, hi): Range) -> Vec<Value> {
     let (mut lo, hi) = (u64::from(lo), u64::from(hi));
     let mut out = vec![];
     while lo <= hi {
-        let align = if lo == 0 { 32 } else { lo.trailing_zeros().min(32) };
+        let align = if lo == 0 {
+            32
+        } else {
+            lo.trailing_zeros().min(32)
+        };
         let span = 63 - (hi - lo + 1).leading_zeros();
         let bits = align.min(span);
         let len = u8::try_from(32 - bits).unwrap_or(32);
@@ -421,7 +425,8 @@ fn compile_rule(
     if ports.is_empty() {
         let mut stmts: Vec<Stmt> = peer_match.into_iter().collect();
         stmts.push(accept());
-        out.rules.push(Rule::new(stmts).comment(format!("{what}: all ports")));
+        out.rules
+            .push(Rule::new(stmts).comment(format!("{what}: all ports")));
         return out;
     }
     for (j, port) in ports.iter().enumerate() {
@@ -523,11 +528,14 @@ pub fn desired(input: &PolicyInput) -> Compiled {
     let mut isolated: BTreeSet<(Ipv4Addr, Direction)> = BTreeSet::new();
     let mut programmed = 0;
     let mut policies: Vec<&NetworkPolicy> = input.policies.iter().collect();
-    policies.sort_by(|a, b| {
-        (policy_ns(a), &a.metadata.name).cmp(&(policy_ns(b), &b.metadata.name))
-    });
+    policies
+        .sort_by(|a, b| (policy_ns(a), &a.metadata.name).cmp(&(policy_ns(b), &b.metadata.name)));
     for p in policies {
-        let selected: Vec<&PodInfo> = local.iter().copied().filter(|pod| selects(p, pod)).collect();
+        let selected: Vec<&PodInfo> = local
+            .iter()
+            .copied()
+            .filter(|pod| selects(p, pod))
+            .collect();
         if selected.is_empty() {
             continue; // nothing of this node: no chain, no sets here
         }
@@ -581,12 +589,10 @@ pub fn desired(input: &PolicyInput) -> Compiled {
             .flatten()
             .map(|c| Rule::new([jump(c)]))
             .collect();
-        rules.push(
-            Rule::new([drop()]).comment(format!(
-                "isolated for {}: no policy allows it",
-                d.policy_type().to_lowercase()
-            )),
-        );
+        rules.push(Rule::new([drop()]).comment(format!(
+            "isolated for {}: no policy allows it",
+            d.policy_type().to_lowercase()
+        )));
         t.chain(&name, Chain::regular(rules));
         let map = match d {
             Direction::Ingress => {
@@ -614,8 +620,11 @@ fn base_chains(t: &mut Table, node_ips: Set, ingress_pods: Set, egress_pods: Set
     t.set(INGRESS_PODS, ingress_pods);
     t.set(EGRESS_PODS, egress_pods);
     let established = || {
-        Rule::new([ct_state(&[CtState::Established, CtState::Related]), accept()])
-            .comment("replies of allowed connections")
+        Rule::new([
+            ct_state(&[CtState::Established, CtState::Related]),
+            accept(),
+        ])
+        .comment("replies of allowed connections")
     };
     t.chain(
         "egress",
@@ -658,7 +667,10 @@ pub fn lockdown(input: &PolicyInput) -> Table {
     let mut t = Table::new(FAMILY, TABLE);
     let mut ingress_pods = Set::vmap(vec![KeyType::Ipv4Addr]);
     let mut egress_pods = Set::vmap(vec![KeyType::Ipv4Addr]);
-    for (src, dst) in [(INGRESS_PODS, &mut ingress_pods), (EGRESS_PODS, &mut egress_pods)] {
+    for (src, dst) in [
+        (INGRESS_PODS, &mut ingress_pods),
+        (EGRESS_PODS, &mut egress_pods),
+    ] {
         if let Some(s) = full.sets.get(src) {
             for k in s.elements.keys() {
                 dst.insert(k.clone(), verdict_elem(Verdict::Drop));

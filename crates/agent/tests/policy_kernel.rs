@@ -150,13 +150,19 @@ fn bridged_routed_and_service_traffic_is_judged_by_policy() {
     node.exec("ip addr add 10.244.0.1/24 dev cbr0");
     node.exec("ip link set cbr0 up");
     for (p, ip, veth) in [(&a, A, "va"), (&b, B, "vb")] {
-        node.exec(&format!("ip link add {veth} type veth peer name eth0 netns {}", p.name));
+        node.exec(&format!(
+            "ip link add {veth} type veth peer name eth0 netns {}",
+            p.name
+        ));
         node.exec(&format!("ip link set {veth} master cbr0 up"));
         p.exec(&format!("ip addr add {ip}/24 dev eth0"));
         p.exec("ip link set eth0 up");
         p.exec("ip route add default via 10.244.0.1");
     }
-    node.exec(&format!("ip link add vr type veth peer name eth0 netns {}", r.name));
+    node.exec(&format!(
+        "ip link add vr type veth peer name eth0 netns {}",
+        r.name
+    ));
     node.exec("ip addr add 10.244.1.1/24 dev vr");
     node.exec("ip link set vr up");
     r.exec(&format!("ip addr add {R}/24 dev eth0"));
@@ -185,7 +191,10 @@ fn bridged_routed_and_service_traffic_is_judged_by_policy() {
     let from_a = serde_json::json!([{"podSelector": {"matchLabels": {"pod": "a"}}}]);
     let want = desired(&policy_input(from_a)).table;
     let mut owner = Owner::new(want.id());
-    assert!(matches!(owner.sync(&mut d, &want).unwrap(), Synced::Applied(_)));
+    assert!(matches!(
+        owner.sync(&mut d, &want).unwrap(),
+        Synced::Applied(_)
+    ));
     let listing = d.list(&want.id()).unwrap().unwrap();
     assert!(
         listing.matches(&want),
@@ -197,12 +206,21 @@ fn bridged_routed_and_service_traffic_is_judged_by_policy() {
         "a restarted agent adopts the table"
     );
 
-    assert!(connects(&a, CLUSTER_IP, 80), "a → ClusterIP → b:8080 (post-DNAT)");
-    assert!(!connects(&r, B, 8080), "y/r is not selected by a podSelector of x");
+    assert!(
+        connects(&a, CLUSTER_IP, 80),
+        "a → ClusterIP → b:8080 (post-DNAT)"
+    );
+    assert!(
+        !connects(&r, B, 8080),
+        "y/r is not selected by a podSelector of x"
+    );
     assert!(!connects(&r, CLUSTER_IP, 80), "nor through the Service");
     if have_brnf {
         assert!(connects(&a, B, 8080), "bridged, allowed");
-        assert!(!connects(&a, B, 8081), "bridged, not the named port: dropped");
+        assert!(
+            !connects(&a, B, 8081),
+            "bridged, not the named port: dropped"
+        );
     }
     // From the node itself: always allowed.
     assert!(connects(&node, B, 8081), "the node reaches every port");

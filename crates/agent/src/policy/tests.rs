@@ -71,12 +71,22 @@ fn ranges_are_cidr_less_except_as_the_fewest_prefixes() {
     };
     let r = merge(block_ranges(&b));
     assert_eq!(r.len(), 2);
-    let vals: Vec<String> = r.into_iter().flat_map(prefixes).map(|v| v.to_string()).collect();
+    let vals: Vec<String> = r
+        .into_iter()
+        .flat_map(prefixes)
+        .map(|v| v.to_string())
+        .collect();
     assert_eq!(
         vals,
         vec![
-            "10.0.0.0/16", "10.2.0.0/15", "10.4.0.0/14", "10.8.0.0/13", "10.16.0.0/12",
-            "10.32.0.0/11", "10.64.0.0/10", "10.128.0.0/9"
+            "10.0.0.0/16",
+            "10.2.0.0/15",
+            "10.4.0.0/14",
+            "10.8.0.0/13",
+            "10.16.0.0/12",
+            "10.32.0.0/11",
+            "10.64.0.0/10",
+            "10.128.0.0/9"
         ]
     );
     // An IPv6 block never matches IPv4 traffic; 0.0.0.0/0 is one prefix.
@@ -94,51 +104,102 @@ fn ranges_are_cidr_less_except_as_the_fewest_prefixes() {
 
 #[test]
 fn an_unselected_pod_is_open_and_a_selected_one_is_isolated_per_direction() {
-    let deny = np(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "deny", "namespace": "x"}, "spec": {"podSelector": {}}}));
+    let deny = np(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "deny", "namespace": "x"}, "spec": {"podSelector": {}}}),
+    );
     let f = fake(&input(vec![deny]));
     // Ingress to x/a from y/a: dropped; egress from x/a: open (Ingress only).
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80)), Final::Drop);
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 80)), Final::Accept);
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80)),
+        Final::Drop
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 80)),
+        Final::Accept
+    );
     // From the node itself, and replies: allowed.
-    assert_eq!(verdict(&f, &Packet::tcp("10.224.0.4", 40000, "10.244.0.10", 80)), Final::Accept);
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.224.0.4", 40000, "10.244.0.10", 80)),
+        Final::Accept
+    );
     let reply = Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80).state(CtState::Established);
     assert_eq!(verdict(&f, &reply), Final::Accept);
 }
 
 #[test]
 fn egress_only_policies_also_isolate_ingress_and_ports_default_to_tcp() {
-    let p = np(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+    let p = np(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "eg", "namespace": "x"},
         "spec": {"podSelector": {"matchLabels": {"pod": "a"}},
-                 "egress": [{"ports": [{"port": 80}], "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}]}]}}));
+                 "egress": [{"ports": [{"port": 80}], "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}]}]}}),
+    );
     assert_eq!(p.spec.policy_types, vec!["Ingress", "Egress"]);
     let f = fake(&input(vec![p]));
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 80)), Final::Accept);
-    assert_eq!(verdict(&f, &Packet::udp("10.244.0.10", 40000, "10.244.1.12", 80)), Final::Drop, "TCP only");
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 81)), Final::Drop);
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.11", 80)), Final::Drop, "x/b is not in y");
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.11", 40000, "10.244.0.10", 80)), Final::Drop, "ingress isolated too");
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 80)),
+        Final::Accept
+    );
+    assert_eq!(
+        verdict(&f, &Packet::udp("10.244.0.10", 40000, "10.244.1.12", 80)),
+        Final::Drop,
+        "TCP only"
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 81)),
+        Final::Drop
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.11", 80)),
+        Final::Drop,
+        "x/b is not in y"
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.11", 40000, "10.244.0.10", 80)),
+        Final::Drop,
+        "ingress isolated too"
+    );
 }
 
 #[test]
 fn named_ports_resolve_on_the_destination_pod_and_end_port_is_a_range() {
-    let p = np(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+    let p = np(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "named", "namespace": "x"},
-        "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": "http"}, {"port": 9000, "endPort": 9010, "protocol": "UDP"}]}]}}));
+        "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": "http"}, {"port": 9000, "endPort": 9010, "protocol": "UDP"}]}]}}),
+    );
     let f = fake(&input(vec![p]));
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 8080)), Final::Accept);
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80)), Final::Drop);
-    assert_eq!(verdict(&f, &Packet::udp("10.244.1.12", 40000, "10.244.0.10", 8080)), Final::Drop, "named http is TCP");
-    assert_eq!(verdict(&f, &Packet::udp("10.244.1.12", 40000, "10.244.0.10", 9010)), Final::Accept);
-    assert_eq!(verdict(&f, &Packet::udp("10.244.1.12", 40000, "10.244.0.10", 9011)), Final::Drop);
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 8080)),
+        Final::Accept
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80)),
+        Final::Drop
+    );
+    assert_eq!(
+        verdict(&f, &Packet::udp("10.244.1.12", 40000, "10.244.0.10", 8080)),
+        Final::Drop,
+        "named http is TCP"
+    );
+    assert_eq!(
+        verdict(&f, &Packet::udp("10.244.1.12", 40000, "10.244.0.10", 9010)),
+        Final::Accept
+    );
+    assert_eq!(
+        verdict(&f, &Packet::udp("10.244.1.12", 40000, "10.244.0.10", 9011)),
+        Final::Drop
+    );
 }
 
 #[test]
 fn a_label_change_moves_set_elements_only() {
-    let allow = np(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+    let allow = np(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "from-b", "namespace": "x"},
-        "spec": {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]}}));
+        "spec": {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]}}),
+    );
     let before = input(vec![allow.clone()]);
     let mut after = before.clone();
     after.pods[1].labels.insert("role".into(), "client".into());
@@ -148,9 +209,15 @@ fn a_label_change_moves_set_elements_only() {
     assert!(batch.to_string().contains("10.244.1.11"), "{batch}");
     let mut f = Fake::new();
     f.apply_batch(&diff::create(&a)).unwrap();
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.11", 40000, "10.244.0.10", 80)), Final::Drop);
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.11", 40000, "10.244.0.10", 80)),
+        Final::Drop
+    );
     f.apply_batch(&batch).unwrap();
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.11", 40000, "10.244.0.10", 80)), Final::Accept);
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.11", 40000, "10.244.0.10", 80)),
+        Final::Accept
+    );
 }
 
 #[test]
@@ -168,11 +235,27 @@ fn a_thousand_policies_are_one_jump_each_for_their_pod_and_lockdown_drops_all() 
     let chain = &c.table.chains[&pod_chain("10.244.0.10".parse().unwrap(), Direction::Ingress)];
     assert_eq!(chain.rules.len(), 1001);
     let f = fake(&i);
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 10999)), Final::Accept);
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 11000)), Final::Drop);
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 10999)),
+        Final::Accept
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 11000)),
+        Final::Drop
+    );
     let mut f = Fake::new();
     f.apply_batch(&diff::create(&lockdown(&i))).unwrap();
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 10999)), Final::Drop);
-    assert_eq!(verdict(&f, &Packet::tcp("10.224.0.4", 40000, "10.244.0.10", 10999)), Final::Accept);
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 1)), Final::Accept, "egress not isolated");
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 10999)),
+        Final::Drop
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.224.0.4", 40000, "10.244.0.10", 10999)),
+        Final::Accept
+    );
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.0.10", 40000, "10.244.1.12", 1)),
+        Final::Accept,
+        "egress not isolated"
+    );
 }
