@@ -231,4 +231,9 @@ fn bridged_routed_and_service_traffic_is_judged_by_policy() {
     owner.sync(&mut d, &next).unwrap();
     assert!(connects(&r, B, 8080) && connects(&r, CLUSTER_IP, 80));
     assert!(!connects(&r, B, 8081));
+    // The policy deleted: the pod is open again.
+    let mut none = policy_input(serde_json::json!([]));
+    none.policies.clear();
+    owner.sync(&mut d, &desired(&none).table).unwrap();
+    assert!(connects(&r, B, 8081) && connects(&a, B, 8081));
 }

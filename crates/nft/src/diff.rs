@@ -181,6 +181,27 @@ pub fn diff(old: &Table, new: &Table) -> Batch {
             chain: n.clone(),
         });
     }
+    // 2b. Removed (or changed) elements of kept sets out before any
+    //     deletion: a verdict-map element that names a chain keeps it busy.
+    for (n, s) in &new.sets {
+        let Some(o) = old.sets.get(n) else { continue };
+        if recreated_sets.contains(n) {
+            continue;
+        }
+        let gone: Vec<_> = o
+            .elements
+            .iter()
+            .filter(|(k, e)| s.elements.get(*k) != Some(*e))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !gone.is_empty() {
+            b.push(Command::DeleteElements {
+                table: id.clone(),
+                set: n.clone(),
+                keys: gone,
+            });
+        }
+    }
     // 3. Deletions, and what is recreated.
     for n in recreated_chains.iter().chain(vanished_chains.iter()) {
         b.push(Command::DeleteChain {
@@ -202,31 +223,19 @@ pub fn diff(old: &Table, new: &Table) -> Batch {
         add_set(&mut b, &id, n, &new.sets[*n]);
         add_elements(&mut b, &id, n, &new.sets[*n]);
     }
-    // 4. Elements of kept sets: removed (or changed) keys out, new ones in.
+    // 4. New and changed elements of kept sets (after step 3: they may
+    //    name a recreated chain).
     for (n, s) in &new.sets {
         let Some(o) = old.sets.get(n) else { continue };
         if recreated_sets.contains(n) {
             continue;
         }
-        let gone: Vec<_> = o
-            .elements
-            .iter()
-            .filter(|(k, e)| s.elements.get(*k) != Some(*e))
-            .map(|(k, _)| k.clone())
-            .collect();
         let added: Vec<_> = s
             .elements
             .iter()
             .filter(|(k, e)| o.elements.get(*k) != Some(*e))
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        if !gone.is_empty() {
-            b.push(Command::DeleteElements {
-                table: id.clone(),
-                set: n.clone(),
-                keys: gone,
-            });
-        }
         if !added.is_empty() {
             b.push(Command::CreateElements {
                 table: id.clone(),

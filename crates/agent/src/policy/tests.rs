@@ -259,3 +259,18 @@ fn a_thousand_policies_are_one_jump_each_for_their_pod_and_lockdown_drops_all() 
         "egress not isolated"
     );
 }
+
+#[test]
+fn deleting_every_policy_is_a_batch_the_fake_accepts() {
+    let deny = np(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "from-b", "namespace": "x"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}], "ports": [{"port": "http"}]}]}}));
+    let (a, b) = (desired(&input(vec![deny])).table, desired(&input(vec![])).table);
+    let batch = diff::diff(&a, &b);
+    println!("{batch}");
+    let mut f = Fake::new();
+    f.apply_batch(&diff::create(&a)).unwrap();
+    f.apply_batch(&batch).unwrap();
+    assert_eq!(f.table(&table_id()).unwrap(), b);
+    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80)), Final::Accept);
+}
