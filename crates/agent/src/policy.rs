@@ -306,34 +306,29 @@ fn merge(mut v: Vec<Range>) -> Vec<Range> {
     out
 }
 
-/// A range as the fewest prefixes (how nft lists an interval set back).
-fn prefixes((lo, hi): Range) -> Vec<Value> {
-    let (mut lo, hi) = (u64::from(lo), u64::from(hi));
-    let mut out = vec![];
-    while lo <= hi {
-        let align = if lo == 0 {
-            32
-        } else {
-            lo.trailing_zeros().min(32)
-        };
-        let span = 63 - (hi - lo + 1).leading_zeros();
-        let bits = align.min(span);
-        let len = u8::try_from(32 - bits).unwrap_or(32);
-        let addr = Ipv4Addr::from(u32::try_from(lo).unwrap_or(u32::MAX));
-        if let Ok(n) = Ipv4Net::new(addr, len) {
-            out.push(Value::net(IpNet::V4(n)));
-        }
-        lo += 1u64 << bits;
+/// A merged range as one element: an address, a prefix, or `a-b`. (Never
+/// split into adjacent prefixes: the kernel keeps adjacent intervals apart
+/// on insert but nft may list them joined, and the listing would no longer
+/// read back equal to the rendering.)
+fn range_value((lo, hi): Range) -> Value {
+    let (a, b) = (Ipv4Addr::from(lo), Ipv4Addr::from(hi));
+    if lo == hi {
+        return addr(a);
     }
-    out
+    let size = u64::from(hi) - u64::from(lo) + 1;
+    if size.is_power_of_two() && u64::from(lo) % size == 0 {
+        let len = 32 - u8::try_from(size.trailing_zeros()).unwrap_or(32);
+        if let Ok(n) = Ipv4Net::new(a, len) {
+            return Value::net(IpNet::V4(n));
+        }
+    }
+    Value::AddrRange(IpAddr::V4(a), IpAddr::V4(b))
 }
 
 fn addr_set(ranges: Vec<Range>) -> Set {
     let mut s = Set::new(vec![KeyType::Ipv4Addr]).interval();
     for r in merge(ranges) {
-        for v in prefixes(r) {
-            s.insert(v, Element::default());
-        }
+        s.insert(range_value(r), Element::default());
     }
     s
 }

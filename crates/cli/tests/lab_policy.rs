@@ -139,6 +139,7 @@ impl Drop for Lab {
 
 /// Where each probe starts and goes.
 struct Targets {
+    lab: String,
     netns: BTreeMap<String, PathBuf>,
     pod_ips: BTreeMap<String, Ipv4Addr>,
     service_ips: BTreeMap<String, Ipv4Addr>,
@@ -148,6 +149,7 @@ fn targets(lab: &Lab) -> Targets {
     let state = LabDir::new(&lab.0).unwrap().load().unwrap();
     let names = state.names();
     let mut t = Targets {
+        lab: lab.0.clone(),
         netns: BTreeMap::new(),
         pod_ips: BTreeMap::new(),
         service_ips: BTreeMap::new(),
@@ -249,7 +251,30 @@ fn check(t: &Targets, what: &str, expect: &dyn Fn(&Flow) -> bool, tally: &mut Ta
             msg += &upstream::table(&table, expect, port, proto);
         }
     }
+    msg += &dump(&t.lab);
     panic!("{msg}");
+}
+
+/// Each node's policy table and the agents' last policy lines.
+fn dump(lab: &str) -> String {
+    let dir = LabDir::new(lab).unwrap();
+    let state = dir.load().unwrap();
+    let mut out = String::new();
+    for n in &state.nodes {
+        let ns = state.names().node(n.index);
+        let o = Command::new("ip")
+            .args(["netns", "exec", &ns, "nft", "list", "table", "ip", "aksnet-policy"])
+            .output()
+            .unwrap();
+        out += &format!("--- {}\n{}", n.name, String::from_utf8_lossy(&o.stdout));
+        let log = std::fs::read_to_string(aksnet_lab::nodes::agent_log(&dir, &n.name))
+            .unwrap_or_default();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("polic")).collect();
+        for l in lines.iter().rev().take(10).rev() {
+            out += &format!("{l}\n");
+        }
+    }
+    out
 }
 
 fn suite(tag: &str, args: &[&str]) {
@@ -277,7 +302,14 @@ fn suite(tag: &str, args: &[&str]) {
     let mut tally = Tally::default();
     check(&t, &format!("{tag} no policy"), &|_| true, &mut tally);
     let scenarios = upstream::all(&ctx);
+    let only = std::env::var("AKSNET_POLICY_SCENARIO").ok();
     for s in &scenarios {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|o| s.name.contains(o)))
+        {
+            continue;
+        }
         let at = Instant::now();
         for (i, ph) in s.phases.iter().enumerate() {
             if !ph.apply.is_empty() {

@@ -14,9 +14,10 @@ use crate::model::{Table, TableId};
 
 /// The batch that makes a table whose content is `listing` (`None`: no
 /// such table) equal to `desired`, whatever it holds now. Every listed
-/// chain is flushed first, so nothing refers to what is deleted; chains and
-/// sets that are not desired, or whose hook or type changed, are deleted;
-/// kept sets are flushed and filled again.
+/// chain is flushed first, then every set (kept sets flushed, others
+/// deleted), so nothing refers to what is deleted; chains that are not
+/// desired, or whose hook or type changed, are deleted last; kept sets are
+/// filled again.
 pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
     let Some(l) = listing else {
         return diff::create(desired);
@@ -30,27 +31,8 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
             chain: c.name.clone(),
         });
     }
-    for c in &l.chains {
-        let keep = desired
-            .chains
-            .get(&c.name)
-            .is_some_and(|d| match (&c.base, &d.base) {
-                (None, None) => true,
-                (Some(a), Some(b)) => {
-                    a.kind == b.kind
-                        && a.hook == b.hook
-                        && a.priority == b.priority
-                        && a.device == b.device
-                }
-                _ => false,
-            });
-        if !keep {
-            b.push(Command::DeleteChain {
-                table: id.clone(),
-                chain: c.name.clone(),
-            });
-        }
-    }
+    // Sets before chains: a verdict-map element naming a chain keeps it
+    // busy until its set is flushed or deleted.
     let mut kept_sets = BTreeSet::new();
     for s in &l.sets {
         let keep = match (&s.set, desired.sets.get(&s.name)) {
@@ -75,6 +57,27 @@ pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
                 table: id.clone(),
                 set: s.name.clone(),
                 map: s.map,
+            });
+        }
+    }
+    for c in &l.chains {
+        let keep = desired
+            .chains
+            .get(&c.name)
+            .is_some_and(|d| match (&c.base, &d.base) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    a.kind == b.kind
+                        && a.hook == b.hook
+                        && a.priority == b.priority
+                        && a.device == b.device
+                }
+                _ => false,
+            });
+        if !keep {
+            b.push(Command::DeleteChain {
+                table: id.clone(),
+                chain: c.name.clone(),
             });
         }
     }
