@@ -62,19 +62,22 @@ fn policy_input(from: serde_json::Value) -> PolicyInput {
             pod("y", "r", R, "node-2"),
         ],
         namespaces: Default::default(),
-        policies: vec![np(serde_json::json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": "a", "namespace": "x"},
-            "spec": {"podSelector": {"matchLabels": {"pod": "a"}},
-                     "ingress": [{"from": [{"ipBlock": {"cidr": "10.244.1.0/24", "except": ["10.244.1.5/32"]}},
-                                           {"ipBlock": {"cidr": "10.244.0.11/32"}}],
-                                  "ports": [{"port": 9000, "endPort": 9100}, {"protocol": "UDP"}]}]}
-        })), np(serde_json::json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": "b", "namespace": "x"},
-            "spec": {"podSelector": {"matchLabels": {"pod": "b"}},
-                     "ingress": [{"from": from, "ports": [{"port": "http"}]}]}
-        }))],
+        policies: vec![
+            np(serde_json::json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "a", "namespace": "x"},
+                "spec": {"podSelector": {"matchLabels": {"pod": "a"}},
+                         "ingress": [{"from": [{"ipBlock": {"cidr": "10.244.1.0/24", "except": ["10.244.1.5/32"]}},
+                                               {"ipBlock": {"cidr": "10.244.0.11/32"}}],
+                                      "ports": [{"port": 9000, "endPort": 9100}, {"protocol": "UDP"}]}]}
+            })),
+            np(serde_json::json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "b", "namespace": "x"},
+                "spec": {"podSelector": {"matchLabels": {"pod": "b"}},
+                         "ingress": [{"from": from, "ports": [{"port": "http"}]}]}
+            })),
+        ],
     }
 }
 

@@ -70,7 +70,11 @@ fn ranges_are_cidr_less_except_one_element_each() {
         except: vec!["10.1.0.0/16".into()],
     };
     let r = merge(block_ranges(&b));
-    let vals: Vec<String> = r.into_iter().map(range_value).map(|v| v.to_string()).collect();
+    let vals: Vec<String> = r
+        .into_iter()
+        .map(range_value)
+        .map(|v| v.to_string())
+        .collect();
     assert_eq!(vals, vec!["10.0.0.0/16", "10.2.0.0-10.255.255.255"]);
     // An IPv6 block never matches IPv4 traffic; 0.0.0.0/0 is one prefix.
     assert!(block_ranges(&IpBlock {
@@ -245,15 +249,23 @@ fn a_thousand_policies_are_one_jump_each_for_their_pod_and_lockdown_drops_all() 
 
 #[test]
 fn deleting_every_policy_is_a_batch_the_fake_accepts() {
-    let deny = np(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+    let deny = np(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "from-b", "namespace": "x"},
-        "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}], "ports": [{"port": "http"}]}]}}));
-    let (a, b) = (desired(&input(vec![deny])).table, desired(&input(vec![])).table);
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}], "ports": [{"port": "http"}]}]}}),
+    );
+    let (a, b) = (
+        desired(&input(vec![deny])).table,
+        desired(&input(vec![])).table,
+    );
     let batch = diff::diff(&a, &b);
     println!("{batch}");
     let mut f = Fake::new();
     f.apply_batch(&diff::create(&a)).unwrap();
     f.apply_batch(&batch).unwrap();
     assert_eq!(f.table(&table_id()).unwrap(), b);
-    assert_eq!(verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80)), Final::Accept);
+    assert_eq!(
+        verdict(&f, &Packet::tcp("10.244.1.12", 40000, "10.244.0.10", 80)),
+        Final::Accept
+    );
 }

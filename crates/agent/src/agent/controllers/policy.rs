@@ -126,8 +126,8 @@ impl Controller for Policy {
                 let why = e.to_string();
                 tracing::error!(node = %agent.cfg.node, error = %why,
                     "network policy could not be programmed; isolated pods are locked down");
-                // The owner no longer knows what the kernel holds.
-                self.owner.forget();
+                // The batch is atomic: the kernel holds what the owner
+                // applied last, and the lockdown is a diff from it.
                 let driver: &mut dyn aksnet_nft::Driver = &mut *agent.kernel;
                 let locked = self.owner.sync(driver, &policy::lockdown(&input));
                 let prev = pass.record.policy.clone().unwrap_or_default();
@@ -174,5 +174,119 @@ impl Controller for Policy {
             objects: compiled.policies,
             changed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{fixture, network};
+    use super::POLICY_UNAVAILABLE;
+    use aksnet_core::cluster::RouteMode;
+    use aksnet_core::k8s::store::object_key;
+    use aksnet_core::k8s::{Kind, ObjectId};
+    use aksnet_nft::{trace, Final, Hook, Host, Packet};
+    use serde_json::json;
+
+    fn put(
+        f: &super::super::testing::Fixture,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        v: serde_json::Value,
+    ) {
+        f.kv.put(
+            &object_key(&ObjectId::new(kind, ns, name)),
+            &serde_json::to_vec(&v).unwrap(),
+            None,
+        )
+        .unwrap();
+    }
+
+    fn pod(f: &super::super::testing::Fixture, name: &str, ip: &str, node: &str) {
+        put(
+            f,
+            Kind::Pod,
+            "x",
+            name,
+            json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "x", "labels": {"pod": name}},
+            "spec": {"nodeName": node, "containers": [{"name": "c"}]},
+            "status": {"podIP": ip, "phase": "Running"}}),
+        );
+    }
+
+    fn verdict(f: &super::super::testing::Fixture, from: &str, to: &str) -> Final {
+        let rs = f.kernel.state().nft.ruleset();
+        trace(
+            &rs,
+            &Host::default(),
+            &Packet::tcp(from, 4000, to, 80),
+            &[Hook::Forward],
+        )
+        .verdict
+    }
+
+    #[test]
+    fn policies_are_programmed_published_and_fail_closed() {
+        let mut f = fixture(
+            &network("kubenet", None),
+            "a",
+            "10.224.0.4",
+            RouteMode::HostGw,
+        );
+        pod(&f, "a", "10.244.0.10", "a");
+        pod(&f, "b", "10.244.1.10", "b");
+        put(
+            &f,
+            Kind::NetworkPolicy,
+            "x",
+            "from-b",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "from-b", "namespace": "x"},
+            "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}}),
+        );
+        f.agent.reconcile().unwrap();
+        let st = f.agent.record().policy.clone().unwrap();
+        assert_eq!(
+            (st.policies, st.isolated_ingress, st.isolated_egress),
+            (1, 1, 0)
+        );
+        let rev =
+            f.kv.store
+                .range("/aksnet/k8s/")
+                .unwrap()
+                .kvs
+                .iter()
+                .map(|kv| kv.mod_revision)
+                .max()
+                .unwrap();
+        assert_eq!(st.revision, rev, "the revision of what it enforces");
+        assert_eq!(verdict(&f, "10.244.1.10", "10.244.0.10"), Final::Accept);
+        assert_eq!(verdict(&f, "10.244.1.99", "10.244.0.10"), Final::Drop);
+        // A new pod of x while the kernel refuses large batches: the
+        // lockdown table isolates it (and a) with nothing allowed.
+        f.kernel.state().fail_nft_containing = Some("in-10.244.0.11".into());
+        pod(&f, "c", "10.244.0.11", "a");
+        let r = f.agent.reconcile().unwrap();
+        assert!(r.controllers.iter().all(|c| c.error.is_none()), "{r:?}");
+        let rec = f.agent.record().clone();
+        let c = rec.condition(POLICY_UNAVAILABLE).unwrap();
+        assert!(
+            c.status && c.message.contains("Cannot allocate memory"),
+            "{c:?}"
+        );
+        assert!(!rec.network_unavailable(), "routes are fine");
+        let st = rec.policy.unwrap();
+        assert!(st.failed.is_some());
+        assert!(st.revision > rev, "the lockdown covers the new pod");
+        assert_eq!(verdict(&f, "10.244.1.10", "10.244.0.11"), Final::Drop);
+        assert_eq!(verdict(&f, "10.244.1.10", "10.244.0.10"), Final::Drop);
+        // The kernel takes it again: the desired table, condition cleared.
+        f.kernel.state().fail_nft_containing = None;
+        f.agent.reconcile().unwrap();
+        let rec = f.agent.record().clone();
+        assert!(!rec.condition(POLICY_UNAVAILABLE).unwrap().status);
+        assert!(rec.policy.unwrap().failed.is_none());
+        assert_eq!(verdict(&f, "10.244.1.10", "10.244.0.11"), Final::Accept);
     }
 }
