@@ -277,6 +277,39 @@ fn dump(lab: &str) -> String {
     out
 }
 
+/// A pod created together with a policy isolating it is isolated from its
+/// first probe: the kubelet starts its servers only once its node's agent
+/// published a policy revision covering it. Its node still reaches it.
+fn fail_closed(lab: &Lab, t: &Targets, tag: &str) {
+    let yaml = upstream::namespace_yaml("w", &[])
+        + "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: w}\nspec:\n  podSelector: {}\n"
+        + &upstream::pod_yaml("w", "d", "node-1", &[]);
+    lab.apply(&yaml);
+    let state = LabDir::new(&lab.0).unwrap().load().unwrap();
+    let d = state.pods.iter().find(|p| p.namespace == "w").unwrap();
+    let ip = d.ip.unwrap();
+    let node = state.nodes.iter().find(|n| n.name == "node-1").unwrap();
+    let probes = [
+        Probe {
+            from_netns: t.netns["x/a"].clone(),
+            to: ip,
+            port: 80,
+            protocol: Protocol::Tcp,
+        },
+        Probe {
+            from_netns: netns_path(&state.names().node(node.index)),
+            to: ip,
+            port: 80,
+            protocol: Protocol::Tcp,
+        },
+    ];
+    let r = run_all(&probes, 2, Duration::from_millis(500));
+    assert!(!r[0].reachable, "{tag}: w/d was open at its first probe: {r:?}");
+    assert!(r[1].reachable, "{tag}: its node reaches w/d: {r:?}");
+    println!("  {tag} fail closed: w/d isolated at its first probe, its node reaches it");
+    ok(&["delete", "--lab", &lab.0, "netpol", "deny", "-n", "w"], "");
+}
+
 fn suite(tag: &str, args: &[&str]) {
     if !ready() {
         return;
@@ -331,6 +364,7 @@ fn suite(tag: &str, args: &[&str]) {
         check(&t, &format!("{tag} {} cleaned up", s.name), &|_| true, &mut tally);
         println!("{tag} {}: {:?}", s.name, at.elapsed());
     }
+    fail_closed(&lab, &t, tag);
     println!(
         "{tag}: {} scenarios, {} checked tables, {} probes, {:?} in all",
         scenarios.len(),
