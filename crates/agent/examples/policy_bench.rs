@@ -233,7 +233,9 @@ fn connects(a: &Ns, n: usize, timeout: Duration) -> Vec<Option<Duration>> {
 }
 
 fn programming(n: &Node, runs: usize) {
-    println!("| policies | compute | create in kernel | one label change (diff) | commands created |");
+    println!(
+        "| policies | compute | create in kernel | one label change (diff) | commands created |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     for count in [10usize, 100, 1000] {
         let (mut compute, mut create, mut update) = (vec![], vec![], vec![]);
@@ -315,7 +317,10 @@ fn apply_to_enforced(n: &Node, runs: usize) {
     let first = t.elapsed();
     let st = agent.record().policy.clone().unwrap();
     assert_eq!(st.policies, 1000, "{st:?}");
-    assert!(connects(&n.a, 1, Duration::from_millis(500))[0].is_some(), "a → b is allowed");
+    assert!(
+        connects(&n.a, 1, Duration::from_millis(500))[0].is_some(),
+        "a → b is allowed"
+    );
     let deny = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "a-no-egress", "namespace": "bench"},
         "spec": {"podSelector": {"matchLabels": {"app": "p0"}}, "policyTypes": ["Egress"]}});
@@ -330,13 +335,26 @@ fn apply_to_enforced(n: &Node, runs: usize) {
             assert!(t.elapsed() < Duration::from_secs(10), "never enforced");
         }
         enforced.push(t.elapsed());
-        kv.delete(&object_key(&ObjectId::new(Kind::NetworkPolicy, "bench", "a-no-egress")))
-            .unwrap();
+        kv.delete(&object_key(&ObjectId::new(
+            Kind::NetworkPolicy,
+            "bench",
+            "a-no-egress",
+        )))
+        .unwrap();
         agent.reconcile().unwrap();
-        assert!(connects(&n.a, 1, Duration::from_millis(500))[0].is_some(), "open again");
+        assert!(
+            connects(&n.a, 1, Duration::from_millis(500))[0].is_some(),
+            "open again"
+        );
     }
-    println!("| first reconcile, 1,000 policies over 100 pods (empty kernel) | {} |", ms(first));
-    println!("| apply → enforced (store write, one reconcile, first refused connect) | {} |", ms(median(enforced)));
+    println!(
+        "| first reconcile, 1,000 policies over 100 pods (empty kernel) | {} |",
+        ms(first)
+    );
+    println!(
+        "| apply → enforced (store write, one reconcile, first refused connect) | {} |",
+        ms(median(enforced))
+    );
     println!("| of which the reconcile pass | {} |", ms(median(passes)));
     let mut d = aksnet_linux::nft::Nft::at(n.node.path()).unwrap();
     let _ = d.apply(&aksnet_nft::diff::delete(&policy::table_id()));
@@ -368,7 +386,10 @@ fn latency(n: &Node, rounds: usize, per_round: usize) {
             let rs = connects(&n.a, per_round, Duration::from_secs(1));
             let failed = rs.iter().filter(|r| r.is_none()).count();
             lost[i] += failed;
-            assert!(failed * 10 < per_round, "a → b must be allowed in every configuration");
+            assert!(
+                failed * 10 < per_round,
+                "a → b must be allowed in every configuration"
+            );
             got[i].extend(rs.into_iter().flatten());
         }
     }

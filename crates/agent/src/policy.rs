@@ -431,14 +431,13 @@ fn compile_rule(
             continue;
         };
         let mut stmts: Vec<Stmt> = vec![];
-        let comment;
-        match &port.port {
+        let comment = match &port.port {
             None => {
                 if let Some(m) = &peer_match {
                     stmts.push(m.clone());
                 }
                 stmts.push(l4proto(protocol));
-                comment = format!("{what}.ports[{j}]: every {} port", protocol.as_str());
+                format!("{what}.ports[{j}]: every {} port", protocol.as_str())
             }
             Some(IntOrString::Int(n)) => {
                 let Ok(lo) = u16::try_from(*n) else { continue };
@@ -455,7 +454,7 @@ fn compile_rule(
                     None => Value::Port(lo),
                 };
                 stmts.push(eq(Expr::Payload(Payload::ThDport), v));
-                comment = format!("{what}.ports[{j}]");
+                format!("{what}.ports[{j}]")
             }
             Some(IntOrString::Str(name)) => {
                 // Named ports resolve on the destination pod: the selected
@@ -491,9 +490,9 @@ fn compile_rule(
                     }
                 }
                 stmts.push(in_set(daddr_proto_dport(), &set_name));
-                comment = format!("{what}.ports[{j}]: named port {name}");
+                format!("{what}.ports[{j}]: named port {name}")
             }
-        }
+        };
         stmts.push(accept());
         out.rules.push(Rule::new(stmts).comment(comment));
     }

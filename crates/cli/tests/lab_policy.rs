@@ -105,7 +105,16 @@ impl Lab {
     fn up(tag: &str, args: &[&str]) -> Lab {
         let name = format!("pol-{tag}{}", std::process::id() % 100_000);
         let lab = Lab(name.clone());
-        let mut a = vec!["lab", "up", "--name", &name, "--nodes", "2", "--pods-per-node", "0"];
+        let mut a = vec![
+            "lab",
+            "up",
+            "--name",
+            &name,
+            "--nodes",
+            "2",
+            "--pods-per-node",
+            "0",
+        ];
         a.extend_from_slice(args);
         ok(&a, "");
         lab
@@ -236,10 +245,16 @@ fn check(t: &Targets, what: &str, expect: &dyn Fn(&Flow) -> bool, tally: &mut Ta
     }
     tally.phases += 1;
     if todo.is_empty() {
-        println!("  {what}: matches after {round} round(s), {:?}", start.elapsed());
+        println!(
+            "  {what}: matches after {round} round(s), {:?}",
+            start.elapsed()
+        );
         return;
     }
-    let mut msg = format!("{what}: {} probes differ from the expected table\n", todo.len());
+    let mut msg = format!(
+        "{what}: {} probes differ from the expected table\n",
+        todo.len()
+    );
     for svc in [false, true] {
         let table: BTreeMap<Flow, bool> = got
             .iter()
@@ -263,7 +278,16 @@ fn dump(lab: &str) -> String {
     for n in &state.nodes {
         let ns = state.names().node(n.index);
         let o = Command::new("ip")
-            .args(["netns", "exec", &ns, "nft", "list", "table", "ip", "aksnet-policy"])
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "nft",
+                "list",
+                "table",
+                "ip",
+                "aksnet-policy",
+            ])
             .output()
             .unwrap();
         out += &format!("--- {}\n{}", n.name, String::from_utf8_lossy(&o.stdout));
@@ -304,10 +328,16 @@ fn fail_closed(lab: &Lab, t: &Targets, tag: &str) {
         },
     ];
     let r = run_all(&probes, 2, Duration::from_millis(500));
-    assert!(!r[0].reachable, "{tag}: w/d was open at its first probe: {r:?}");
+    assert!(
+        !r[0].reachable,
+        "{tag}: w/d was open at its first probe: {r:?}"
+    );
     assert!(r[1].reachable, "{tag}: its node reaches w/d: {r:?}");
     println!("  {tag} fail closed: w/d isolated at its first probe, its node reaches it");
-    ok(&["delete", "--lab", &lab.0, "netpol", "deny", "-n", "w"], "");
+    ok(
+        &["delete", "--lab", &lab.0, "netpol", "deny", "-n", "w"],
+        "",
+    );
 }
 
 fn suite(tag: &str, args: &[&str]) {
@@ -351,7 +381,12 @@ fn suite(tag: &str, args: &[&str]) {
             for (ns, name) in &ph.delete {
                 lab.delete_policy(ns, name);
             }
-            check(&t, &format!("{tag} {} phase {i}", s.name), &*ph.expect, &mut tally);
+            check(
+                &t,
+                &format!("{tag} {} phase {i}", s.name),
+                &*ph.expect,
+                &mut tally,
+            );
         }
         for (ns, name) in &s.policies {
             if !s.phases.iter().any(|p| p.delete.contains(&(*ns, *name))) {
@@ -361,7 +396,12 @@ fn suite(tag: &str, args: &[&str]) {
         if s.relabels {
             lab.apply(&model);
         }
-        check(&t, &format!("{tag} {} cleaned up", s.name), &|_| true, &mut tally);
+        check(
+            &t,
+            &format!("{tag} {} cleaned up", s.name),
+            &|_| true,
+            &mut tally,
+        );
         println!("{tag} {}: {:?}", s.name, at.elapsed());
     }
     fail_closed(&lab, &t, tag);
@@ -383,6 +423,11 @@ fn upstream_policy_suite_in_a_kubenet_lab() {
 fn upstream_policy_suite_in_an_overlay_lab() {
     suite(
         "o",
-        &["--network-plugin", "azure", "--network-plugin-mode", "overlay"],
+        &[
+            "--network-plugin",
+            "azure",
+            "--network-plugin-mode",
+            "overlay",
+        ],
     );
 }

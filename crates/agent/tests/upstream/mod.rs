@@ -40,13 +40,13 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn from_ns(&self) -> &str {
+    pub fn src_ns(&self) -> &str {
         self.from.split('/').next().unwrap_or_default()
     }
-    pub fn to_ns(&self) -> &str {
+    pub fn dst_ns(&self) -> &str {
         self.to.split('/').next().unwrap_or_default()
     }
-    pub fn from_pod(&self) -> &str {
+    pub fn src_pod(&self) -> &str {
         self.from.split('/').nth(1).unwrap_or_default()
     }
     fn is(&self, port: u16, proto: &str) -> bool {
@@ -211,6 +211,10 @@ fn in_cidr(ip: Ipv4Addr, net: Ipv4Addr, len: u32) -> bool {
 }
 
 /// The upstream scenarios. Pod `x/a` is the usual target.
+#[allow(
+    clippy::vec_init_then_push,
+    reason = "scenarios in upstream's order, some with locals of their own"
+)]
 pub fn all(ctx: &Ctx) -> Vec<Scenario> {
     let xa = |f: &Flow| f.to == "x/a";
     let mut v = vec![];
@@ -218,7 +222,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
         "default-deny-ingress",
         vec![("x", "deny")],
         policy("x", "deny", "  podSelector: {}\n"),
-        |f| f.to_ns() != "x",
+        |f| f.dst_ns() != "x",
     ));
     v.push(one(
         "default-deny-all",
@@ -228,7 +232,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
             "deny-all",
             "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n",
         ),
-        |f| f.to_ns() != "x" && f.from_ns() != "x",
+        |f| f.dst_ns() != "x" && f.src_ns() != "x",
     ));
     v.push(one(
         "allow-ingress-by-pod-selector-in-its-namespace",
@@ -258,7 +262,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
             "from-y",
             "  podSelector: {matchLabels: {pod: a}}\n  ingress:\n  - from:\n    - namespaceSelector: {matchLabels: {ns: y}}\n",
         ),
-        move |f| !xa(f) || f.from_ns() == "y",
+        move |f| !xa(f) || f.src_ns() == "y",
     ));
     v.push(one(
         "match-expressions-and-within-one-peer",
@@ -268,7 +272,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
             "expr",
             "  podSelector: {matchExpressions: [{key: pod, operator: In, values: [a]}]}\n  ingress:\n  - from:\n    - namespaceSelector: {matchExpressions: [{key: ns, operator: NotIn, values: [x]}]}\n      podSelector: {matchExpressions: [{key: pod, operator: NotIn, values: [c]}]}\n",
         ),
-        move |f| !xa(f) || (f.from_ns() != "x" && f.from_pod() != "c"),
+        move |f| !xa(f) || (f.src_ns() != "x" && f.src_pod() != "c"),
     ));
     v.push(one(
         "pod-selector-or-namespace-selector",
@@ -278,7 +282,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
             "or",
             "  podSelector: {matchLabels: {pod: a}}\n  ingress:\n  - from:\n    - podSelector: {matchLabels: {pod: b}}\n    - namespaceSelector: {matchLabels: {ns: y}}\n",
         ),
-        move |f| !xa(f) || f.from == "x/b" || f.from_ns() == "y",
+        move |f| !xa(f) || f.from == "x/b" || f.src_ns() == "y",
     ));
     v.push(one(
         "pod-selector-and-namespace-selector",
@@ -423,7 +427,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
                 "  podSelector: {matchLabels: {pod: a}}\n  ingress:\n  - from:\n    - namespaceSelector: {matchLabels: {ns: y}}\n    ports:\n    - port: 81\n",
             ),
             move |f| {
-                !xa(f) || (f.from == "x/b" && f.is(80, "tcp")) || (f.from_ns() == "y" && f.is(81, "tcp"))
+                !xa(f) || (f.from == "x/b" && f.is(80, "tcp")) || (f.src_ns() == "y" && f.is(81, "tcp"))
             },
         )],
         policies: vec![("x", "b-80"), ("x", "y-81")],
@@ -457,7 +461,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
                 move |f| !xa(f),
             ),
             phase(namespace_yaml("y", &[("ns2", "updated")]), move |f| {
-                !xa(f) || f.from_ns() == "y"
+                !xa(f) || f.src_ns() == "y"
             }),
         ],
         policies: vec![("x", "ns2")],
@@ -486,7 +490,7 @@ pub fn all(ctx: &Ctx) -> Vec<Scenario> {
         name: "deny-then-delete",
         phases: vec![
             phase(policy("x", "deny", "  podSelector: {}\n"), |f| {
-                f.to_ns() != "x"
+                f.dst_ns() != "x"
             }),
             Phase {
                 apply: String::new(),

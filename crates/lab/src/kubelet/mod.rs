@@ -300,7 +300,9 @@ fn wait_enforced(
                 Some(p) if p.revision < want => behind.push(format!(
                     "{n} (at revision {}, wants {want}{})",
                     p.revision,
-                    p.failed.map(|f| format!("; failing: {f}")).unwrap_or_default()
+                    p.failed
+                        .map(|f| format!("; failing: {f}"))
+                        .unwrap_or_default()
                 )),
                 _ => {}
             }
