@@ -21,6 +21,7 @@ pub mod http;
 pub mod ipam_disk;
 pub mod kernel;
 pub mod metrics;
+pub mod policy;
 pub mod purge;
 pub mod routes;
 pub mod services;

@@ -142,6 +142,24 @@ pub fn create(
     new: Vec<NewPod>,
     tick: &dyn Fn(&str),
 ) -> Result<Vec<(NewPod, Result<()>)>> {
+    create_gated(dir, state, new, tick, &|_, _| Ok(()))
+}
+
+/// Before a pod's "containers" start: the state with the new pods'
+/// addresses, and the pods (`NAMESPACE/NAME`) whose ADD succeeded.
+pub type Gate<'a> = &'a dyn Fn(&LabState, &[String]) -> Result<()>;
+
+/// [`create`], with `gate` run between the ADDs and the probe servers: the
+/// kubelet writes the Pods' addresses and waits there for their nodes'
+/// agents to enforce network policy on them. When the gate fails, no
+/// server starts and every new pod fails with its error.
+pub fn create_gated(
+    dir: &LabDir,
+    state: &mut LabState,
+    new: Vec<NewPod>,
+    tick: &dyn Fn(&str),
+    gate: Gate<'_>,
+) -> Result<Vec<(NewPod, Result<()>)>> {
     if new.is_empty() {
         return Ok(vec![]);
     }
@@ -272,6 +290,19 @@ pub fn create(
                     tracing::warn!("removing {id} after its failed ADD: {e2}");
                 }
                 outcome.insert(id, Err(e));
+            }
+        }
+    }
+    dir.save(state)?;
+    let added: Vec<String> = planned
+        .iter()
+        .map(PodState::id)
+        .filter(|id| matches!(outcome.get(id), Some(Ok(()))))
+        .collect();
+    if !added.is_empty() {
+        if let Err(e) = gate(state, &added) {
+            for id in &added {
+                outcome.insert(id.clone(), Err(LabError::Invalid(e.to_string())));
             }
         }
     }

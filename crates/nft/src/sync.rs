@@ -14,9 +14,10 @@ use crate::model::{Table, TableId};
 
 /// The batch that makes a table whose content is `listing` (`None`: no
 /// such table) equal to `desired`, whatever it holds now. Every listed
-/// chain is flushed first, so nothing refers to what is deleted; chains and
-/// sets that are not desired, or whose hook or type changed, are deleted;
-/// kept sets are flushed and filled again.
+/// chain is flushed first, then every set (kept sets flushed, others
+/// deleted), so nothing refers to what is deleted; chains that are not
+/// desired, or whose hook or type changed, are deleted last; kept sets are
+/// filled again.
 pub fn replace(desired: &Table, listing: Option<&Listing>) -> Batch {
     let Some(l) = listing else {
         return diff::create(desired);

@@ -27,6 +27,9 @@ pub struct FakeState {
     pub fail_routes: Option<String>,
     /// The conntrack table.
     pub conntrack: aksnet_linux::conntrack::FakeConntrack,
+    /// When set, an nft batch whose text contains this fails (the kernel
+    /// refusing one object of a ruleset).
+    pub fail_nft_containing: Option<String>,
 }
 
 /// Cloneable handle: the test keeps one, the agent owns another.
@@ -52,6 +55,14 @@ impl FakeKernel {
 impl Driver for FakeKernel {
     fn apply(&mut self, batch: &Batch) -> Result<(), DriverError> {
         let mut s = self.state();
+        if let Some(bad) = &s.fail_nft_containing {
+            if batch.to_string().contains(bad.as_str()) {
+                return Err(DriverError {
+                    kind: aksnet_nft::ErrorKind::Invalid,
+                    message: format!("{bad}: Cannot allocate memory"),
+                });
+            }
+        }
         s.nft.apply(batch)?;
         if !batch.is_empty() {
             s.writes.push(format!("nft {} commands", batch.len()));

@@ -141,6 +141,29 @@ pub struct NodeRecord {
     /// records older agents wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentInfo>,
+    /// What the node's policy engine has programmed (absent in records of
+    /// agents without one): a kubelet starts a pod's containers once this
+    /// covers the pod ([`PolicyStatus::revision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyStatus>,
+}
+
+/// The NetworkPolicy state a node enforces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    /// The highest `mod_revision` of the Kubernetes objects (pods,
+    /// namespaces, policies) the programmed table was computed from: a pod
+    /// written at revision W is enforced once this is at least W.
+    pub revision: i64,
+    /// Policies selecting a pod of this node.
+    pub policies: usize,
+    /// Local pods isolated for ingress / egress.
+    pub isolated_ingress: usize,
+    pub isolated_egress: usize,
+    /// Set while the desired table could not be programmed: the node then
+    /// holds the lockdown table (isolated pods allow nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// Where a node's agent runs and what it manages: enough for a doctor to
@@ -227,6 +250,7 @@ impl NodeRecord {
             vtep_mac: None,
             conditions: vec![],
             agent: None,
+            policy: None,
         }
     }
 

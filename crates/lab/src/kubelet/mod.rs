@@ -18,6 +18,9 @@ pub mod deployments;
 pub mod schedule;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aksnet_core::cluster::{self, NodeRecord};
 
 use aksnet_core::k8s::alloc::Rng;
 use aksnet_core::k8s::store::{object_key, K8S_PREFIX};
@@ -230,7 +233,14 @@ pub fn sync_locked(dir: &LabDir, state: &mut LabState) -> Result<Report> {
         }
     }
     let any_started = !starts.is_empty();
-    let created = pods::create(dir, state, starts, &|_| {})?;
+    // Fail closed: a new pod's addresses are written first, and its
+    // servers start once its node's agent enforces policy on it.
+    let gate = |st: &LabState, ids: &[String]| -> Result<()> {
+        let mut scratch = Report::default();
+        write_statuses(st, store.as_ref(), &[], &mut scratch)?;
+        wait_enforced(store.as_ref(), st, ids, ENFORCE_WAIT)
+    };
+    let created = pods::create_gated(dir, state, starts, &|_| {}, &gate)?;
     if any_started {
         // Azure CNI dynamic: the agent may have claimed addresses for the
         // new pods; the fabric routes them before the command returns.
@@ -250,6 +260,64 @@ pub fn sync_locked(dir: &LabDir, state: &mut LabState) -> Result<Report> {
     match first_err {
         Some(e) => Err(e),
         None => Ok(report),
+    }
+}
+
+/// How long a new pod waits for its node's agent to enforce policy on it.
+const ENFORCE_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until the agent of every node of `ids` publishes a policy
+/// revision (`NodeRecord::policy`) covering the store as it is now: the
+/// Pods' addresses just written, and every policy that may select them.
+/// A node whose record carries no policy status has no policy engine
+/// (an agent of an older build): nothing to wait for there.
+fn wait_enforced(
+    store: &dyn Store,
+    state: &LabState,
+    ids: &[String],
+    wait: Duration,
+) -> Result<()> {
+    let want = read(store)?
+        .objects
+        .values()
+        .map(|s| s.mod_revision)
+        .max()
+        .unwrap_or(0);
+    let mut nodes: Vec<&str> = ids
+        .iter()
+        .filter_map(|id| state.pod(id).map(|p| p.node.as_str()))
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut behind = vec![];
+        for n in &nodes {
+            let rec = store
+                .get(&cluster::node_key(n))?
+                .and_then(|kv| serde_json::from_slice::<NodeRecord>(&kv.value).ok());
+            match rec.and_then(|r| r.policy) {
+                Some(p) if p.revision < want => behind.push(format!(
+                    "{n} (at revision {}, wants {want}{})",
+                    p.revision,
+                    p.failed
+                        .map(|f| format!("; failing: {f}"))
+                        .unwrap_or_default()
+                )),
+                _ => {}
+            }
+        }
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(LabError::Invalid(format!(
+                "network policy is not enforced on {} after {} s: the pod's containers are not started",
+                behind.join(", "),
+                wait.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -13,12 +13,12 @@
 //! | [`routes::Routes`] | the view's node records | the store's route table slot, the kernel's routes, VTEP and L2 entries, forwarding |
 //! | [`snat::Snat`] | the node's ranges, the network's no-SNAT CIDRs | the kernel's `ip aksnet-agent` table |
 //! | [`services::Services`] | the store's Services and their endpoints | the kernel's `ip aksnet-services` table |
+//! | [`policy::Policy`] | the store's NetworkPolicies, Pods, Namespaces | the kernel's `ip aksnet-policy` table, the record's `policy` |
 //!
-//! Network policy is the next one: a module here whose controller reads
-//! its objects from the same store, and one line in [`all`] after
-//! `services` (so policy sees the translated addresses, as kube-proxy and a
-//! policy engine do on one node).
+//! Policy runs after `services`, so it is computed on the translated
+//! addresses, as kube-proxy and a policy engine do on one node.
 
+pub mod policy;
 pub mod pool;
 pub mod routes;
 pub mod services;
@@ -57,6 +57,7 @@ pub fn all() -> Vec<Box<dyn Controller>> {
         Box::new(routes::Routes::default()),
         Box::new(snat::Snat),
         Box::new(services::Services::default()),
+        Box::new(policy::Policy::default()),
     ]
 }
 
@@ -209,8 +210,8 @@ mod tests {
         );
         let r = f.agent.reconcile().unwrap();
         let names: Vec<&str> = r.controllers.iter().map(|c| c.name).collect();
-        assert_eq!(names, vec!["pool", "routes", "snat", "services"]);
-        assert_eq!(r.durations().count(), 4);
+        assert_eq!(names, vec!["pool", "routes", "snat", "services", "policy"]);
+        assert_eq!(r.durations().count(), 5);
         let stats = f.agent.controller_stats();
         assert_eq!(stats["pool"].programmed.objects, 1, "one block");
         // Two rules; no-SNAT: link-local and the pod CIDR; the node's block.
@@ -219,7 +220,7 @@ mod tests {
         // Nothing changed: the runs are recorded, the report says no change.
         let r = f.agent.reconcile().unwrap();
         assert!(!r.changed(), "{r:?}");
-        assert_eq!(r.controllers.len(), 4);
+        assert_eq!(r.controllers.len(), 5);
     }
 
     #[test]
