@@ -163,7 +163,12 @@ fn targets(lab: &Lab) -> Targets {
         pod_ips: BTreeMap::new(),
         service_ips: BTreeMap::new(),
     };
-    for p in &state.pods {
+    // The upstream model's pods (the lab's cluster DNS pods are not).
+    for p in state
+        .pods
+        .iter()
+        .filter(|p| upstream::NAMESPACES.contains(&p.namespace.as_str()))
+    {
         let r = format!("{}/{}", p.namespace, p.name);
         t.netns
             .insert(r.clone(), netns_path(&names.pod(p.node_index, p.index)));

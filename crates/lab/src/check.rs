@@ -235,6 +235,11 @@ pub fn service_pairs(state: &LabState, k8s: &K8sState) -> Vec<Pair> {
         if eps.is_empty() || eps.len() != backends.len() {
             continue; // an endpoint the lab does not run: nothing to judge
         }
+        // The cluster DNS pods answer 53 with `aksnet dns`, not the probe;
+        // `pod-to-service-by-name` checks that Service.
+        if eps.iter().any(|p| crate::cluster_dns::is_dns_pod(p)) {
+            continue;
+        }
         let answerers: Vec<String> = eps.iter().map(|p| p.id()).collect();
         let id = format!(
             "svc/{}/{}",

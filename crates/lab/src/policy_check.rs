@@ -75,8 +75,15 @@ impl PolicyReport {
 }
 
 /// The pods of the matrix (those with an address), by `NAMESPACE/NAME`.
+/// The cluster DNS pods are left out, as from every other check: port 53
+/// is their `aksnet dns`, which does not answer the probe.
 pub fn matrix_pods<'a>(w: &World<'a>) -> Vec<&'a PodState> {
-    let mut pods: Vec<&PodState> = w.state.pods.iter().filter(|p| p.ip.is_some()).collect();
+    let mut pods: Vec<&PodState> = w
+        .state
+        .pods
+        .iter()
+        .filter(|p| p.ip.is_some() && !crate::cluster_dns::is_dns_pod(p))
+        .collect();
     pods.sort_by_key(|p| p.id());
     pods
 }

@@ -346,8 +346,14 @@ pub fn by_name(
 
 /// Whose address the destination saw: `pod`, `node`, `vm`, `public` or
 /// `other`.
+/// `lab probe`'s `source_seen`: one of `pod`, `node`, `vm`, `public` or
+/// `other` (its JSON contract); the internet host's address is `other`
+/// there, though `lab check` names it.
 pub fn seen(state: &LabState, ip: Ipv4Addr) -> &'static str {
-    classify(state, ip).map_or("other", |s| s.as_str())
+    match classify(state, ip) {
+        None | Some(crate::expect::Seen::Internet) => "other",
+        Some(s) => s.as_str(),
+    }
 }
 
 /// The row of one outcome.
