@@ -276,6 +276,11 @@ pub fn service_pairs(state: &LabState, k8s: &K8sState) -> Vec<Pair> {
             let n = nodes.len();
             for (i, from) in nodes.iter().enumerate().filter(|_| n > 1) {
                 let at = &nodes[(i + 1) % n];
+                // externalTrafficPolicy: Local answers only on nodes with an
+                // endpoint of their own (elsewhere it drops, as it should).
+                if svc.external_local() && !eps.iter().any(|p| p.node == at.name) {
+                    continue;
+                }
                 let to = Endpoint {
                     name: format!("nodeport/{}@{}", id.trim_start_matches("svc/"), at.name),
                     ip: at.ip,

@@ -134,8 +134,8 @@ pub fn pairs(state: &LabState, k8s: &K8sState, lb: &LbStatus) -> Vec<LbPair> {
                 (false, _, _) => None,
                 (true, false, _) => Some(Seen::Node),
                 (true, true, "vm") => Some(Seen::Vm),
-                // The internet host's own address: none of the lab's kinds.
-                (true, true, _) => None,
+                // `Local` keeps the client's address: the internet host's.
+                (true, true, _) => Some(Seen::Internet),
             };
             out.push(LbPair {
                 kind,
