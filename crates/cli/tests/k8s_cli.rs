@@ -808,3 +808,63 @@ fn a_published_kustomize_directory_applies_as_it_is() {
         "9797"
     );
 }
+
+/// `get netpol` says whether every node's agent enforces a policy, from
+/// the state each agent publishes in its node record.
+#[test]
+fn netpol_status_follows_what_the_nodes_publish() {
+    use aksnet_core::cluster::{node_key, NodeRecord, PolicyStatus, RouteMode};
+    let c = Cluster::new();
+    let f = c.file(
+        "deny.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: default}\nspec: {podSelector: {}}\n",
+    );
+    let o = c.run("apply", &["-f", &f]);
+    assert!(o.status.success(), "{}", text(&o));
+    let written = c.revision();
+    let store = aksnet_store::open(&c.store).unwrap();
+    let publish = |name: &str, ip: &str, revision: i64, failed: Option<&str>| {
+        let rec = NodeRecord {
+            policy: Some(PolicyStatus {
+                revision,
+                failed: failed.map(str::to_string),
+                ..PolicyStatus::default()
+            }),
+            ..NodeRecord::new(name, ip.parse().unwrap(), RouteMode::HostGw)
+        };
+        store
+            .put(&node_key(name), &serde_json::to_vec(&rec).unwrap(), None)
+            .unwrap();
+    };
+    let cond = || {
+        let o = c.run("get", &["netpol", "deny", "-o", "json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        json(&o)["status"].clone()
+    };
+    publish("node-1", "10.224.0.4", written, None);
+    publish("node-2", "10.224.0.5", written - 1, None);
+    let s = cond();
+    assert_eq!(s["conditions"][0]["type"], "Programmed", "{s}");
+    assert_eq!(s["conditions"][0]["status"], "Unknown", "{s}");
+    assert_eq!(s["nodes"][1]["reason"], "Pending", "{s}");
+    publish("node-2", "10.224.0.5", written, None);
+    assert_eq!(cond()["conditions"][0]["status"], "True");
+    publish(
+        "node-2",
+        "10.224.0.5",
+        written,
+        Some("nft: Error: Could not process rule"),
+    );
+    let s = cond();
+    assert_eq!(s["conditions"][0]["status"], "False", "{s}");
+    assert!(s["conditions"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("node-2: nft: Error"));
+    // A list carries it too.
+    let o = c.run("get", &["netpol", "-A", "-o", "json"]);
+    assert_eq!(
+        json(&o)["items"][0]["status"]["conditions"][0]["status"],
+        "False"
+    );
+}

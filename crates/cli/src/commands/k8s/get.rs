@@ -125,6 +125,26 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
     };
     let store = target.open()?;
     let snap = read(store.as_ref())?;
+    // NetworkPolicies carry whether each node's agent enforces them.
+    let view = if kinds.contains(&Kind::NetworkPolicy) {
+        Some(aksnet_cluster::read(store.as_ref())?)
+    } else {
+        None
+    };
+    let value = |o: &Object| -> Value {
+        let mut v = o.to_value();
+        if let (Object::NetworkPolicy(_), Some(view)) = (o, &view) {
+            let revision = o
+                .meta()
+                .resource_version
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            let nodes: Vec<&aksnet_core::cluster::NodeRecord> = view.node_records().collect();
+            v["status"] = super::netpol_status::status(revision, &nodes);
+        }
+        v
+    };
     let ns = args.namespace.clone().unwrap_or_else(|| "default".into());
     let listed = |kind: Kind| {
         let scope = (!args.all_namespaces && kind.namespaced()).then_some(ns.as_str());
@@ -158,7 +178,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 render::k8s::table(kind, &[o], &snap.k8s, false, now_secs(), "")
             ),
-            out => print(&o.to_value(), out)?,
+            out => print(&value(&o), out)?,
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -177,7 +197,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
             }
         }
         out => {
-            let items: Vec<Value> = objs.iter().map(Object::to_value).collect();
+            let items: Vec<Value> = objs.iter().map(value).collect();
             let list = json!({
                 "apiVersion": "v1",
                 "kind": "List",

@@ -8,6 +8,7 @@ pub mod delete;
 pub mod get;
 mod input;
 mod kubelet;
+mod netpol_status;
 
 use std::sync::Arc;
 
