@@ -16,55 +16,14 @@
     reason = "test code: a failed unwrap is the test's failure"
 )]
 
+mod labkit;
+
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use aksnet_linux::testing;
+use labkit::*;
 use serde_json::Value;
-
-fn aksnet(args: &[&str], stdin: &str) -> Output {
-    let mut ch = Command::new(env!("CARGO_BIN_EXE_aksnet"))
-        .args(args)
-        .env("AKSNET_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run aksnet");
-    ch.stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    ch.wait_with_output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(args: &[&str], stdin: &str) -> Output {
-    let o = aksnet(args, stdin);
-    assert!(
-        o.status.success(),
-        "aksnet {}: {}",
-        args.join(" "),
-        text(&o)
-    );
-    o
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
-}
 
 /// One JSON object per line.
 fn lines(o: &Output) -> Vec<Value> {
@@ -74,28 +33,8 @@ fn lines(o: &Output) -> Vec<Value> {
         .collect()
 }
 
-fn bin_dir() -> PathBuf {
-    std::env::var_os("AKSNET_CNI_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_BIN_EXE_aksnet"))
-                .parent()
-                .unwrap()
-                .to_path_buf()
-        })
-}
-
 fn ready() -> bool {
-    let mut missing = testing::missing(&["ip", "nft"]);
-    for p in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
-        if !bin_dir().join(p).exists() {
-            missing.push(format!(
-                "{p} in {} (cargo build --workspace)",
-                bin_dir().display()
-            ));
-        }
-    }
-    testing::ready("lab pod tests", &missing)
+    ready_for("lab pod tests", &["ip", "nft"])
 }
 
 /// Tears the lab down however the test ends, and checks nothing is left.

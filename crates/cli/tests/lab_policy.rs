@@ -20,17 +20,18 @@
 #[path = "../../agent/tests/upstream/mod.rs"]
 mod upstream;
 
+mod labkit;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aksnet_lab::probe::{run_all, Probe, Protocol};
 use aksnet_lab::state::LabDir;
 use aksnet_lab::topology::netns_path;
-use aksnet_linux::testing;
+use labkit::*;
 use serde_json::Value;
 use upstream::{Ctx, Flow};
 
@@ -38,65 +39,8 @@ const PARALLEL: usize = 64;
 const TIMEOUT: Duration = Duration::from_millis(300);
 const SETTLE: Duration = Duration::from_secs(15);
 
-fn aksnet(args: &[&str], stdin: &str) -> Output {
-    let mut ch = Command::new(env!("CARGO_BIN_EXE_aksnet"))
-        .args(args)
-        .env("AKSNET_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run aksnet");
-    ch.stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    ch.wait_with_output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(args: &[&str], stdin: &str) -> Output {
-    let o = aksnet(args, stdin);
-    assert!(
-        o.status.success(),
-        "aksnet {}: {}",
-        args.join(" "),
-        text(&o)
-    );
-    o
-}
-
-fn bin_dir() -> PathBuf {
-    std::env::var_os("AKSNET_CNI_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_BIN_EXE_aksnet"))
-                .parent()
-                .unwrap()
-                .to_path_buf()
-        })
-}
-
 fn ready() -> bool {
-    let mut missing = testing::missing(&["ip", "nft"]);
-    for p in ["aksnet-cni", "aksnet-ipam", "aksnet-portmap"] {
-        if !bin_dir().join(p).exists() {
-            missing.push(format!(
-                "{p} in {} (cargo build --workspace)",
-                bin_dir().display()
-            ));
-        }
-    }
-    testing::ready("lab policy tests", &missing)
+    ready_for("lab policy tests", &["ip", "nft"])
 }
 
 struct Lab(String);
