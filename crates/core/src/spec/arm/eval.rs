@@ -92,6 +92,29 @@ pub struct Scope {
     failed: HashMap<String, EvalError>,
 }
 
+/// A parameter declared as `{"$ref": "#/definitions/NAME"}` (Bicep's
+/// user-defined types, languageVersion 2.0) takes the definition's `type`,
+/// `nullable`, `defaultValue` and the rest, under its own keys: an AVM
+/// module's `agentPools` is a nullable array only through its definition.
+pub(crate) fn with_definition(decl: &Value, definitions: Option<&Map<String, Value>>) -> Value {
+    let (Some(Value::String(r)), Some(defs)) = (decl.get("$ref"), definitions) else {
+        return decl.clone();
+    };
+    let Some(Value::Object(def)) = r.strip_prefix("#/definitions/").and_then(|n| defs.get(n))
+    else {
+        return decl.clone();
+    };
+    let mut merged = def.clone();
+    if let Value::Object(own) = decl {
+        for (k, v) in own {
+            if k != "$ref" {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(merged)
+}
+
 impl Scope {
     /// The scope of `template`, with `given` parameter values (by name,
     /// case-insensitive). Unknown given names are ignored here; the caller
@@ -103,6 +126,7 @@ impl Scope {
         deployment_name: &str,
     ) -> Scope {
         let mut params = HashMap::new();
+        let definitions = get_ci(template, "definitions").and_then(Value::as_object);
         if let Some(Value::Object(ps)) = get_ci(template, "parameters") {
             for (name, decl) in ps {
                 let given = given.get(&name.to_ascii_lowercase()).cloned();
@@ -111,7 +135,7 @@ impl Scope {
                     (
                         name.clone(),
                         Param {
-                            decl: decl.clone(),
+                            decl: with_definition(decl, definitions),
                             given,
                         },
                     ),

@@ -25,7 +25,11 @@ impl Fail {
     /// expression lacks).
     pub fn message(&self, flag: Option<&str>) -> String {
         let what = match &self.expression {
-            Some(e) => format!("'{e}' cannot be evaluated: {}", self.error.message),
+            Some(e) => format!(
+                "'{}' cannot be evaluated: {}",
+                excerpt(e),
+                self.error.message
+            ),
             None => self.error.message.clone(),
         };
         let mut ways: Vec<String> = self
@@ -43,6 +47,18 @@ impl Fail {
         }
     }
 }
+
+/// At most [`EXCERPT`] characters of an expression, for messages: a
+/// generated template may hold a whole resource's properties in one
+/// expression (AKS-Construction's is 49,000 characters).
+fn excerpt(e: &str) -> String {
+    match e.char_indices().nth(EXCERPT) {
+        None => e.to_string(),
+        Some((cut, _)) => format!("{}… ({} characters)", &e[..cut], e.chars().count()),
+    }
+}
+
+const EXCERPT: usize = 160;
 
 #[derive(Clone)]
 pub struct Lazy {

@@ -114,15 +114,19 @@ impl Parameters {
         Ok(())
     }
 
-    /// The values typed for a template's declarations.
+    /// The values typed for a template's declarations (a declaration that
+    /// is a `$ref` takes its definition's type).
     fn for_template(
         &self,
-        decls: Option<&serde_json::Map<String, Value>>,
+        template: &serde_json::Map<String, Value>,
     ) -> Result<HashMap<String, Value>, InputError> {
+        let decls = eval::get_ci(template, "parameters").and_then(Value::as_object);
+        let definitions = eval::get_ci(template, "definitions").and_then(Value::as_object);
         let mut out = HashMap::new();
         for (k, v, src) in &self.values {
             let decl = decls.and_then(|d| eval::get_ci(d, k));
             let Some(decl) = decl else { continue };
+            let decl = eval::with_definition(decl, definitions);
             let ty = decl
                 .get("type")
                 .and_then(Value::as_str)
@@ -224,8 +228,7 @@ pub fn from_documents(docs: &[Document], params: &Parameters) -> Result<SpecInpu
     let mut linked: Vec<String> = Vec::new();
     if links.docs.len() > 1 {
         for (label, m) in &links.docs {
-            let decls = eval::get_ci(m, "parameters").and_then(Value::as_object);
-            let given = params.for_template(decls).unwrap_or_default();
+            let given = params.for_template(m).unwrap_or_default();
             let (_, w) = template::walk(m, &given, label, &links);
             linked.extend(w.linked.into_iter().filter(|l| l != label));
         }
@@ -415,7 +418,7 @@ fn classify(
         if let Some(ds) = decls {
             declared.extend(ds.keys().cloned());
         }
-        let given = params.for_template(decls)?;
+        let given = params.for_template(root)?;
         let (_, w) = template::walk(root, &given, label, links);
         for (path, msg) in w.notes {
             c.notes.push(Finding::new(
@@ -800,6 +803,47 @@ mod tests {
         assert_eq!(s.pools.len(), 2);
         // (4 + 1 surge) × 2 pools × (1 + 30)
         assert_eq!(s.required_ips, 310);
+    }
+
+    #[test]
+    fn parameters_typed_by_a_definition_are_nullable_and_typed_through_it() {
+        // AVM's managed-cluster module: `agentPools` is `{"$ref": …}` to a
+        // nullable array type; not given, its copy loop has no element.
+        let t = json!({
+            "languageVersion": "2.0",
+            "definitions": {"poolsType": {"type": "array", "nullable": true,
+                                          "items": {"type": "object"}}},
+            "parameters": {"agentPools": {"$ref": "#/definitions/poolsType"},
+                           "nodes": {"type": "int", "defaultValue": 3}},
+            "resources": {
+                "aks": {"type": "Microsoft.ContainerService/managedClusters", "name": "c",
+                  "properties": {
+                    "networkProfile": {"networkPlugin": "azure"},
+                    "agentPoolProfiles": [{"name": "sys",
+                        "count": "[if(empty(coalesce(parameters('agentPools'), createArray())), parameters('nodes'), length(parameters('agentPools')))]"}]}}
+            }
+        });
+        let p = plan(&[t.clone()], &[]);
+        assert_eq!(p.network.node_pools[0].count, 3, "{:?}", p.errors);
+        // Given, the value is typed by the definition (an array of two, not
+        // a string of 17 characters).
+        let p = plan(&[t], &["agentPools=[{\"a\":1},{\"b\":2}]"]);
+        assert_eq!(p.network.node_pools[0].count, 2, "{:?}", p.errors);
+    }
+
+    #[test]
+    fn a_long_expression_is_cut_in_messages() {
+        let long = format!("[concat(parameters('missing'), '{}')]", "x".repeat(5000));
+        let t = json!({
+            "parameters": {"missing": {"type": "string"}},
+            "resources": [{"type": "Microsoft.ContainerService/managedClusters", "name": "c",
+                "properties": {"networkProfile": {"networkPlugin": long}}}]
+        });
+        let input = read(&[t], &[]).unwrap();
+        let err = &input.pending[0].error.message;
+        assert!(err.len() < 600, "{} characters: {err}", err.len());
+        assert!(err.contains("characters)"), "{err}");
+        assert!(err.contains("--parameter missing=VALUE"), "{err}");
     }
 
     fn read_labelled(docs: &[(&str, Value)]) -> Result<SpecInput, InputError> {
