@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use aksnet_cluster::ClusterView;
 use aksnet_core::cluster::{Condition, NodeRecord, NETWORK_UNAVAILABLE};
+use aksnet_core::k8s::store::K8S_PREFIX;
+use aksnet_core::k8s::K8sState;
 
 use super::{Agent, Report};
 use crate::conflist::PodRanges;
@@ -93,6 +95,9 @@ pub struct Pass<'v> {
     pub report: Report,
     condition: Option<Condition>,
     failure: Option<Condition>,
+    /// The Kubernetes objects, read once per pass for every controller
+    /// that needs them (Services, policy).
+    k8s: Option<std::sync::Arc<K8sState>>,
 }
 
 impl<'v> Pass<'v> {
@@ -105,7 +110,26 @@ impl<'v> Pass<'v> {
             report: Report::default(),
             condition: None,
             failure: None,
+            k8s: None,
         }
+    }
+
+    /// The store's Kubernetes objects, read at the first call of the pass.
+    pub fn k8s(&mut self, agent: &Agent) -> Result<std::sync::Arc<K8sState>, AgentError> {
+        if let Some(k) = &self.k8s {
+            return Ok(k.clone());
+        }
+        let r = agent.store.range(K8S_PREFIX)?;
+        let mut st = K8sState::default();
+        for kv in &r.kvs {
+            st.insert(&kv.key, &kv.value, kv.mod_revision);
+        }
+        for bad in &st.bad {
+            tracing::warn!(key = %bad.key, reason = %bad.reason, "a stored object does not decode");
+        }
+        let st = std::sync::Arc::new(st);
+        self.k8s = Some(st.clone());
+        Ok(st)
     }
 
     /// Reports the node's `NetworkUnavailable` condition: the first one

@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use aksnet_core::cluster::{Condition, PolicyStatus};
-use aksnet_core::k8s::store::K8S_PREFIX;
 use aksnet_core::k8s::{K8sState, Kind, Object};
 use aksnet_nft::{Owner, Synced};
 
@@ -77,15 +76,6 @@ pub fn input(agent: &Agent, k8s: &K8sState) -> (PolicyInput, i64) {
     (out, revision)
 }
 
-fn read(agent: &Agent) -> Result<K8sState, AgentError> {
-    let r = agent.store.range(K8S_PREFIX)?;
-    let mut st = K8sState::default();
-    for kv in &r.kvs {
-        st.insert(&kv.key, &kv.value, kv.mod_revision);
-    }
-    Ok(st)
-}
-
 fn unavailable(status: bool, reason: &str, message: String) -> Condition {
     Condition {
         kind: POLICY_UNAVAILABLE.into(),
@@ -105,7 +95,7 @@ impl Controller for Policy {
         agent: &mut Agent,
         pass: &mut Pass<'_>,
     ) -> Result<Programmed, AgentError> {
-        let k8s = read(agent)?;
+        let k8s = pass.k8s(agent)?;
         let (input, revision) = input(agent, &k8s);
         let compiled = policy::desired(&input);
         let recheck = self.checked.is_none_or(|at| at.elapsed() >= RECHECK);

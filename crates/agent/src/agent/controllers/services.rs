@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use aksnet_core::k8s::endpoints::{backends, service_slices};
-use aksnet_core::k8s::store::K8S_PREFIX;
 use aksnet_core::k8s::{K8sState, Kind, Object};
 use aksnet_core::spec::NetworkPlugin;
 use aksnet_nft::{Owner, Synced};
@@ -120,19 +119,6 @@ pub fn input(agent: &Agent, k8s: &K8sState) -> ServicesInput {
     out
 }
 
-/// Every Kubernetes object of the store.
-fn read(agent: &Agent) -> Result<K8sState, AgentError> {
-    let r = agent.store.range(K8S_PREFIX)?;
-    let mut st = K8sState::default();
-    for kv in &r.kvs {
-        st.insert(&kv.key, &kv.value, kv.mod_revision);
-    }
-    for bad in &st.bad {
-        tracing::warn!(key = %bad.key, reason = %bad.reason, "a stored object does not decode");
-    }
-    Ok(st)
-}
-
 impl Controller for Services {
     fn name(&self) -> &'static str {
         "services"
@@ -141,9 +127,9 @@ impl Controller for Services {
     fn reconcile(
         &mut self,
         agent: &mut Agent,
-        _pass: &mut Pass<'_>,
+        pass: &mut Pass<'_>,
     ) -> Result<Programmed, AgentError> {
-        let k8s = read(agent)?;
+        let k8s = pass.k8s(agent)?;
         let input = input(agent, &k8s);
         // The healthCheckNodePort servers follow every pass (their answer
         // depends on local endpoints only; setting the same set is free).

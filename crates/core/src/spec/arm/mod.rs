@@ -823,7 +823,7 @@ mod tests {
                         "count": "[if(empty(coalesce(parameters('agentPools'), createArray())), parameters('nodes'), length(parameters('agentPools')))]"}]}}
             }
         });
-        let p = plan(&[t.clone()], &[]);
+        let p = plan(std::slice::from_ref(&t), &[]);
         assert_eq!(p.network.node_pools[0].count, 3, "{:?}", p.errors);
         // Given, the value is typed by the definition (an array of two, not
         // a string of 17 characters).
